@@ -1,0 +1,99 @@
+"""agentlib: agents that use tools and return typed, schema-valid output.
+
+The public API is re-exported here; nothing else is public. Backends with heavy dependencies
+(`OpenAIModel`, `OutlinesModel`, `LocalModel`) load on first use, so `import agentlib` is light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentlib.agent import Agent, CancelToken
+from agentlib.errors import (
+    AgentlibError,
+    ConfigurationError,
+    MissingExtraError,
+    ModelError,
+    ModelOutputError,
+    ToolError,
+)
+from agentlib.models.base import Message, Model, ModelCapabilities, ModelResponse, OutputSchema
+from agentlib.models.testing import FunctionModel, ScriptedModel
+from agentlib.steps import (
+    AgentEvent,
+    ErrorEvent,
+    FinalAnswerEvent,
+    Observation,
+    RunFinishedEvent,
+    RunResult,
+    Step,
+    StepStartedEvent,
+    StopReason,
+    ThoughtEvent,
+    ToolCall,
+    ToolCallEvent,
+    ToolResultEvent,
+    Usage,
+)
+from agentlib.structured import Generation, agenerate, agenerate_result, generate, generate_result
+from agentlib.tool import Tool, Toolset, fence_untrusted, render_observation, tool
+
+if TYPE_CHECKING:
+    from agentlib.models.local import LocalModel
+    from agentlib.models.openai import OpenAIModel
+    from agentlib.models.outlines import OutlinesModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentEvent",
+    "AgentlibError",
+    "CancelToken",
+    "ConfigurationError",
+    "ErrorEvent",
+    "FinalAnswerEvent",
+    "FunctionModel",
+    "Generation",
+    "LocalModel",
+    "Message",
+    "MissingExtraError",
+    "Model",
+    "ModelCapabilities",
+    "ModelError",
+    "ModelOutputError",
+    "ModelResponse",
+    "Observation",
+    "OpenAIModel",
+    "OutlinesModel",
+    "OutputSchema",
+    "RunFinishedEvent",
+    "RunResult",
+    "ScriptedModel",
+    "Step",
+    "StepStartedEvent",
+    "StopReason",
+    "ThoughtEvent",
+    "Tool",
+    "ToolCall",
+    "ToolCallEvent",
+    "ToolError",
+    "ToolResultEvent",
+    "Toolset",
+    "Usage",
+    "agenerate",
+    "agenerate_result",
+    "fence_untrusted",
+    "generate",
+    "generate_result",
+    "render_observation",
+    "tool",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("OpenAIModel", "OutlinesModel", "LocalModel"):
+        from agentlib import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'agentlib' has no attribute {name!r}")

@@ -1,0 +1,570 @@
+"""`Agent`: configuration, `run`/`arun`/`stream`, and the ReAct loop.
+
+Each step renders the prompt (instructions, tools, history within the context budget), asks the
+model for one step under the step schema, validates it (retrying with the exact error when it is
+invalid), runs the tool calls concurrently, and records the observations. A tool error becomes
+an observation; every way a run can stop is a `StopReason` in the `RunResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from agentlib._prompts import template
+from agentlib.actions import FINAL_ANSWER, ParsedStep, StepSchema, build_step_schema, parse_step
+from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
+from agentlib.models.base import Message, Model, ModelResponse
+from agentlib.steps import (
+    AgentEvent,
+    ErrorEvent,
+    FinalAnswerEvent,
+    Observation,
+    RunFinishedEvent,
+    RunResult,
+    Step,
+    StepStartedEvent,
+    StopReason,
+    ThoughtEvent,
+    ToolCall,
+    ToolCallEvent,
+    ToolResultEvent,
+    Usage,
+)
+from agentlib.tool import Tool, Toolset, collect_tools, render_observation, truncate
+
+__all__ = ["Agent", "CancelToken"]
+
+logger = logging.getLogger(__name__)
+
+OutputT = TypeVar("OutputT")
+
+_SHORTENED = "…[shortened to fit the context: {total} characters]"
+_CHARS_PER_TOKEN = 4  # a deliberate over-estimate for English and code; keeps prompts in budget
+
+
+class CancelToken:
+    """Cancels runs from anywhere (another thread, a UI's Stop button): `token.cancel()`.
+
+    A run given the token stops at once, cancelling the model call or tools in flight, and
+    returns its result with `stop_reason="cancelled"`.
+    """
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel` was called."""
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Ask every run holding this token to stop; safe from any thread."""
+        self._cancelled.set()
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self) -> None:
+        """Wait until the token is cancelled."""
+        event = asyncio.Event()
+        entry = (asyncio.get_running_loop(), event)
+        with self._lock:
+            self._waiters.append(entry)
+        try:
+            if self.cancelled:
+                return
+            await event.wait()
+        finally:
+            with self._lock:
+                self._waiters.remove(entry)
+
+
+class _Stop(Exception):
+    """Internal: ends the loop with a stop reason."""
+
+    def __init__(self, reason: StopReason, message: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class _RunState:
+    task: str
+    started: float
+    deadline: float | None
+    cancel_token: CancelToken | None
+    messages: list[Message]
+    steps: list[Step] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    paths: list[str] = field(default_factory=list)
+    next_call_id: int = 1
+    last_signature: str | None = None
+    repeats: int = 0
+
+
+class Agent(Generic[OutputT]):
+    """A ReAct agent: a model choosing among tools, step by step, until it answers.
+
+    Args:
+        model: Any `Model` (`LocalModel()`, `OpenAIModel(...)`, `ScriptedModel([...])`, ...).
+        tools: Functions, `Tool`s and `Toolset`s; names must be unique.
+        output_type: The type of the final answer (`str`, a pydantic model, a dataclass, ...).
+        instructions: Extra system instructions (the agent's role, house rules).
+        max_steps: The most steps (model calls that are accepted) per run.
+        max_retries: How many invalid steps in a row the model may produce before the run
+            stops with `invalid_output`; each retry shows the model the exact error.
+        time_budget: Wall-clock seconds per run; work in flight is cancelled when it runs out.
+        token_budget: The most tokens (input plus output) per run.
+        max_repeated_calls: Stop when the same calls with the same arguments give the same
+            observations this many times in a row.
+        parallel_calls: The most tool calls one step may hold; they run concurrently.
+        max_observation_chars: Observations longer than this are cut, with a visible marker.
+        max_tokens_per_step: The generation limit for one step.
+
+    Raises:
+        ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        tools: Iterable[Tool | Toolset | Callable[..., Any]] = (),
+        output_type: type[OutputT] = str,  # type: ignore[assignment]
+        instructions: str | None = None,
+        max_steps: int = 10,
+        max_retries: int = 2,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        max_repeated_calls: int = 3,
+        parallel_calls: int = 1,
+        max_observation_chars: int = 4000,
+        max_tokens_per_step: int | None = 512,
+    ) -> None:
+        for label, value in (
+            ("max_steps", max_steps),
+            ("parallel_calls", parallel_calls),
+            ("max_repeated_calls", max_repeated_calls),
+        ):
+            if value < 1:
+                raise ConfigurationError(f"{label} must be at least 1, got {value}")
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
+        self.model = model
+        self._tool_sources = list(tools)
+        self.tools = collect_tools(self._tool_sources)
+        self.output_type = output_type
+        self.instructions = instructions
+        self.max_steps = max_steps
+        self.max_retries = max_retries
+        self.time_budget = time_budget
+        self.token_budget = token_budget
+        self.max_repeated_calls = max_repeated_calls
+        self.parallel_calls = parallel_calls
+        self.max_observation_chars = max_observation_chars
+        self.max_tokens_per_step = max_tokens_per_step
+        self.step_schema: StepSchema = build_step_schema(
+            self.tools, output_type, parallel_calls=parallel_calls
+        )
+        self._system_prompt = self._render_system_prompt(self.tools)
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        history: Sequence[Message] = (),
+        cancel_token: CancelToken | None = None,
+    ) -> RunResult[OutputT]:
+        """Run the agent on `task` until it answers or a limit stops it.
+
+        Args:
+            task: What to do, in the user's words.
+            history: Earlier messages of a conversation, put between the system prompt and
+                the task.
+            cancel_token: A token that stops the run when cancelled.
+
+        Returns:
+            The result; `result.output` holds the typed answer when `result.ok`.
+        """
+        result: RunResult[OutputT] | None = None
+        async for event in self._events(task, history, cancel_token):
+            if isinstance(event, RunFinishedEvent):
+                result = event.result
+        assert result is not None  # the event stream always ends with RunFinishedEvent
+        return result
+
+    def run(
+        self,
+        task: str,
+        *,
+        history: Sequence[Message] = (),
+        cancel_token: CancelToken | None = None,
+    ) -> RunResult[OutputT]:
+        """Synchronous `arun`; call it outside an event loop."""
+        return asyncio.run(self.arun(task, history=history, cancel_token=cancel_token))
+
+    def stream(
+        self,
+        task: str,
+        *,
+        history: Sequence[Message] = (),
+        cancel_token: CancelToken | None = None,
+    ) -> AsyncIterator[AgentEvent]:
+        """Run the agent, yielding events as they happen; the last is a `RunFinishedEvent`.
+
+        Stopping the iteration early (`break`) ends the run and releases its tools.
+        """
+        return self._events(task, history, cancel_token)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _events(
+        self,
+        task: str,
+        history: Sequence[Message],
+        cancel_token: CancelToken | None,
+    ) -> AsyncIterator[AgentEvent]:
+        started = time.perf_counter()
+        state = _RunState(
+            task=task,
+            started=started,
+            deadline=started + self.time_budget if self.time_budget is not None else None,
+            cancel_token=cancel_token,
+            messages=[
+                Message(role="system", content=self._system_prompt),
+                *history,
+                Message(role="user", content=task),
+            ],
+        )
+        run_toolsets, tools = self._tools_for_run()
+        reason: StopReason = "max_steps"
+        error: str | None = None
+        output: Any = None
+        try:
+            for index in range(1, self.max_steps + 1):
+                if cancel_token is not None and cancel_token.cancelled:
+                    raise _Stop("cancelled")
+                yield StepStartedEvent(step=index)
+                step, events = await self._step(state, index, tools)
+                for event in events:
+                    yield event
+                async for event in self._act(state, step, tools):
+                    yield event
+                if state.steps[-1].is_final:
+                    reason, output = "final_answer", state.steps[-1].final_answer
+                    break
+                self._check_limits(state)
+            else:
+                error = f"no final answer within max_steps={self.max_steps}"
+        except _Stop as stop:
+            reason, error = stop.reason, stop.message
+            if stop.reason == "invalid_output" or stop.reason == "model_error":
+                yield ErrorEvent(step=len(state.steps) + 1, message=stop.message or stop.reason)
+        except asyncio.CancelledError:
+            reason, error = "cancelled", "the run's task was cancelled"
+        finally:
+            await self._close_run_toolsets(run_toolsets)
+        result: RunResult[OutputT] = RunResult(
+            output=output,
+            stop_reason=reason,
+            steps=tuple(state.steps),
+            usage=state.usage,
+            duration=time.perf_counter() - started,
+            generation_paths=tuple(state.paths),
+            error=error if reason != "final_answer" else None,
+            task=task,
+        )
+        logger.debug("run finished: %s after %d steps", reason, len(state.steps))
+        yield RunFinishedEvent(result=result)
+
+    def _tools_for_run(self) -> tuple[list[Toolset], dict[str, Tool]]:
+        """Give each run its own toolset instances where a toolset asks for that."""
+        run_toolsets: list[Toolset] = []
+        sources: list[Tool | Toolset | Callable[..., Any]] = []
+        for source in self._tool_sources:
+            if isinstance(source, Toolset):
+                scoped = source.for_run()
+                if scoped is not source:
+                    run_toolsets.append(scoped)
+                sources.append(scoped)
+            else:
+                sources.append(source)
+        tools = collect_tools(sources) if run_toolsets else self.tools
+        return run_toolsets, {item.name: item for item in tools}
+
+    @staticmethod
+    async def _close_run_toolsets(toolsets: list[Toolset]) -> None:
+        for toolset in toolsets:
+            try:
+                await asyncio.shield(toolset.aclose())
+            except Exception:  # closing must not hide the run's result
+                logger.exception("closing toolset %r failed", toolset)
+
+    async def _step(
+        self, state: _RunState, index: int, tools: dict[str, Tool]
+    ) -> tuple[ParsedStep, list[AgentEvent]]:
+        """Ask the model for one valid step, retrying invalid ones; returns it and its events."""
+        events: list[AgentEvent] = []
+        messages = self._fit_to_context(state.messages)
+        step_usage = Usage()
+        model_seconds = 0.0
+        for attempt in range(self.max_retries + 1):
+            began = time.perf_counter()
+            response = await self._ask_model(state, messages)
+            model_seconds += time.perf_counter() - began
+            step_usage = step_usage + Usage(
+                requests=1,
+                input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens,
+            )
+            state.usage = state.usage + Usage(
+                requests=1,
+                input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens,
+            )
+            if response.path not in state.paths:
+                state.paths.append(response.path)
+            try:
+                parsed = parse_step(response.text, self.step_schema, tools)
+            except ModelOutputError as exc:
+                will_retry = attempt < self.max_retries
+                events.append(ErrorEvent(step=index, message=str(exc), will_retry=will_retry))
+                if not will_retry:
+                    raise _Stop(
+                        "invalid_output",
+                        f"step {index} was still invalid after {attempt + 1} attempt(s): {exc}",
+                    ) from exc
+                messages = [
+                    *messages,
+                    Message(role="assistant", content=response.text),
+                    Message(
+                        role="user",
+                        content=f"Your last reply was invalid: {exc}. Reply again with one "
+                        "valid JSON step.",
+                    ),
+                ]
+                continue
+            events.append(ThoughtEvent(step=index, thought=parsed.thought))
+            state.steps.append(
+                Step(
+                    index=index,
+                    thought=parsed.thought,
+                    raw_output=response.text,
+                    retries=attempt,
+                    generation_path=response.path,
+                    usage=step_usage,
+                    model_seconds=model_seconds,
+                    is_final=parsed.is_final,
+                    final_answer=parsed.answer,
+                )
+            )
+            return parsed, events
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _ask_model(self, state: _RunState, messages: list[Message]) -> ModelResponse:
+        try:
+            return await self._guarded(
+                state,
+                self.model.agenerate(
+                    messages, output=self.step_schema.output, max_tokens=self.max_tokens_per_step
+                ),
+            )
+        except ModelError as exc:
+            raise _Stop("model_error", f"{type(exc).__name__}: {exc}") from exc
+
+    async def _act(
+        self, state: _RunState, parsed: ParsedStep, tools: dict[str, Tool]
+    ) -> AsyncIterator[AgentEvent]:
+        """Run the step's tool calls concurrently and record what they return."""
+        step = state.steps[-1]
+        index = step.index
+        if parsed.is_final:
+            state.messages.append(Message(role="assistant", content=self._echo(parsed)))
+            yield FinalAnswerEvent(step=index, output=parsed.answer)
+            return
+        calls = []
+        for name, arguments in parsed.calls:
+            calls.append(ToolCall(id=f"call_{state.next_call_id}", tool_name=name, arguments=arguments))
+            state.next_call_id += 1
+        for item in calls:
+            yield ToolCallEvent(step=index, call=item)
+        began = time.perf_counter()
+        observations = await self._guarded(
+            state, asyncio.gather(*(self._execute(item, tools[item.tool_name]) for item in calls))
+        )
+        tool_seconds = time.perf_counter() - began
+        for observation in observations:
+            yield ToolResultEvent(step=index, observation=observation)
+        state.steps[-1] = replace(
+            step, calls=tuple(calls), observations=tuple(observations), tool_seconds=tool_seconds
+        )
+        state.messages.append(Message(role="assistant", content=self._echo(parsed)))
+        state.messages.append(Message(role="user", content=_observation_message(observations)))
+        self._track_repeats(state, calls, observations)
+
+    async def _execute(self, call: ToolCall, item: Tool) -> Observation:
+        began = time.perf_counter()
+        try:
+            value = await item.acall(call.arguments)
+        except ToolError as exc:
+            return self._error_observation(call, exc, began, show_type=False)
+        except Exception as exc:  # a tool's failure is an observation, never a crash
+            return self._error_observation(call, exc, began, show_type=True)
+        return Observation(
+            call_id=call.id,
+            tool_name=call.tool_name,
+            content=render_observation(value, self.max_observation_chars),
+            duration=time.perf_counter() - began,
+            value=value,
+        )
+
+    def _error_observation(
+        self, call: ToolCall, exc: Exception, began: float, *, show_type: bool
+    ) -> Observation:
+        text = f"{type(exc).__name__}: {exc}" if show_type else f"error: {exc}"
+        logger.debug("tool %s failed: %s", call.tool_name, text)
+        return Observation(
+            call_id=call.id,
+            tool_name=call.tool_name,
+            content=truncate(text, self.max_observation_chars),
+            is_error=True,
+            error_type=type(exc).__name__,
+            duration=time.perf_counter() - began,
+        )
+
+    def _track_repeats(
+        self, state: _RunState, calls: list[ToolCall], observations: Sequence[Observation]
+    ) -> None:
+        signature = json.dumps(
+            [[c.tool_name, c.arguments, o.content] for c, o in zip(calls, observations, strict=True)],
+            sort_keys=True,
+            default=str,
+        )
+        state.repeats = state.repeats + 1 if signature == state.last_signature else 1
+        state.last_signature = signature
+
+    def _check_limits(self, state: _RunState) -> None:
+        if state.repeats >= self.max_repeated_calls:
+            call = state.steps[-1].calls[0]
+            raise _Stop(
+                "repeated_call",
+                f"the model called {call.tool_name} with the same arguments "
+                f"{state.repeats} times in a row without progress",
+            )
+        if self.token_budget is not None and state.usage.total_tokens >= self.token_budget:
+            raise _Stop(
+                "token_budget",
+                f"used {state.usage.total_tokens} tokens of the budget of {self.token_budget}",
+            )
+
+    async def _guarded(self, state: _RunState, awaitable: Coroutine[Any, Any, Any] | Any) -> Any:
+        """Await `awaitable`, cancelling it when the time budget ends or the token is set."""
+        if state.deadline is None and state.cancel_token is None:
+            return await awaitable
+        work = asyncio.ensure_future(awaitable)
+        watchers: set[asyncio.Future[Any]] = {work}
+        cancel_wait = None
+        if state.cancel_token is not None:
+            cancel_wait = asyncio.ensure_future(state.cancel_token.wait())
+            watchers.add(cancel_wait)
+        timeout = None if state.deadline is None else max(0.0, state.deadline - time.perf_counter())
+        try:
+            done, _pending = await asyncio.wait(
+                watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        finally:
+            if cancel_wait is not None:
+                cancel_wait.cancel()
+        if work in done:
+            return work.result()
+        work.cancel()
+        if cancel_wait is not None and cancel_wait in done:
+            raise _Stop("cancelled", "the run was cancelled with its cancel token")
+        raise _Stop("time_budget", f"the time budget of {self.time_budget} s ran out")
+
+    # -- prompts ------------------------------------------------------------------------------
+
+    def _render_system_prompt(self, tools: Sequence[Tool]) -> str:
+        lines = []
+        for item in tools:
+            schema = json.dumps(item.parameters.get("properties", {}), separators=(",", ":"))
+            lines.append(f"- {item.name}: {item.description or '(no description)'}\n  arguments: {schema}")
+        tool_text = "\n".join(lines) if lines else "(no tools: answer directly)"
+        if self.parallel_calls > 1:
+            step_format = (
+                '{"thought": "...", "actions": [{"tool": "<tool name>", "arguments": {...}}, ...]}'
+                f" (at most {self.parallel_calls} actions; they run at the same time)"
+            )
+        else:
+            step_format = '{"thought": "...", "action": {"tool": "<tool name>", "arguments": {...}}}'
+        return template("react").substitute(
+            instructions=self.instructions or "",
+            step_format=step_format,
+            tools=tool_text,
+            answer_schema=json.dumps(self.step_schema.answer.json_schema, separators=(",", ":")),
+        )
+
+    def _echo(self, parsed: ParsedStep) -> str:
+        """The accepted step as compact JSON, as the model will see it in the history."""
+        if parsed.is_final:
+            action: Any = {"tool": FINAL_ANSWER, "answer": _jsonable(parsed.answer)}
+        else:
+            action = [{"tool": name, "arguments": args} for name, args in parsed.calls]
+            if self.parallel_calls == 1:
+                action = action[0]
+        key = "actions" if self.parallel_calls > 1 else "action"
+        return json.dumps({"thought": parsed.thought, key: action}, default=str, ensure_ascii=False)
+
+    def _fit_to_context(self, messages: list[Message]) -> list[Message]:
+        """Shorten old observations (oldest first, visibly) until the prompt fits the budget."""
+        window = self.model.capabilities.context_window
+        reserve = (self.max_tokens_per_step or 1024) + 64
+        budget_chars = max(1, window - reserve) * _CHARS_PER_TOKEN
+        total = sum(len(message.content) for message in messages)
+        if total <= budget_chars:
+            return messages
+        fitted = list(messages)
+        # Candidates: observation messages, oldest first; never the system prompt or the task.
+        for keep in (400, 100, 0):
+            for position in range(2, len(fitted) - 1):
+                message = fitted[position]
+                if message.role != "user" or len(message.content) <= keep + 80:
+                    continue
+                shortened = message.content[:keep] + _SHORTENED.format(total=len(message.content))
+                total -= len(message.content) - len(shortened)
+                fitted[position] = Message(role="user", content=shortened)
+                if total <= budget_chars:
+                    return fitted
+        return fitted
+
+
+def _observation_message(observations: Sequence[Observation]) -> str:
+    parts = []
+    for observation in observations:
+        status = "error" if observation.is_error else "result"
+        parts.append(f"Observation ({observation.tool_name} {status}):\n{observation.content}")
+    return "\n\n".join(parts)
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return value

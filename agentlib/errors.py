@@ -1,0 +1,85 @@
+"""The exception hierarchy: every error agentlib raises derives from `AgentlibError`.
+
+```
+AgentlibError
+├── ConfigurationError        the caller's mistake
+│   └── MissingExtraError     also an ImportError; names the extra
+├── ModelError                the backend failed
+│   └── ModelOutputError      still invalid after retries; keeps the raw text
+└── ToolError                 becomes an observation inside the loop
+```
+
+Messages say what was wrong and what to do; data goes on attributes. Constructors have no
+side effects. How a run stopped is a value in `RunResult`, never an exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentlibError",
+    "ConfigurationError",
+    "MissingExtraError",
+    "ModelError",
+    "ModelOutputError",
+    "ToolError",
+]
+
+
+class AgentlibError(Exception):
+    """Base class of every error raised by agentlib."""
+
+
+class ConfigurationError(AgentlibError, ValueError):
+    """The caller configured something wrongly (a duplicate tool name, a bad schema, ...)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, *, feature: str | None = None) -> None:
+        self.package = package
+        """The import name that failed."""
+        self.extra = extra
+        """The agentlib extra that provides it."""
+        what = feature or "this feature"
+        super().__init__(
+            f"{what} needs the '{package}' package, which is not installed; "
+            f'install it with: pip install "agentlib[{extra}]"'
+        )
+
+
+class ModelError(AgentlibError):
+    """The model backend failed: unreachable server, HTTP error, unknown model, ..."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        """The HTTP status code, when the backend answered with one."""
+        self.retryable = retryable
+        """Whether trying the same request again may succeed."""
+
+
+class ModelOutputError(ModelError):
+    """The model's output was still invalid after the allowed retries."""
+
+    def __init__(self, message: str, *, raw_output: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.raw_output = raw_output
+        """The last raw text the model produced."""
+        self.attempts = attempts
+        """How many generations were tried."""
+
+
+class ToolError(AgentlibError):
+    """A tool failed in a way the model should hear about; becomes an observation in the loop."""
+
+    def __init__(self, message: str, *, tool_name: str | None = None) -> None:
+        super().__init__(message)
+        self.tool_name = tool_name
+        """The tool that failed, when known."""

@@ -1,0 +1,142 @@
+"""The `Model` protocol every backend implements, and the message types it consumes.
+
+The loop never branches on a backend's name: what differs between backends is data on the
+model (`ModelCapabilities`) and the `GenerationPath` each response reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "GenerationPath",
+    "Message",
+    "Model",
+    "ModelCapabilities",
+    "ModelResponse",
+    "OutputSchema",
+    "Role",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+GenerationPath = Literal["constrained", "strict_schema", "native_tools", "prompted", "scripted"]
+"""How a response was kept to its schema.
+
+- `constrained`: token-level constrained decoding (Outlines); invalid output cannot be produced.
+- `strict_schema`: the server's strict JSON-schema `response_format`.
+- `native_tools`: the server's native tool calls with `strict: true`.
+- `prompted`: the schema was described in the prompt; the output was validated afterwards.
+- `scripted`: a deterministic test model played back prepared output.
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    """Who speaks: `system`, `user` or `assistant`."""
+    content: str
+    """The text of the message."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OutputSchema:
+    """A JSON schema the model's reply must satisfy, with a stable key for caching compiled forms.
+
+    Args:
+        name: A short identifier (letters, digits, `_`), used as the schema name by servers.
+        schema: The JSON schema (a JSON-able dict). Treat it as read-only.
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+    key: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            digest = hashlib.sha256(
+                json.dumps(self.schema, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()[:24]
+            object.__setattr__(self, "key", digest)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OutputSchema) and other.key == self.key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCapabilities:
+    """What a backend can enforce; the loop and `generate` read these instead of backend names."""
+
+    supports_json_schema: bool = False
+    """Output can be constrained to a JSON schema (token-level or server-side strict)."""
+    supports_regex: bool = False
+    """Output can be constrained to a regular expression."""
+    supports_cfg: bool = False
+    """Output can be constrained to a context-free grammar."""
+    supports_native_tools: bool = False
+    """The server has native (strict) tool calling."""
+    context_window: int = 8192
+    """The context size in tokens; the loop keeps prompts within it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelResponse:
+    """One generation: the raw text, how it was produced, and what it cost."""
+
+    text: str
+    """The raw output; for structured requests, a JSON document (not yet validated)."""
+    path: GenerationPath
+    """How the output was kept to the schema."""
+    input_tokens: int = 0
+    """Prompt tokens, as reported by the backend (or estimated)."""
+    output_tokens: int = 0
+    """Generated tokens."""
+    model_name: str = ""
+    """The backend's name for the model that answered."""
+    finish_reason: str | None = None
+    """Why generation stopped (`stop`, `length`, ...), when known."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the loop consumes: one async generation under an optional JSON schema.
+
+    Implementations: `OpenAIModel`, `OutlinesModel`, `LocalModel`, `ScriptedModel`,
+    `FunctionModel`. A user's own class fits without inheriting.
+    """
+
+    @property
+    def name(self) -> str:
+        """A human-readable name (`local:SmolLM2-135M-Instruct`, `openai:gpt-4o-mini`)."""
+        ...
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What this backend can enforce."""
+        ...
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> ModelResponse:
+        """Generate one reply; when `output` is given, the reply should be JSON valid against it.
+
+        Backends that cannot enforce the schema still return their best attempt and report
+        `path="prompted"`: the caller validates every output.
+
+        Raises:
+            ModelError: The backend failed (unreachable, HTTP error, unknown model, ...).
+        """
+        ...

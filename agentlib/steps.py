@@ -1,0 +1,252 @@
+"""The data of a run: steps, tool calls, observations, the result, and the streamed events.
+
+Everything here is a frozen, slotted, keyword-only dataclass: plain data the loop produces and
+users read, store and render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
+
+__all__ = [
+    "AgentEvent",
+    "ErrorEvent",
+    "FinalAnswerEvent",
+    "Observation",
+    "RunFinishedEvent",
+    "RunResult",
+    "Step",
+    "StepStartedEvent",
+    "StopReason",
+    "ThoughtEvent",
+    "ToolCall",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "Usage",
+]
+
+OutputT = TypeVar("OutputT")
+
+StopReason = Literal[
+    "final_answer",
+    "max_steps",
+    "time_budget",
+    "token_budget",
+    "cancelled",
+    "repeated_call",
+    "invalid_output",
+    "model_error",
+]
+"""Why a run stopped.
+
+- `final_answer`: the model answered; `RunResult.output` holds the typed answer.
+- `max_steps`: the step limit was reached.
+- `time_budget`: the wall-clock budget ran out (work in flight was cancelled).
+- `token_budget`: the token budget was used up.
+- `cancelled`: the task was cancelled or the cancel token was set.
+- `repeated_call`: the model called the same tool with the same arguments, getting the same
+  observation, too many times in a row.
+- `invalid_output`: the model's step was still invalid after the allowed retries.
+- `model_error`: the backend failed (unreachable server, HTTP error, ...).
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Tokens and requests spent."""
+
+    requests: int = 0
+    """Model calls made, retries included."""
+    input_tokens: int = 0
+    """Prompt tokens."""
+    output_tokens: int = 0
+    """Generated tokens."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            requests=self.requests + other.requests,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    """The model's request to run one tool."""
+
+    id: str
+    """Unique within the run (`call_1`, `call_2`, ...)."""
+    tool_name: str
+    """The tool to run."""
+    arguments: Mapping[str, Any]
+    """The arguments, as the model sent them (already validated against the tool's schema)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """What a tool call produced, as the model sees it."""
+
+    call_id: str
+    """The `ToolCall.id` this answers."""
+    tool_name: str
+    """The tool that ran."""
+    content: str
+    """The text shown to the model (rendered, possibly truncated)."""
+    is_error: bool = False
+    """Whether the tool raised; `content` then names the error type and message."""
+    error_type: str | None = None
+    """The exception's class name, when the tool raised."""
+    duration: float = 0.0
+    """Seconds the call took."""
+    value: Any = field(default=None, repr=False, compare=False)
+    """The tool's raw return value (not serialised; `None` on error)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One turn of the loop: the model's thought and calls, and what the calls produced."""
+
+    index: int
+    """1-based position in the run."""
+    thought: str
+    """The model's reasoning for this step."""
+    calls: tuple[ToolCall, ...] = ()
+    """The tool calls made (empty on the final step)."""
+    observations: tuple[Observation, ...] = ()
+    """One per call, in the same order."""
+    final_answer: Any = None
+    """The validated answer, on the final step."""
+    is_final: bool = False
+    """Whether this step gave the final answer."""
+    raw_output: str = ""
+    """The model's raw text for the accepted step."""
+    retries: int = 0
+    """How many invalid outputs the model produced before this valid one."""
+    generation_path: str = ""
+    """How the output was kept to the step schema (see `GenerationPath`)."""
+    usage: Usage = field(default_factory=Usage)
+    """Tokens spent on this step, retries included."""
+    model_seconds: float = 0.0
+    """Time spent waiting for the model."""
+    tool_seconds: float = 0.0
+    """Time spent running tools (concurrent calls overlap)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult(Generic[OutputT]):
+    """Everything a run produced: the typed output, the steps, and how it ended."""
+
+    output: OutputT | None
+    """The final answer, validated against the agent's output type; `None` if the run stopped
+    without one (see `stop_reason`)."""
+    stop_reason: StopReason
+    """Why the run stopped."""
+    steps: tuple[Step, ...]
+    """Every step, in order."""
+    usage: Usage
+    """Tokens and requests over the whole run."""
+    duration: float
+    """Wall-clock seconds for the run."""
+    generation_paths: tuple[str, ...] = ()
+    """The distinct generation paths used, in order of first use."""
+    error: str | None = None
+    """A description of what went wrong, when the run did not end with a final answer."""
+    task: str = ""
+    """The task the run was given."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run ended with a final answer."""
+        return self.stop_reason == "final_answer"
+
+    @property
+    def generation_path(self) -> str:
+        """The generation path of the last step (`constrained`, `strict_schema`, ...)."""
+        return self.steps[-1].generation_path if self.steps else ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStartedEvent:
+    """A step began."""
+
+    step: int
+    """1-based step index."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThoughtEvent:
+    """The model's thought for a step."""
+
+    step: int
+    """1-based step index."""
+    thought: str
+    """The text of the thought."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallEvent:
+    """A tool call is about to run."""
+
+    step: int
+    """1-based step index."""
+    call: ToolCall
+    """The call."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolResultEvent:
+    """A tool call finished (or failed)."""
+
+    step: int
+    """1-based step index."""
+    observation: Observation
+    """What the call produced."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinalAnswerEvent:
+    """The model gave its final answer."""
+
+    step: int
+    """1-based step index."""
+    output: Any
+    """The validated answer."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorEvent:
+    """Something went wrong that the run reacts to (an invalid step, a backend failure)."""
+
+    step: int
+    """1-based step index."""
+    message: str
+    """What went wrong."""
+    will_retry: bool = False
+    """Whether the loop asks the model again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinishedEvent:
+    """The run ended; the last event of every stream."""
+
+    result: RunResult[Any]
+    """The complete result."""
+
+
+AgentEvent: TypeAlias = (
+    StepStartedEvent
+    | ThoughtEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | FinalAnswerEvent
+    | ErrorEvent
+    | RunFinishedEvent
+)
+"""Any event `Agent.stream` yields."""

@@ -1,0 +1,243 @@
+"""One schema-valid object from any model: `generate` and `generate_result` (and async twins).
+
+The same three paths as the loop: a model that can enforce JSON schemas (`capabilities.
+supports_json_schema`) gets the schema as a constraint; any other gets it in the prompt. Every
+output is validated with pydantic (or jsonschema, for a raw schema) whatever the path, and an
+invalid one is retried a bounded number of times with the exact validation error shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from agentlib._json_schema import bound_strings
+from agentlib._output import OutputSpec, OutputValidationError, output_spec
+from agentlib._prompts import template
+from agentlib.actions import extract_json
+from agentlib.errors import ConfigurationError, ModelOutputError
+from agentlib.models.base import Message, Model, OutputSchema
+
+__all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_result"]
+
+T = TypeVar("T")
+
+_WRAPPED = "value"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Generation(Generic[T]):
+    """A validated structured output and how it was obtained."""
+
+    output: T
+    """The validated value."""
+    path: str
+    """The generation path that produced it (`constrained`, `strict_schema`, `prompted`, ...)."""
+    raw_output: str
+    """The model's raw text for the accepted attempt."""
+    attempts: int
+    """Generations tried (1 when the first was valid)."""
+    input_tokens: int = 0
+    """Prompt tokens over all attempts."""
+    output_tokens: int = 0
+    """Generated tokens over all attempts."""
+
+
+def _schema_name(output_type: Any) -> str:
+    raw = getattr(output_type, "__name__", None) or "output"
+    name = re.sub(r"[^A-Za-z0-9_]", "_", str(raw))[:48]
+    return name or "output"
+
+
+def _request_schema(spec: OutputSpec, name: str, max_string_length: int) -> OutputSchema:
+    schema = spec.json_schema
+    if not spec.is_object:
+        # Servers require an object at the root: wrap other types as {"value": ...}.
+        schema = {
+            "type": "object",
+            "properties": {_WRAPPED: schema},
+            "required": [_WRAPPED],
+            "additionalProperties": False,
+        }
+    return OutputSchema(name, bound_strings(schema, max_string_length))
+
+
+def _messages(
+    prompt: str | Sequence[Message], schema: OutputSchema, instructions: str | None
+) -> list[Message]:
+    system = template("structured").substitute(
+        instructions=instructions or "Extract or produce the requested data.",
+        schema=json.dumps(schema.schema, separators=(",", ":")),
+    )
+    if isinstance(prompt, str):
+        return [Message(role="system", content=system), Message(role="user", content=prompt)]
+    return [Message(role="system", content=system), *prompt]
+
+
+@overload
+async def agenerate_result(
+    model: Model,
+    output_type: type[T],
+    prompt: str | Sequence[Message],
+    *,
+    instructions: str | None = None,
+    retries: int = 2,
+    max_tokens: int | None = None,
+    max_string_length: int = 2000,
+) -> Generation[T]: ...
+
+
+@overload
+async def agenerate_result(
+    model: Model,
+    output_type: Any,
+    prompt: str | Sequence[Message],
+    *,
+    instructions: str | None = None,
+    retries: int = 2,
+    max_tokens: int | None = None,
+    max_string_length: int = 2000,
+) -> Generation[Any]: ...
+
+
+async def agenerate_result(
+    model: Model,
+    output_type: Any,
+    prompt: str | Sequence[Message],
+    *,
+    instructions: str | None = None,
+    retries: int = 2,
+    max_tokens: int | None = None,
+    max_string_length: int = 2000,
+) -> Generation[Any]:
+    """Generate one value of `output_type` and report how it was obtained.
+
+    Args:
+        model: Any `Model`.
+        output_type: A pydantic model, dataclass, TypedDict, Literal, enum, builtin type, or a raw
+            JSON schema given as a dict (the value is then plain JSON data).
+        prompt: The user's text, or a list of messages.
+        instructions: The system instructions put before the schema.
+        retries: How many more generations to try after an invalid one.
+        max_tokens: The generation limit per attempt.
+        max_string_length: The bound given to strings the schema leaves unbounded.
+
+    Raises:
+        ConfigurationError: The output type has no JSON schema, or `retries` is negative.
+        ModelOutputError: Every attempt was invalid; `raw_output` keeps the last text.
+        ModelError: The backend failed.
+    """
+    if retries < 0:
+        raise ConfigurationError("retries must be 0 or more")
+    spec = output_spec(output_type)
+    schema = _request_schema(spec, _schema_name(output_type), max_string_length)
+    messages = _messages(prompt, schema, instructions)
+    input_tokens = output_tokens = 0
+    error = ""
+    raw = ""
+    for attempt in range(1, retries + 2):
+        response = await model.agenerate(messages, output=schema, max_tokens=max_tokens)
+        input_tokens += response.input_tokens
+        output_tokens += response.output_tokens
+        raw = response.text
+        try:
+            data = extract_json(raw)
+            if not spec.is_object:
+                if not isinstance(data, dict) or _WRAPPED not in data:
+                    raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
+                data = data[_WRAPPED]
+            value = spec.validate(data)
+        except (ValueError, OutputValidationError) as exc:
+            error = str(exc)
+            messages = [
+                *messages,
+                Message(role="assistant", content=raw),
+                Message(
+                    role="user",
+                    content=f"That reply was invalid: {error}. Reply again with only the "
+                    "corrected JSON object.",
+                ),
+            ]
+            continue
+        return Generation(
+            output=value,
+            path=response.path,
+            raw_output=raw,
+            attempts=attempt,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+    raise ModelOutputError(
+        f"the model's output was still invalid after {retries + 1} attempt(s): {error}",
+        raw_output=raw,
+        attempts=retries + 1,
+    )
+
+
+async def agenerate(
+    model: Model,
+    output_type: type[T],
+    prompt: str | Sequence[Message],
+    *,
+    instructions: str | None = None,
+    retries: int = 2,
+    max_tokens: int | None = None,
+) -> T:
+    """Generate one validated value of `output_type` (see `agenerate_result` for the options)."""
+    result = await agenerate_result(
+        model,
+        output_type,
+        prompt,
+        instructions=instructions,
+        retries=retries,
+        max_tokens=max_tokens,
+    )
+    return result.output
+
+
+def generate(
+    model: Model,
+    output_type: type[T],
+    prompt: str | Sequence[Message],
+    *,
+    instructions: str | None = None,
+    retries: int = 2,
+    max_tokens: int | None = None,
+) -> T:
+    """Synchronous `agenerate`: one validated value of `output_type`."""
+    return asyncio.run(
+        agenerate(
+            model,
+            output_type,
+            prompt,
+            instructions=instructions,
+            retries=retries,
+            max_tokens=max_tokens,
+        )
+    )
+
+
+def generate_result(
+    model: Model,
+    output_type: Any,
+    prompt: str | Sequence[Message],
+    *,
+    instructions: str | None = None,
+    retries: int = 2,
+    max_tokens: int | None = None,
+) -> Generation[Any]:
+    """Synchronous `agenerate_result`."""
+    return asyncio.run(
+        agenerate_result(
+            model,
+            output_type,
+            prompt,
+            instructions=instructions,
+            retries=retries,
+            max_tokens=max_tokens,
+        )
+    )
