@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from agentlib._prompts import template
 from agentlib.actions import FINAL_ANSWER, ParsedStep, StepSchema, build_step_schema, parse_step
@@ -39,7 +39,7 @@ from agentlib.steps import (
 )
 from agentlib.tool import Tool, Toolset, collect_tools, render_observation, truncate
 
-__all__ = ["Agent", "CancelToken"]
+__all__ = ["Agent", "CancelToken", "ConversationLike"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,19 @@ class CancelToken:
         finally:
             with self._lock:
                 self._waiters.remove(entry)
+
+
+@runtime_checkable
+class ConversationLike(Protocol):
+    """What `Agent.arun(conversation=...)` needs from a conversation (see `agentlib.memory`)."""
+
+    async def ahistory(self, model: Model) -> list[Message]:
+        """The earlier turns as messages, already fitted to `model`'s context by the strategy."""
+        ...
+
+    async def arecord(self, task: str, result: RunResult[Any]) -> None:
+        """Append this run as a turn (and persist it, for a stored conversation)."""
+        ...
 
 
 class _Stop(Exception):
@@ -186,6 +199,7 @@ class Agent(Generic[OutputT]):
         self,
         task: str,
         *,
+        conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
     ) -> RunResult[OutputT]:
@@ -193,15 +207,17 @@ class Agent(Generic[OutputT]):
 
         Args:
             task: What to do, in the user's words.
-            history: Earlier messages of a conversation, put between the system prompt and
-                the task.
+            conversation: A conversation to continue: the model sees its earlier turns, and
+                this run is recorded in it as the next turn.
+            history: Earlier messages to put between the system prompt and the task (for
+                callers that manage history themselves).
             cancel_token: A token that stops the run when cancelled.
 
         Returns:
             The result; `result.output` holds the typed answer when `result.ok`.
         """
         result: RunResult[OutputT] | None = None
-        async for event in self._events(task, history, cancel_token):
+        async for event in self._events(task, conversation, history, cancel_token):
             if isinstance(event, RunFinishedEvent):
                 result = event.result
         assert result is not None  # the event stream always ends with RunFinishedEvent
@@ -211,16 +227,22 @@ class Agent(Generic[OutputT]):
         self,
         task: str,
         *,
+        conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
     ) -> RunResult[OutputT]:
         """Synchronous `arun`; call it outside an event loop."""
-        return asyncio.run(self.arun(task, history=history, cancel_token=cancel_token))
+        return asyncio.run(
+            self.arun(
+                task, conversation=conversation, history=history, cancel_token=cancel_token
+            )
+        )
 
     def stream(
         self,
         task: str,
         *,
+        conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
     ) -> AsyncIterator[AgentEvent]:
@@ -228,17 +250,20 @@ class Agent(Generic[OutputT]):
 
         Stopping the iteration early (`break`) ends the run and releases its tools.
         """
-        return self._events(task, history, cancel_token)
+        return self._events(task, conversation, history, cancel_token)
 
     # -- the loop -----------------------------------------------------------------------------
 
     async def _events(
         self,
         task: str,
+        conversation: ConversationLike | None,
         history: Sequence[Message],
         cancel_token: CancelToken | None,
     ) -> AsyncIterator[AgentEvent]:
         started = time.perf_counter()
+        if conversation is not None:
+            history = [*(await conversation.ahistory(self.model)), *history]
         state = _RunState(
             task=task,
             started=started,
@@ -289,6 +314,8 @@ class Agent(Generic[OutputT]):
             task=task,
         )
         logger.debug("run finished: %s after %d steps", reason, len(state.steps))
+        if conversation is not None:
+            await asyncio.shield(conversation.arecord(task, result))
         yield RunFinishedEvent(result=result)
 
     def _tools_for_run(self) -> tuple[list[Toolset], dict[str, Tool]]:
