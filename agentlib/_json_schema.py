@@ -38,7 +38,9 @@ def inline_refs(schema: Mapping[str, Any]) -> JSONSchema:
                         "inlined for constrained generation: use a non-recursive type"
                     )
                 if ref not in definitions:
-                    raise ConfigurationError(f"the schema refers to {ref!r}, which it does not define")
+                    raise ConfigurationError(
+                        f"the schema refers to {ref!r}, which it does not define"
+                    )
                 target = resolve(definitions[ref], (*stack, ref))
                 siblings = {k: resolve(v, stack) for k, v in node.items() if k != "$ref"}
                 return {**target, **siblings}

@@ -51,7 +51,9 @@ def _adapter_spec(output_type: Any) -> OutputSpec:
         except ValidationError as exc:
             raise OutputValidationError(describe_validation_error(exc, prefix="field")) from exc
 
-    return OutputSpec(json_schema=schema, validate=validate, is_object=schema.get("type") == "object")
+    return OutputSpec(
+        json_schema=schema, validate=validate, is_object=schema.get("type") == "object"
+    )
 
 
 def _raw_schema_spec(schema: Mapping[str, Any]) -> OutputSpec:
@@ -88,8 +90,10 @@ def _cached_spec(output_type: Any) -> OutputSpec:
 
 
 def output_spec(output_type: Any) -> OutputSpec:
-    """The `OutputSpec` of a type (pydantic model, dataclass, TypedDict, Literal, enum, `str`, ...)
-    or of a raw JSON schema given as a dict. Cached for hashable types.
+    """The `OutputSpec` of a type, or of a raw JSON schema given as a dict.
+
+    Types: pydantic models, dataclasses, TypedDicts, Literals, enums, `str`, ... Cached for
+    hashable types.
 
     Raises:
         ConfigurationError: The type has no JSON schema, or the raw schema is invalid.

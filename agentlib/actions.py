@@ -73,7 +73,8 @@ class ParsedStep:
 
 
 def _tool_key(item: Tool) -> tuple[str, str, str]:
-    return (item.name, item.description, json.dumps(item.parameters, sort_keys=True))
+    # Not sort_keys: property order is generation order for constrained decoding.
+    return (item.name, item.description, json.dumps(item.parameters))
 
 
 def build_step_schema(
@@ -272,7 +273,9 @@ def _parse_action(
 ) -> tuple[str, Any]:
     known = ", ".join([*schema.tool_names, FINAL_ANSWER])
     if not isinstance(action, dict):
-        raise _invalid(f"an action must be a JSON object with a 'tool' key; known tools: {known}", raw)
+        raise _invalid(
+            f"an action must be a JSON object with a 'tool' key; known tools: {known}", raw
+        )
     name = action.get("tool")
     if name == FINAL_ANSWER:
         extra = sorted(set(action) - {"tool", "answer"})

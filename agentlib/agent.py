@@ -233,9 +233,7 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         """Synchronous `arun`; call it outside an event loop."""
         return asyncio.run(
-            self.arun(
-                task, conversation=conversation, history=history, cancel_token=cancel_token
-            )
+            self.arun(task, conversation=conversation, history=history, cancel_token=cancel_token)
         )
 
     def stream(
@@ -425,8 +423,11 @@ class Agent(Generic[OutputT]):
             return
         calls = []
         for name, arguments in parsed.calls:
-            calls.append(ToolCall(id=f"call_{state.next_call_id}", tool_name=name, arguments=arguments))
+            calls.append(
+                ToolCall(id=f"call_{state.next_call_id}", tool_name=name, arguments=arguments)
+            )
             state.next_call_id += 1
+        state.steps[-1] = step = replace(step, calls=tuple(calls))
         for item in calls:
             yield ToolCallEvent(step=index, call=item)
         began = time.perf_counter()
@@ -436,9 +437,7 @@ class Agent(Generic[OutputT]):
         tool_seconds = time.perf_counter() - began
         for observation in observations:
             yield ToolResultEvent(step=index, observation=observation)
-        state.steps[-1] = replace(
-            step, calls=tuple(calls), observations=tuple(observations), tool_seconds=tool_seconds
-        )
+        state.steps[-1] = replace(step, observations=tuple(observations), tool_seconds=tool_seconds)
         state.messages.append(Message(role="assistant", content=self._echo(parsed)))
         state.messages.append(Message(role="user", content=_observation_message(observations)))
         self._track_repeats(state, calls, observations)
@@ -477,7 +476,10 @@ class Agent(Generic[OutputT]):
         self, state: _RunState, calls: list[ToolCall], observations: Sequence[Observation]
     ) -> None:
         signature = json.dumps(
-            [[c.tool_name, c.arguments, o.content] for c, o in zip(calls, observations, strict=True)],
+            [
+                [c.tool_name, c.arguments, o.content]
+                for c, o in zip(calls, observations, strict=True)
+            ],
             sort_keys=True,
             default=str,
         )
@@ -514,6 +516,7 @@ class Agent(Generic[OutputT]):
                 watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
+            work.add_done_callback(_retrieve)
             work.cancel()
             raise
         finally:
@@ -521,6 +524,7 @@ class Agent(Generic[OutputT]):
                 cancel_wait.cancel()
         if work in done:
             return work.result()
+        work.add_done_callback(_retrieve)
         work.cancel()
         if cancel_wait is not None and cancel_wait in done:
             raise _Stop("cancelled", "the run was cancelled with its cancel token")
@@ -532,7 +536,9 @@ class Agent(Generic[OutputT]):
         lines = []
         for item in tools:
             schema = json.dumps(item.parameters.get("properties", {}), separators=(",", ":"))
-            lines.append(f"- {item.name}: {item.description or '(no description)'}\n  arguments: {schema}")
+            lines.append(
+                f"- {item.name}: {item.description or '(no description)'}\n  arguments: {schema}"
+            )
         tool_text = "\n".join(lines) if lines else "(no tools: answer directly)"
         if self.parallel_calls > 1:
             step_format = (
@@ -540,7 +546,9 @@ class Agent(Generic[OutputT]):
                 f" (at most {self.parallel_calls} actions; they run at the same time)"
             )
         else:
-            step_format = '{"thought": "...", "action": {"tool": "<tool name>", "arguments": {...}}}'
+            step_format = (
+                '{"thought": "...", "action": {"tool": "<tool name>", "arguments": {...}}}'
+            )
         return template("react").substitute(
             instructions=self.instructions or "",
             step_format=step_format,
@@ -580,6 +588,12 @@ class Agent(Generic[OutputT]):
                 if total <= budget_chars:
                     return fitted
         return fitted
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned future's outcome as seen, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _observation_message(observations: Sequence[Observation]) -> str:

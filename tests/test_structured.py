@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Sequence
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+from typing_extensions import TypedDict
+
+from agentlib import (
+    ConfigurationError,
+    FunctionModel,
+    Message,
+    ModelOutputError,
+    OutputSchema,
+    ScriptedModel,
+    generate,
+    generate_result,
+)
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+@dataclasses.dataclass
+class Point:
+    x: float
+    y: float
+
+
+class Movie(TypedDict):
+    title: str
+    year: int
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def test_pydantic_model_is_generated_and_validated() -> None:
+    model = ScriptedModel(['{"name": "Ada", "age": 36}'])
+    assert generate(model, Person, "Ada Lovelace, 36") == Person(name="Ada", age=36)
+    request = model.requests[0]
+    assert request.output is not None and request.output.schema["required"] == ["name", "age"]
+    assert "Ada Lovelace, 36" in request.messages[-1].content
+
+
+@pytest.mark.parametrize(
+    ("output_type", "reply", "expected"),
+    [
+        (Point, {"x": 1, "y": 2.5}, Point(1.0, 2.5)),
+        (Movie, {"title": "Alien", "year": 1979}, {"title": "Alien", "year": 1979}),
+        (Literal["yes", "no"], {"value": "yes"}, "yes"),
+        (Colour, {"value": "blue"}, Colour.BLUE),
+        (list[int], {"value": [1, 2, 3]}, [1, 2, 3]),
+        (int, {"value": "42"}, 42),
+    ],
+)
+def test_other_output_types(
+    output_type: object, reply: dict[str, object], expected: object
+) -> None:
+    model = ScriptedModel([reply])
+    assert generate(model, output_type, "go") == expected  # type: ignore[call-overload]
+
+
+def test_non_object_types_are_wrapped_in_an_object_for_servers() -> None:
+    model = ScriptedModel([{"value": "no"}])
+    generate(model, Literal["yes", "no"], "?")  # type: ignore[arg-type]
+    schema = model.requests[0].output
+    assert schema is not None
+    assert schema.schema["properties"]["value"] == {"enum": ["yes", "no"], "type": "string"}
+
+
+def test_raw_json_schema_is_validated_with_jsonschema() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}},
+        "required": ["tags"],
+    }
+    model = ScriptedModel([{"tags": ["a", "b", "c"]}, {"tags": ["a", "b"]}])
+    result = generate_result(model, schema, "tag it")
+    assert result.output == {"tags": ["a", "b"]}
+    assert result.attempts == 2
+    assert "is too long" in model.requests[1].messages[-1].content
+
+
+def test_invalid_raw_schema_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="not valid"):
+        generate(ScriptedModel([]), {"type": "objekt"}, "x")  # type: ignore[arg-type]
+
+
+def test_retry_shows_the_exact_validation_error() -> None:
+    def reply(messages: Sequence[Message], output: OutputSchema | None) -> str:
+        if len(messages) == 2:
+            return '{"name": "Ada", "age": "old"}'
+        return json.dumps({"name": "Ada", "age": 36})
+
+    model = FunctionModel(reply)
+    result = generate_result(model, Person, "Ada")
+    assert result.output.age == 36 and result.attempts == 2
+    assert result.path == "scripted"
+    feedback = model.requests[1].messages[-1].content
+    assert "field 'age'" in feedback and '"old"' in feedback
+
+
+def test_still_invalid_after_retries_raises_with_the_raw_output() -> None:
+    model = ScriptedModel(["nope", "still nope"])
+    with pytest.raises(ModelOutputError) as caught:
+        generate(model, Person, "x", retries=1)
+    assert caught.value.raw_output == "still nope"
+    assert caught.value.attempts == 2
+    assert "still invalid after 2 attempt(s)" in str(caught.value)
+
+
+def test_unbounded_strings_get_a_bound() -> None:
+    model = ScriptedModel([{"name": "A", "age": 1}])
+    generate(model, Person, "x")
+    assert model.requests[0].output is not None
+    assert model.requests[0].output.schema["properties"]["name"]["maxLength"] == 2000
