@@ -223,12 +223,7 @@ def tool(
         ```python
         @tool
         def add(a: int, b: int) -> int:
-            \"\"\"Add two integers.
-
-    Args:
-                a: The first number.
-                b: The second number.
-            \"\"\"
+            \"\"\"Add two integers.\"\"\"
             return a + b
         ```
     """

@@ -1,0 +1,310 @@
+"""The command line: `agentlib run`, `agentlib chat` and `agentlib demo`.
+
+`run` streams the steps (thought, tool call, observation) to stderr as they happen and prints
+the final answer on stdout (`--json`: the whole result as JSON). Errors are one line each with
+what to do, and a non-zero exit code: 1 when the run stopped without an answer, 2 for a
+configuration or backend problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from agentlib.agent import Agent
+from agentlib.errors import AgentlibError, ConfigurationError
+from agentlib.models.base import Message, Model
+from agentlib.steps import (
+    ErrorEvent,
+    FinalAnswerEvent,
+    RunFinishedEvent,
+    RunResult,
+    ThoughtEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from agentlib.tool import Tool, Toolset
+
+__all__ = ["build_model", "build_tools", "main"]
+
+DEFAULT_TOOLS = "calculator,python"
+_PREVIEW = 300
+
+
+def build_model(spec: str, *, threads: int | None = None) -> Model:
+    """Make a model from a `--model` value.
+
+    `local` (the embedded SmolLM2-135M-Instruct), `openai:<model>` (reads OPENAI_API_KEY and
+    OPENAI_BASE_URL) or `openai-compatible:<base_url>#<model>`.
+
+    Raises:
+        ConfigurationError: The value is not one of those forms, or a key is missing.
+    """
+    if spec == "local":
+        from agentlib.models.local import LocalModel
+
+        return LocalModel(n_threads=threads)
+    if spec.startswith("openai:"):
+        from agentlib.models.openai import OpenAIModel
+
+        name = spec.removeprefix("openai:")
+        if not name:
+            raise ConfigurationError(
+                "--model openai:<model> needs a model name, e.g. openai:gpt-4o-mini"
+            )
+        if not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
+            raise ConfigurationError(
+                "--model openai:... needs an API key: set OPENAI_API_KEY "
+                "(or OPENAI_BASE_URL for a local OpenAI-compatible server)"
+            )
+        return OpenAIModel(name)
+    if spec.startswith("openai-compatible:"):
+        from agentlib.models.openai import OpenAIModel
+
+        target = spec.removeprefix("openai-compatible:")
+        base_url, _, name = target.partition("#")
+        if not base_url.startswith(("http://", "https://")) or not name:
+            raise ConfigurationError(
+                "--model openai-compatible: takes <base_url>#<model>, e.g. "
+                "openai-compatible:http://127.0.0.1:8000/v1#smollm2"
+            )
+        return OpenAIModel(name, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"))
+    raise ConfigurationError(
+        f"unknown --model {spec!r}: use local, openai:<model> or "
+        "openai-compatible:<base_url>#<model>"
+    )
+
+
+def build_tools(spec: str) -> list[Tool | Toolset]:
+    """Make the toolset from a `--tools` value: comma-separated names.
+
+    `calculator`, `python` (the sandboxed interpreter), `web` (search and fetch),
+    `sql:<sqlalchemy url>`, `cypher` (the sample movie graph), `none`.
+
+    Raises:
+        ConfigurationError: An unknown tool name.
+    """
+    tools: list[Tool | Toolset] = []
+    for raw in (part.strip() for part in spec.split(",")):
+        name, _, argument = raw.partition(":")
+        if not raw or raw == "none":
+            continue
+        if name == "calculator":
+            from agentlib.tools.calculator import calculator
+
+            tools.append(calculator)
+        elif name == "python":
+            from agentlib.tools.python import PythonInterpreter
+
+            tools.append(PythonInterpreter())
+        elif name == "web":
+            from agentlib.tools.web import WebTools
+
+            tools.append(WebTools())
+        elif name == "sql":
+            from agentlib.tools.sql import SQLDatabase
+
+            if not argument:
+                raise ConfigurationError(
+                    "--tools sql:<url> needs a database URL, e.g. sql:sqlite:///music.db"
+                )
+            tools.append(SQLDatabase(argument))
+        else:
+            raise ConfigurationError(
+                f"unknown tool {raw!r}; known: calculator, python, web, sql:<url>, none"
+            )
+    return tools
+
+
+class _Printer:
+    """Renders a run's events readably."""
+
+    def __init__(self, stream: TextIO, *, quiet: bool) -> None:
+        self.stream = stream
+        self.quiet = quiet
+
+    def show(self, event: object) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, ThoughtEvent):
+            self._line(f"[step {event.step}] thought: {event.thought}")
+        elif isinstance(event, ToolCallEvent):
+            arguments = json.dumps(dict(event.call.arguments), ensure_ascii=False)
+            self._line(f"[step {event.step}] → {event.call.tool_name}({arguments})")
+        elif isinstance(event, ToolResultEvent):
+            content = event.observation.content
+            if len(content) > _PREVIEW:
+                content = content[:_PREVIEW] + f"… ({len(content)} characters)"
+            marker = "✗" if event.observation.is_error else "←"
+            self._line(f"[step {event.step}] {marker} {content}")
+        elif isinstance(event, ErrorEvent):
+            retry = " (asking again)" if event.will_retry else ""
+            self._line(f"[step {event.step}] invalid step: {event.message}{retry}")
+        elif isinstance(event, FinalAnswerEvent):
+            self._line(f"[step {event.step}] final answer")
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def result_to_json(result: RunResult[Any]) -> dict[str, Any]:
+    """A JSON-able view of a run's result (raw tool return values are left out)."""
+
+    def clean(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {
+                field.name: clean(getattr(value, field.name))
+                for field in dataclasses.fields(value)
+                if field.name != "value"
+            }
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        if isinstance(value, dict):
+            return {str(key): clean(item) for key, item in value.items()}
+        dump = getattr(value, "model_dump", None)
+        if callable(dump):
+            return dump(mode="json")
+        return value
+
+    data: dict[str, Any] = clean(result)
+    data["ok"] = result.ok
+    return data
+
+
+async def _run_once(
+    agent: Agent[Any], task: str, printer: _Printer, history: Sequence[Message] = ()
+) -> RunResult[Any]:
+    result: RunResult[Any] | None = None
+    async for event in agent.stream(task, history=history):
+        printer.show(event)
+        if isinstance(event, RunFinishedEvent):
+            result = event.result
+    assert result is not None
+    return result
+
+
+def _make_agent(args: argparse.Namespace) -> Agent[Any]:
+    model = build_model(args.model, threads=args.threads)
+    return Agent(model, tools=build_tools(args.tools), max_steps=args.max_steps)
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    agent = _make_agent(args)
+    printer = _Printer(sys.stderr, quiet=args.quiet or args.json)
+    result = asyncio.run(_run_once(agent, args.task, printer))
+    if args.json:
+        print(json.dumps(result_to_json(result), ensure_ascii=False, default=str))
+    elif result.ok:
+        output = result.output
+        print(output if isinstance(output, str) else json.dumps(result_to_json(result)["output"]))
+    else:
+        print(
+            f"agentlib: stopped without an answer ({result.stop_reason}): {result.error}",
+            file=sys.stderr,
+        )
+    if result.ok:
+        return 0
+    return 2 if result.stop_reason == "model_error" else 1
+
+
+def _command_chat(args: argparse.Namespace) -> int:
+    agent = _make_agent(args)
+    printer = _Printer(sys.stderr, quiet=args.quiet)
+    history: list[Message] = []
+    print("agentlib chat: type a message, or 'exit' to leave.", file=sys.stderr)
+    while True:
+        try:
+            task = input("you> ").strip()
+        except EOFError:
+            return 0
+        if task in ("exit", "quit"):
+            return 0
+        if not task:
+            continue
+        result = asyncio.run(_run_once(agent, task, printer, history))
+        answer = str(result.output) if result.ok else f"(no answer: {result.stop_reason})"
+        print(f"agent> {answer}", flush=True)
+        history += [Message(role="user", content=task), Message(role="assistant", content=answer)]
+
+
+def _command_demo(args: argparse.Namespace) -> int:
+    candidates = [
+        Path.cwd() / "demos" / "app.py",
+        Path(__file__).resolve().parents[1] / "demos" / "app.py",
+    ]
+    app = next((path for path in candidates if path.is_file()), None)
+    if app is None:
+        raise ConfigurationError(
+            "cannot find demos/app.py: run `agentlib demo` from a checkout of agentlib"
+        )
+    import runpy
+
+    sys.argv = [str(app), "--host", args.host, "--port", str(args.port)]
+    runpy.run_path(str(app), run_name="__main__")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentlib", description="Agents that use tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--model",
+            default="local",
+            help="local (default), openai:<model>, openai-compatible:<url>#<model>",
+        )
+        sub.add_argument(
+            "--tools",
+            default=DEFAULT_TOOLS,
+            help=f"comma-separated tools (default: {DEFAULT_TOOLS})",
+        )
+        sub.add_argument("--max-steps", type=int, default=6, help="step limit per run")
+        sub.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="CPU threads for the local model (default: measured best)",
+        )
+        sub.add_argument("--quiet", action="store_true", help="do not show the steps")
+
+    run = commands.add_parser("run", help="run one task and print the answer")
+    run.add_argument("task", help="what to do")
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    common(run)
+    run.set_defaults(handler=_command_run)
+
+    chat = commands.add_parser("chat", help="talk with an agent, turn by turn")
+    common(chat)
+    chat.set_defaults(handler=_command_chat)
+
+    demo = commands.add_parser("demo", help="launch the Gradio demos locally")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.set_defaults(handler=_command_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentlib` command."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except AgentlibError as exc:
+        print(f"agentlib: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("agentlib: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
