@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, runtime_checkable
+
+from typing_extensions import TypeVar
 
 from agentlib._prompts import template
 from agentlib.actions import FINAL_ANSWER, ParsedStep, StepSchema, build_step_schema, parse_step
@@ -43,7 +45,7 @@ __all__ = ["Agent", "CancelToken", "ConversationLike"]
 
 logger = logging.getLogger(__name__)
 
-OutputT = TypeVar("OutputT")
+OutputT = TypeVar("OutputT", default=str)
 
 _SHORTENED = "…[shortened to fit the context: {total} characters]"
 _CHARS_PER_TOKEN = 4  # a deliberate over-estimate for English and code; keeps prompts in budget
@@ -402,7 +404,7 @@ class Agent(Generic[OutputT]):
 
     async def _ask_model(self, state: _RunState, messages: list[Message]) -> ModelResponse:
         try:
-            return await self._guarded(
+            response: ModelResponse = await self._guarded(
                 state,
                 self.model.agenerate(
                     messages, output=self.step_schema.output, max_tokens=self.max_tokens_per_step
@@ -410,6 +412,7 @@ class Agent(Generic[OutputT]):
             )
         except ModelError as exc:
             raise _Stop("model_error", f"{type(exc).__name__}: {exc}") from exc
+        return response
 
     async def _act(
         self, state: _RunState, parsed: ParsedStep, tools: dict[str, Tool]

@@ -97,9 +97,10 @@ def _arguments_model(
             hints[parameter.name],
             Field(default, description=descriptions.get(parameter.name)),
         )
-    return pydantic.create_model(  # type: ignore[call-overload, no-any-return]
+    model: type[BaseModel] = pydantic.create_model(
         f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
+    return model
 
 
 class Tool:
