@@ -1,0 +1,99 @@
+"""What the demo tabs share: the model picker, the tool picker and per-session state.
+
+Models are created once per process and shared by sessions (they hold no conversation
+state); everything else (agent, history, sandbox session, cancel token) is per browser session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentlib import CancelToken, Message, Model
+
+EMBEDDED = "Embedded: SmolLM2-135M (offline, tiny)"
+SMALL_MODEL_NOTE = (
+    "The embedded model is SmolLM2-135M: it runs offline on a CPU and proves the whole path, "
+    "but it is tiny and often wrong. For real answers, set `AGENTLIB_DEMO_BASE_URL` and "
+    "`AGENTLIB_DEMO_MODEL` (and `OPENAI_API_KEY` if the server needs one) to any "
+    "OpenAI-compatible endpoint and pick it in the model menu."
+)
+
+ModelFactory = Callable[[], Model]
+
+
+def default_model_factories() -> dict[str, ModelFactory]:
+    """The models offered: the embedded one, plus an OpenAI-compatible endpoint from the env."""
+
+    def embedded() -> Model:
+        from agentlib.models.local import LocalModel
+
+        return LocalModel()
+
+    factories: dict[str, ModelFactory] = {EMBEDDED: embedded}
+    base_url = os.environ.get("AGENTLIB_DEMO_BASE_URL")
+    name = os.environ.get("AGENTLIB_DEMO_MODEL")
+    if name and (base_url or os.environ.get("OPENAI_API_KEY")):
+
+        def remote() -> Model:
+            from agentlib.models.openai import OpenAIModel
+
+            return OpenAIModel(name, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"))
+
+        factories[f"OpenAI-compatible: {name}"] = remote
+    return factories
+
+
+class ModelPool:
+    """Creates each model on first use, once per process, thread-safely."""
+
+    def __init__(self, factories: Mapping[str, ModelFactory]) -> None:
+        self.factories = dict(factories)
+        self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.factories)
+
+    def get(self, name: str) -> Model:
+        with self._lock:
+            if name not in self._models:
+                if name not in self.factories:
+                    raise KeyError(f"unknown model {name!r}")
+                self._models[name] = self.factories[name]()
+            return self._models[name]
+
+
+def available(module: str) -> bool:
+    """Whether an optional module can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@dataclass
+class ChatSession:
+    """One browser session's chat state."""
+
+    history: list[Message] = field(default_factory=list)
+    cancel_token: CancelToken = field(default_factory=CancelToken)
+    toolsets: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for toolset in self.toolsets.values():
+            close = getattr(toolset, "close", None)
+            if callable(close):
+                close()
+        self.toolsets.clear()
+
+
+def close_session(session: Any) -> None:
+    """`gr.State` delete callback: release a session's sandbox and connections."""
+    if isinstance(session, ChatSession):
+        session.close()
