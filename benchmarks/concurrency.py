@@ -85,8 +85,14 @@ def main() -> None:
     total, lags = asyncio.run(measure(args.runs, args.latency))
     lags_ms = sorted(lag * 1000 for lag in lags)
     p99 = lags_ms[int(len(lags_ms) * 0.99) - 1] if lags_ms else 0.0
-    print(f"single run: {single:.3f} s ({args.latency * 1000:.0f} ms simulated model latency, 3 steps)")
-    print(f"{args.runs} concurrent runs: {total:.3f} s = {total / single:.2f}x a single run (target <= 3x)")
+    print(
+        f"single run: {single:.3f} s "
+        f"({args.latency * 1000:.0f} ms simulated model latency, 3 steps)"
+    )
+    print(
+        f"{args.runs} concurrent runs: {total:.3f} s = {total / single:.2f}x a single run "
+        "(target <= 3x)"
+    )
     print(
         f"event-loop lag: median {statistics.median(lags_ms):.1f} ms, p99 {p99:.1f} ms, "
         f"max {lags_ms[-1]:.1f} ms over {len(lags_ms)} ticks"

@@ -21,9 +21,9 @@ if __package__ in (None, ""):  # run as a script (Spaces, `python demos/app.py`)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "demos"
 
-from ._shared import ModelFactory, ModelPool, default_model_factories  # noqa: E402
-from .chat import build_chat_tab  # noqa: E402
-from .extraction import build_extraction_tab  # noqa: E402
+from ._shared import ModelFactory, ModelPool, default_model_factories
+from .chat import build_chat_tab
+from .extraction import build_extraction_tab
 
 CSS = """
 .small-note { font-size: 0.85em; opacity: 0.8; }
@@ -53,7 +53,9 @@ def build_app(models: Mapping[str, ModelFactory] | None = None) -> gr.Blocks:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="agentlib demos")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    )
     args = parser.parse_args(argv)
     build_app().launch(
         server_name=args.host,

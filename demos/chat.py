@@ -78,7 +78,10 @@ def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
     elif isinstance(event, ToolResultEvent):
         observation = event.observation
         for message in reversed(messages):
-            if isinstance(message.metadata, dict) and message.metadata.get("id") == observation.call_id:
+            if (
+                isinstance(message.metadata, dict)
+                and message.metadata.get("id") == observation.call_id
+            ):
                 text = observation.content
                 if len(text) > _RESULT_PREVIEW:
                     text = text[:_RESULT_PREVIEW] + f"\n… ({len(observation.content)} characters)"
@@ -99,7 +102,9 @@ def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
         )
     elif isinstance(event, FinalAnswerEvent):
         output = event.output
-        text = output if isinstance(output, str) else _fence(json.dumps(output, default=str), "json")
+        text = (
+            output if isinstance(output, str) else _fence(json.dumps(output, default=str), "json")
+        )
         messages.append(gr.ChatMessage(content=text or "(empty answer)"))
 
 

@@ -45,7 +45,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 SAMPLE_TEXTS = {
     "Person": "Maria Svensson is 34 years old and lives in Gothenburg, where she teaches maths.",
     "Invoice": "Invoice INV-2041 — total due: 1,250.50 EUR, payable within 30 days.",
-    "Sentiment": "The delivery was late, but the support team sorted it out quickly. Great service!",
+    "Sentiment": "The delivery was late, but support sorted it out quickly. Great service!",
 }
 PATH_LABELS = {
     "constrained": "constrained decoding (Outlines): invalid output could not be produced",
@@ -77,11 +77,16 @@ def build_extraction_tab(pool: ModelPool) -> None:
     gr.Markdown(SMALL_MODEL_NOTE, elem_classes=["small-note"])
     with gr.Row():
         text = gr.Textbox(
-            SAMPLE_TEXTS["Person"], label="Text", lines=8, max_length=MAX_TEXT_CHARS,
+            SAMPLE_TEXTS["Person"],
+            label="Text",
+            lines=8,
+            max_length=MAX_TEXT_CHARS,
             elem_id="extract-text",
         )
         schema_box = gr.Code(
-            json.dumps(EXAMPLES["Person"], indent=2), language="json", label="JSON schema",
+            json.dumps(EXAMPLES["Person"], indent=2),
+            language="json",
+            label="JSON schema",
             elem_id="extract-schema",
         )
     run = gr.Button("Extract", variant="primary", elem_id="extract-run")

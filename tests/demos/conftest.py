@@ -28,7 +28,11 @@ def _free_port() -> int:
 
 async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -> Any:
     """A deterministic model for the demos: arithmetic through the calculator, slow on demand."""
-    task = next(m.content for m in reversed(messages) if m.role == "user" and not m.content.startswith("Observation"))
+    task = next(
+        m.content
+        for m in reversed(messages)
+        if m.role == "user" and not m.content.startswith("Observation")
+    )
     last = messages[-1].content
     if output is not None and output.name != "agent_step":  # structured extraction
         return {"name": "Maria Svensson", "age": 34, "city": "Gothenburg"}
@@ -55,7 +59,11 @@ def demo_url() -> Iterator[str]:
     app = build_app({"Deterministic test model": lambda: FunctionModel(demo_brain)})
     port = _free_port()
     app.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS,
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        css=CSS,
         share=False,
     )
     try:

@@ -69,7 +69,9 @@ def test_two_sessions_do_not_see_each_others_history(browser: Any, demo_url: str
     second.context.close()
 
 
-def test_extraction_shows_validated_json_and_the_generation_path(browser: Any, demo_url: str) -> None:
+def test_extraction_shows_validated_json_and_the_generation_path(
+    browser: Any, demo_url: str
+) -> None:
     page = _open(browser, demo_url)
     page.get_by_role("tab", name="Structured extraction").click()
     page.click("#extract-run")

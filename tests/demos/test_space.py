@@ -26,7 +26,9 @@ def test_make_space_writes_a_runnable_space(tmp_path: Path) -> None:
     requirements = (tmp_path / "requirements.txt").read_text().splitlines()
     packages = [line for line in requirements if line and not line.startswith(("#", "-", "."))]
     assert packages and all(re.search(r"==\d", line) for line in packages), packages
-    assert (tmp_path / "pyproject.toml").is_file() and (tmp_path / "agentlib" / "agent.py").is_file()
+    assert (tmp_path / "pyproject.toml").is_file() and (
+        tmp_path / "agentlib" / "agent.py"
+    ).is_file()
 
 
 def test_app_starts_as_a_script_from_the_space_folder(tmp_path: Path) -> None:

@@ -1,0 +1,106 @@
+"""Run every benchmark and write benchmarks/RESULTS.md with the machine, the date and outputs.
+
+    python benchmarks/run_all.py [--only NAME ...] [--skip NAME ...]
+
+Each benchmark is a script in this folder run as its own process (so one cannot warm another's
+caches); its printed report goes into RESULTS.md verbatim, under the exact command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (script and arguments, what it is measured against)
+BENCHMARKS: dict[str, tuple[list[str], str]] = {
+    "loop_overhead": (
+        ["loop_overhead.py", "--steps", "2000", "--runs", "20"],
+        "≤ 500 µs framework time per step; ≤ 150 ms `import agentlib`",
+    ),
+    "concurrency": (
+        ["concurrency.py", "--runs", "1000", "--latency", "0.1"],
+        "1,000 concurrent runs ≤ 3× a single run's time",
+    ),
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def run(name: str, arguments: list[str]) -> tuple[str, float, int]:
+    began = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, *arguments], cwd=HERE, capture_output=True, text=True, check=False
+    )
+    output = result.stdout.strip()
+    if result.returncode != 0:
+        output += f"\n(exit code {result.returncode})\n{result.stderr.strip()[-2000:]}"
+    return output, time.perf_counter() - began, result.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", default=None, help="run only these benchmarks")
+    parser.add_argument("--skip", nargs="*", default=[], help="benchmarks to leave out")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    names = [n for n in BENCHMARKS if (args.only is None or n in args.only) and n not in args.skip]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections = [
+        "# Benchmark results",
+        "",
+        f"Written by `python benchmarks/run_all.py` on {now}.",
+        f"Machine: {machine()}. These machines are shared: numbers vary from run to run.",
+        "",
+    ]
+    failures = 0
+    for name in names:
+        arguments, target = BENCHMARKS[name]
+        print(f"running {name} ...", flush=True)
+        output, seconds, code = run(name, arguments)
+        failures += code != 0
+        sections += [
+            f"## {name}",
+            "",
+            f"Target: {target}.",
+            "",
+            f"`python benchmarks/{' '.join(arguments)}` ({seconds:.0f} s)",
+            "",
+            "```",
+            output,
+            "```",
+            "",
+        ]
+    args.output.write_text("\n".join(sections))
+    print(f"wrote {args.output}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
