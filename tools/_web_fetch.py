@@ -1,0 +1,445 @@
+"""Downloading one page safely and turning it into Markdown: the engine behind `fetch_page`.
+
+Every hop (the first request and each redirect, followed by hand) is checked by the
+`AddressPolicy` and then sent to the checked IP address with the original `Host` header and
+TLS server name, so the address that was judged is the address that is contacted. Proxies from
+the environment are ignored for the same reason. The body is streamed and reading stops at the
+size cap; content types other than HTML, text and PDF are refused before the body is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from agentlib import ConfigurationError, MissingExtraError, ToolError
+
+from ._web_guard import AddressPolicy, IPAddress, Resolver, system_resolver
+
+__all__ = ["FetchConfig", "FetchedPage", "PageFetcher", "decode_body"]
+
+PageKind = Literal["html", "text", "pdf"]
+
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
+_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
+_UNLABELLED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+_SINGLE_BYTE_CODECS = frozenset({"ascii", "latin-1", "iso8859-1", "cp1252"})
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchConfig:
+    """How `fetch_page` downloads: what it may reach, how much, and for how long."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    """IP addresses, networks (`10.0.0.0/8`) or host names that may be fetched although they
+    are private, loopback or link-local. Empty by default: only public addresses."""
+    max_bytes: int = 5_000_000
+    """The most bytes read from one response; HTML and text past it are cut, PDFs refused."""
+    connect_timeout: float = 5.0
+    """Seconds to wait for a connection."""
+    read_timeout: float = 10.0
+    """Seconds to wait for the next piece of the response."""
+    total_timeout: float = 30.0
+    """Seconds for the whole download, redirects included."""
+    max_redirects: int = 5
+    """How many redirects to follow; each one is checked like the first URL."""
+    max_pdf_pages: int = 50
+    """The most PDF pages whose text is extracted."""
+    include_links: bool = False
+    """Keep links in the Markdown (longer text, but the model can follow them)."""
+    user_agent: str = "Mozilla/5.0 (compatible; agentlib/0.1; +https://pypi.org/project/agentlib/)"
+    """The `User-Agent` header sent."""
+    resolver: Resolver | None = field(default=None, compare=False)
+    """How host names become addresses; `None` asks the system. Inject one for split-horizon
+    DNS or tests."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+        for name in ("max_bytes", "connect_timeout", "read_timeout", "total_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"FetchConfig.{name} must be positive")
+        if self.max_redirects < 0 or self.max_pdf_pages < 1:
+            raise ConfigurationError(
+                "FetchConfig.max_redirects must be 0 or more and max_pdf_pages 1 or more"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchedPage:
+    """A downloaded page as text."""
+
+    url: str
+    """The URL that was asked for."""
+    final_url: str
+    """The URL the text came from, after redirects."""
+    media_type: str
+    """The content type served (or sniffed), such as `text/html` or `application/pdf`."""
+    title: str
+    """The page's title, or an empty string."""
+    text: str
+    """The main text, as Markdown for HTML pages."""
+    download_truncated: bool = False
+    """Whether the download stopped at `FetchConfig.max_bytes`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Download:
+    url: str
+    media_type: str
+    charset: str | None
+    kind: PageKind | None
+    body: bytes
+    truncated: bool
+
+
+def parse_url(url: str) -> httpx.URL:
+    """Parse `url`, accepting only http and https addresses with a host."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise ToolError(f"{url!r} is not a valid URL ({exc}); give a full http(s) address") from exc
+    if parsed.scheme not in ("http", "https"):
+        scheme = parsed.scheme or "no scheme"
+        raise ToolError(f"cannot fetch {url!r}: only http and https URLs are allowed, not {scheme}")
+    if not parsed.host:
+        raise ToolError(f"{url!r} has no host; give a full address like https://example.com/")
+    return parsed.copy_with(username=None, password=None, fragment=None)
+
+
+def _classify(media_type: str, url: httpx.URL) -> PageKind | None:
+    """The page kind for a content type; `None` means sniff the body."""
+    if media_type in _HTML_TYPES:
+        return "html"
+    if media_type in _PDF_TYPES:
+        return "pdf"
+    if (
+        media_type.startswith("text/")
+        or media_type in _TEXT_TYPES
+        or media_type.endswith(("+json", "+xml"))
+    ):
+        return "text"
+    if media_type in _UNLABELLED_TYPES:
+        return None
+    raise ToolError(
+        f"{url} is {media_type}, which fetch_page cannot read; it reads HTML pages, "
+        "plain text and PDF documents"
+    )
+
+
+def _sniff(body: bytes, url: str) -> PageKind:
+    if body.startswith(b"%PDF-"):
+        return "pdf"
+    head = body[:2048].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head:
+        return "html"
+    if any(body.startswith(mark) for mark, _ in _BYTE_ORDER_MARKS) or b"\x00" not in body[:4096]:
+        return "text"
+    raise ToolError(f"{url} is binary data, which fetch_page cannot read")
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    try:
+        return codecs.lookup(label.strip().strip("'\"")).name
+    except LookupError:
+        return None
+
+
+def _decode_strict(body: bytes, codec: str) -> str | None:
+    try:
+        return body.decode(codec)
+    except UnicodeDecodeError as exc:
+        # A download cut at the size cap can end inside a multi-byte character.
+        if exc.start >= len(body) - 4:
+            return body.decode(codec, errors="replace")
+        return None
+
+
+def decode_body(body: bytes, declared: str | None, *, html: bool) -> str:
+    """Decode a response body into text.
+
+    The order: a byte-order mark, the declared charset, the HTML `<meta>` charset, UTF-8,
+    then detection.
+
+    A single-byte charset (latin-1, windows-1252, ASCII) declared for a body that is valid
+    UTF-8 with non-ASCII characters is taken as a wrong label, and the body read as UTF-8.
+    """
+    for mark, mark_codec in _BYTE_ORDER_MARKS:
+        if body.startswith(mark):
+            return body.decode(mark_codec, errors="replace")
+    labels: list[str | None] = [declared]
+    if html and (meta := _META_CHARSET.search(body[:8192])):
+        labels.append(meta.group(1).decode("ascii", errors="ignore"))
+    for label in labels:
+        codec: str | None = _codec(label)
+        if codec is None:
+            continue
+        if codec in _SINGLE_BYTE_CODECS and not body.isascii():
+            as_utf8 = _decode_strict(body, "utf-8")
+            if as_utf8 is not None:
+                return as_utf8
+        text = _decode_strict(body, codec)
+        if text is not None:
+            return text
+    as_utf8 = _decode_strict(body, "utf-8")
+    if as_utf8 is not None:
+        return as_utf8
+    return _detect_and_decode(body)
+
+
+def _detect_and_decode(body: bytes) -> str:
+    try:
+        import charset_normalizer
+    except ImportError:  # a trafilatura dependency; without it, replace what does not decode
+        return body.decode("utf-8", errors="replace")
+    best = charset_normalizer.from_bytes(body[:100_000]).best()
+    encoding = best.encoding if best is not None else "utf-8"
+    return body.decode(encoding, errors="replace")
+
+
+def _html_to_markdown(html: str, url: str, include_links: bool) -> tuple[str, str]:
+    try:
+        import trafilatura
+    except ImportError as exc:
+        raise MissingExtraError("trafilatura", "web", feature="fetch_page") from exc
+    text = trafilatura.extract(
+        html,
+        url=url,
+        output_format="markdown",
+        include_links=include_links,
+        include_tables=True,
+        include_comments=False,
+        favor_recall=True,
+    )
+    if not text:
+        # Short or unusual pages defeat main-text extraction; keep all their visible text.
+        text = trafilatura.html2txt(html) or ""
+    metadata = trafilatura.extract_metadata(html, default_url=url)
+    title = (metadata.title or "") if metadata is not None else ""
+    return title.strip(), text.strip()
+
+
+def _pdf_to_text(body: bytes, max_pages: int) -> tuple[str, str]:
+    try:
+        from pypdf import PdfReader
+        from pypdf.errors import PyPdfError
+    except ImportError as exc:
+        raise MissingExtraError("pypdf", "web", feature="reading PDF pages") from exc
+    try:
+        reader = PdfReader(io.BytesIO(body))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ToolError("the PDF is encrypted with a password, so its text cannot be read")
+        pages = reader.pages
+        texts = [page.extract_text().strip() for page in list(pages)[:max_pages]]
+        title = str(reader.metadata.title or "") if reader.metadata else ""
+    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+        raise ToolError(f"cannot read the PDF ({type(exc).__name__}: {exc})") from exc
+    text = "\n\n".join(part for part in texts if part)
+    if len(pages) > max_pages:
+        text += f"\n\n[only the first {max_pages} of {len(pages)} pages were read]"
+    return title.strip(), text
+
+
+def extract(download: _Download, config: FetchConfig) -> FetchedPage:
+    """Turn a download into a `FetchedPage` (CPU-bound: run it in a worker thread)."""
+    kind = download.kind or _sniff(download.body, download.url)
+    media_type = (
+        download.media_type
+        or {
+            "pdf": "application/pdf",
+            "html": "text/html",
+            "text": "text/plain",
+        }[kind]
+    )
+    if kind == "pdf":
+        if download.truncated:
+            raise ToolError(
+                f"{download.url} is a PDF larger than the {config.max_bytes}-byte download "
+                "limit, so it cannot be read"
+            )
+        title, text = _pdf_to_text(download.body, config.max_pdf_pages)
+    else:
+        decoded = decode_body(download.body, download.charset, html=kind == "html")
+        if kind == "html":
+            title, text = _html_to_markdown(decoded, download.url, config.include_links)
+        else:
+            title, text = "", decoded.strip()
+    return FetchedPage(
+        url=download.url,
+        final_url=download.url,
+        media_type=media_type,
+        title=title,
+        text=text,
+        download_truncated=download.truncated,
+    )
+
+
+class PageFetcher:
+    """Downloads pages under a `FetchConfig`: checked addresses, bounded size and time."""
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+        self.policy = AddressPolicy(config.allowed_hosts)
+        self._resolver: Resolver = config.resolver or system_resolver
+
+    async def check(self, url: str) -> httpx.URL:
+        """Parse `url` and check that its host may be fetched, without connecting."""
+        parsed = parse_url(url)
+        await self.policy.resolve(parsed.host, _port(parsed), self._resolver)
+        return parsed
+
+    async def fetch(self, url: str) -> FetchedPage:
+        """Download `url` and extract its text.
+
+        Raises:
+            ToolError: The URL is refused, the server fails or is too slow, or the content
+                cannot be read; the message says which.
+        """
+        try:
+            async with asyncio.timeout(self.config.total_timeout):
+                download = await self._download(url)
+        except TimeoutError:
+            raise ToolError(
+                f"fetching {url} took longer than {self.config.total_timeout:g} seconds; "
+                "the server is too slow, try another source"
+            ) from None
+        page = await asyncio.to_thread(extract, download, self.config)
+        return FetchedPage(
+            url=url,
+            final_url=page.final_url,
+            media_type=page.media_type,
+            title=page.title,
+            text=page.text,
+            download_truncated=page.download_truncated,
+        )
+
+    def _client(self) -> httpx.AsyncClient:
+        config = self.config
+        return httpx.AsyncClient(
+            trust_env=False,  # an environment proxy would connect somewhere we did not check
+            follow_redirects=False,
+            timeout=httpx.Timeout(
+                connect=config.connect_timeout,
+                read=config.read_timeout,
+                write=config.read_timeout,
+                pool=config.connect_timeout,
+            ),
+            # No connection reuse: a pooled TLS connection to the same IP could carry a
+            # request for another host name than the one its certificate was checked for.
+            limits=httpx.Limits(max_keepalive_connections=0),
+            headers={
+                "User-Agent": config.user_agent,
+                "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,"
+                "application/pdf;q=0.8,*/*;q=0.1",
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
+
+    async def _download(self, url: str) -> _Download:
+        current = parse_url(url)
+        async with self._client() as client:
+            for _ in range(self.config.max_redirects + 1):
+                addresses = await self.policy.resolve(current.host, _port(current), self._resolver)
+                result = await self._request(client, current, addresses)
+                if isinstance(result, _Download):
+                    return result
+                current = result
+        raise ToolError(f"{url} redirected more than {self.config.max_redirects} times; giving up")
+
+    async def _request(
+        self, client: httpx.AsyncClient, url: httpx.URL, addresses: list[IPAddress]
+    ) -> _Download | httpx.URL:
+        """One GET to the first reachable checked address; a redirect returns its target."""
+        for position, address in enumerate(addresses):
+            try:
+                return await self._request_address(client, url, address)
+            except httpx.ConnectError as exc:
+                if position == len(addresses) - 1:
+                    raise ToolError(f"cannot connect to {url.host}: {exc}") from exc
+            except httpx.ConnectTimeout as exc:
+                raise ToolError(
+                    f"connecting to {url.host} timed out after "
+                    f"{self.config.connect_timeout:g} seconds"
+                ) from exc
+            except httpx.TimeoutException as exc:
+                raise ToolError(
+                    f"{url.host} stopped sending data for {self.config.read_timeout:g} seconds"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise ToolError(f"fetching {url} failed: {type(exc).__name__}: {exc}") from exc
+        raise ToolError(f"the host {url.host!r} has no address to connect to")
+
+    async def _request_address(
+        self, client: httpx.AsyncClient, url: httpx.URL, address: IPAddress
+    ) -> _Download | httpx.URL:
+        target = url.copy_with(host=str(address))
+        headers = {"Host": url.netloc.decode("ascii")}
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
+            if response.status_code in _REDIRECT_CODES:
+                location = response.headers.get("location")
+                if not location:
+                    raise ToolError(f"{url} redirected without saying where to")
+                return parse_url(str(url.join(location)))
+            if response.status_code >= 400:
+                raise ToolError(
+                    f"{url} answered HTTP {response.status_code} {response.reason_phrase}"
+                )
+            media_type, charset = _content_type(response.headers.get("content-type", ""))
+            kind = _classify(media_type, url)
+            declared = response.headers.get("content-length", "")
+            if kind == "pdf" and declared.isdigit() and int(declared) > self.config.max_bytes:
+                raise ToolError(
+                    f"{url} is a PDF of {int(declared)} bytes, over the "
+                    f"{self.config.max_bytes}-byte download limit"
+                )
+            body, truncated = await _read_capped(response, self.config.max_bytes)
+        return _Download(
+            url=str(url),
+            media_type=media_type,
+            charset=charset,
+            kind=kind,
+            body=body,
+            truncated=truncated,
+        )
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+def _content_type(header: str) -> tuple[str, str | None]:
+    media_type, _, parameters = header.partition(";")
+    charset = None
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip("'\"")
+    return media_type.strip().lower(), charset
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
+    """Read the (decompressed) body, stopping once it passes `max_bytes`."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        room = max_bytes - len(body)
+        if len(chunk) > room:
+            body += chunk[:room]
+            return bytes(body), True
+        body += chunk
+    return bytes(body), False
