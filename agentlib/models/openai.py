@@ -1,0 +1,653 @@
+"""`OpenAIModel`: any OpenAI-compatible chat-completions server, through the `openai` SDK.
+
+OpenAI, vLLM, TGI, Ollama, llama.cpp's server (and llama-cpp-python's), LM Studio. How the
+reply is kept to the requested schema is the `mode`:
+
+- `json_schema`: `response_format` `json_schema` with `strict: true`; the schema is first made
+  strict-compatible (`agentlib._strict`). Path `strict_schema`.
+- `json_object`: `response_format` `{"type": "json_object", "schema": ...}` with the schema as
+  given, the form llama-cpp-python's server (and llama.cpp's, Together, Anyscale) enforce
+  with a grammar. Path `strict_schema`.
+- `tools`: native tool calls with `strict: true`. For the agent's step schema (`agent_step`)
+  each action branch is one function tool and the returned call is turned back into the step
+  JSON; any other schema becomes one forced function. Path `native_tools`.
+- `prompted`: nothing is sent but the messages (which already describe the schema); the caller
+  validates. Path `prompted`.
+- `auto` (the default): `json_schema`; if the server rejects that `response_format`, the model
+  switches to `json_object`, then to `prompted`, logging a warning each time, and remembers it.
+
+A server that silently ignores the constraint does not slip through. Every reply produced
+under a constraint is checked against the schema that was sent; one that does not fit (and was
+not cut short by `max_tokens`) is returned as-is for the caller's validation and retry, but
+reported with `path="prompted"` (nothing kept it to the schema) and
+`finish_reason="schema_ignored"`, and logged as a warning naming the server.
+
+Errors from the SDK are translated here, at the boundary, into `ModelError` with
+`status_code` and `retryable`; the rest of agentlib never sees an `openai` exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import jsonschema
+import openai
+
+from agentlib._strict import OPENAI_STRICT_KEYWORDS, restore_optional, strict_schema
+from agentlib.errors import ConfigurationError, ModelError
+from agentlib.models.base import (
+    GenerationPath,
+    Message,
+    ModelCapabilities,
+    ModelResponse,
+    OutputSchema,
+)
+
+__all__ = ["OpenAIMode", "OpenAIModel", "translate_error"]
+
+JSONSchema = dict[str, Any]
+
+logger = logging.getLogger(__name__)
+
+OpenAIMode: TypeAlias = Literal["auto", "json_schema", "json_object", "tools", "prompted"]
+"""How `OpenAIModel` asks the server to keep to a schema (see the module docstring)."""
+
+_MODES: tuple[str, ...] = ("auto", "json_schema", "json_object", "tools", "prompted")
+_PATHS: dict[str, GenerationPath] = {
+    "json_schema": "strict_schema",
+    "json_object": "strict_schema",
+    "tools": "native_tools",
+    "prompted": "prompted",
+}
+_FALLBACK = {"json_schema": "json_object", "json_object": "prompted"}
+_PLACEHOLDER_KEY = "not-needed"
+"""Sent to servers given by `base_url` when no key exists: local servers ignore it, and the SDK
+refuses to start without one."""
+_STEP_SCHEMA_NAME = "agent_step"
+_FINAL_ANSWER = "final_answer"
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    """One action of the step schema, exposed as one function tool."""
+
+    name: str
+    payload_key: str  # "arguments" for tools, "answer" for the final answer
+    parameters: dict[str, Any]  # the function's (original, non-strict) parameters
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The schema-related part of one request, computed once per (schema, mode)."""
+
+    mode: str
+    options: dict[str, Any]
+    checked_schema: Mapping[str, Any] | None  # what the server promised to enforce
+    branches: tuple[_Branch, ...] = ()
+    action_key: str = "action"
+
+
+class OpenAIModel:
+    """A model behind any OpenAI-compatible chat-completions API.
+
+    Args:
+        model: The model name the server knows (`gpt-4o-mini`, `qwen2.5:7b`, ...).
+        base_url: The API root, e.g. `http://127.0.0.1:8000/v1`; defaults to the
+            `OPENAI_BASE_URL` environment variable, then to OpenAI.
+        api_key: The API key; defaults to `OPENAI_API_KEY`. Not needed when `base_url` is set
+            (a placeholder is sent).
+        client: An `openai.AsyncOpenAI` you built (proxies, headers, Azure, ...): wrapped as
+            is; do not combine with `base_url` or `api_key`.
+        mode: How replies are kept to the schema: `auto`, `json_schema`, `json_object`,
+            `tools` or `prompted` (see the module docstring).
+        timeout: Seconds to wait for one request; `None` keeps the SDK's default.
+        max_retries: How often the SDK retries connection errors, 429 and 5xx; `None` keeps the
+            SDK's default (2).
+        context_window: The model's context size in tokens, reported to the loop.
+        temperature: The sampling temperature; `None` keeps the server's default.
+        strict_keywords: The JSON-schema value keywords the server enforces in strict mode;
+            others are moved into descriptions and checked after generation. Defaults to
+            OpenAI's documented subset; servers with full grammar support (vLLM, llama.cpp)
+            can keep more, such as `maxLength`.
+
+    Raises:
+        ConfigurationError: No API key for OpenAI itself, an unknown mode, or `client`
+            combined with `base_url`/`api_key`.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        client: openai.AsyncOpenAI | None = None,
+        mode: OpenAIMode = "auto",
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        context_window: int = 8192,
+        temperature: float | None = None,
+        strict_keywords: frozenset[str] | set[str] | None = None,
+    ) -> None:
+        if mode not in _MODES:
+            raise ConfigurationError(f"unknown mode {mode!r}; use one of: {', '.join(_MODES)}")
+        if not model:
+            raise ConfigurationError("OpenAIModel needs a model name, e.g. 'gpt-4o-mini'")
+        self.model = model
+        """The model name sent with every request."""
+        self.mode: OpenAIMode = mode
+        """The mode asked for at construction."""
+        self.temperature = temperature
+        """The sampling temperature, or `None` for the server's default."""
+        self._client = _build_client(client, base_url, api_key, timeout, max_retries)
+        self._timeout = timeout
+        self._active_mode: str = "json_schema" if mode == "auto" else mode
+        self._strict_keywords = (
+            OPENAI_STRICT_KEYWORDS if strict_keywords is None else frozenset(strict_keywords)
+        )
+        self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._validators: dict[str, Any] = {}
+        self._capabilities = ModelCapabilities(
+            supports_json_schema=mode != "prompted",
+            supports_native_tools=mode == "tools",
+            context_window=context_window,
+        )
+
+    @property
+    def name(self) -> str:
+        """`openai:<model>`."""
+        return f"openai:{self.model}"
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """JSON-schema support unless `mode="prompted"`; native tools in `tools` mode."""
+        return self._capabilities
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return str(self._client.base_url).rstrip("/")
+
+    @property
+    def active_mode(self) -> str:
+        """The mode in use now: differs from `mode` after `auto` fell back."""
+        return self._active_mode
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> ModelResponse:
+        """Generate one reply, kept to `output` by the active mode.
+
+        Raises:
+            ModelError: The server failed, refused, or answered with a malformed body; the
+                message says which and what to do.
+            ConfigurationError: `output` uses something strict mode cannot express.
+        """
+        while True:
+            prepared = self._prepare(output)
+            request = self._request(messages, prepared, max_tokens, stream=False)
+            try:
+                completion = await self._client.chat.completions.create(**request)
+            except openai.OpenAIError as exc:
+                error = self._translate(exc)
+                if self._fall_back(prepared, error):
+                    continue
+                raise error from exc
+            except ValueError as exc:  # the SDK lets a body that is not JSON through as is
+                raise _malformed(self.base_url, exc) from exc
+            return self._response(completion, output, prepared)
+
+    async def astream(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text as it is generated, with the same request as `agenerate`.
+
+        In `tools` mode the step is rebuilt from the tool call once the call is complete, so it
+        arrives as one piece. Nulls added for strict mode are not removed from streamed text.
+
+        Raises:
+            ModelError: As `agenerate`.
+        """
+        prepared = self._prepare(output)
+        request = self._request(messages, prepared, max_tokens, stream=True)
+        try:
+            stream = await self._client.chat.completions.create(**request)
+            calls: dict[int, list[str]] = {}
+            async for chunk in stream:
+                for text in self._chunk_texts(chunk, calls):
+                    yield text
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        except ValueError as exc:
+            raise _malformed(self.base_url, exc) from exc
+        if prepared.branches:
+            rebuilt = [(names[0], "".join(names[1:])) for _, names in sorted(calls.items())]
+            if rebuilt:
+                yield json.dumps(self._step_from_calls("", rebuilt, prepared, output))
+
+    def _chunk_texts(self, chunk: Any, calls: dict[int, list[str]]) -> list[str]:
+        choices = getattr(chunk, "choices", None) or []
+        texts: list[str] = []
+        for choice in choices:
+            delta = choice.delta
+            if delta is None:
+                continue
+            if getattr(delta, "refusal", None):
+                raise ModelError(f"the model refused: {_one_line(delta.refusal)}")
+            for call in getattr(delta, "tool_calls", None) or []:
+                parts = calls.setdefault(call.index, [""])
+                if call.function is not None:
+                    if call.function.name:
+                        parts[0] = call.function.name
+                    if call.function.arguments:
+                        parts.append(call.function.arguments)
+            if delta.content:
+                texts.append(delta.content)
+        return texts
+
+    # -- the request --------------------------------------------------------------------------
+
+    def _prepare(self, output: OutputSchema | None) -> _Prepared:
+        mode = self._active_mode if output is not None else "prompted"
+        key = (output.key if output is not None else "", mode)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = _prepare(output, mode, self._strict_keywords)
+            self._prepared[key] = prepared
+        return prepared
+
+    def _request(
+        self,
+        messages: Sequence[Message],
+        prepared: _Prepared,
+        max_tokens: int | None,
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": item.role, "content": item.content} for item in messages],
+            **prepared.options,
+        }
+        if max_tokens is not None:
+            # OpenAI's newer models accept only max_completion_tokens; most compatible servers
+            # (llama-cpp-python, older vLLM and TGI) only max_tokens.
+            limit_key = "max_completion_tokens" if _is_openai(self.base_url) else "max_tokens"
+            request[limit_key] = max_tokens
+        if self.temperature is not None:
+            request["temperature"] = self.temperature
+        if stream:
+            request["stream"] = True
+        return request
+
+    def _fall_back(self, prepared: _Prepared, error: ModelError) -> bool:
+        """In `auto` mode, step down when the server rejects the `response_format` itself."""
+        rejected = error.status_code in (400, 422, 500) and _mentions_response_format(str(error))
+        next_mode = _FALLBACK.get(prepared.mode)
+        if self.mode != "auto" or not rejected or next_mode is None:
+            return False
+        logger.warning(
+            "%s rejected response_format %s; switching %s to mode %r",
+            self.base_url,
+            prepared.mode,
+            self.name,
+            next_mode,
+        )
+        self._active_mode = next_mode
+        return True
+
+    # -- the reply ----------------------------------------------------------------------------
+
+    def _response(
+        self, completion: Any, output: OutputSchema | None, prepared: _Prepared
+    ) -> ModelResponse:
+        choices = getattr(completion, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise ModelError(
+                f"malformed response from {self.base_url}: no choices with a message; "
+                "check that the server implements /chat/completions",
+                retryable=True,
+            )
+        choice = choices[0]
+        message = choice.message
+        if getattr(message, "refusal", None):
+            raise ModelError(f"the model refused: {_one_line(message.refusal)}")
+        finish_reason = choice.finish_reason
+        if finish_reason == "content_filter":
+            raise ModelError(
+                f"the reply was withheld by {self.base_url}'s content filter; rephrase the task"
+            )
+        text = message.content or ""
+        tool_calls = getattr(message, "tool_calls", None) or []
+        if prepared.branches and tool_calls:
+            calls = [(call.function.name, call.function.arguments) for call in tool_calls]
+            text = json.dumps(self._step_from_calls(text, calls, prepared, output))
+        elif prepared.mode == "tools" and tool_calls:
+            text = tool_calls[0].function.arguments or ""
+        path = _PATHS[prepared.mode]
+        if prepared.checked_schema is not None and output is not None:
+            text, kept = self._check(text, output, prepared)
+            if not kept and finish_reason != "length":
+                logger.warning(
+                    "%s returned a reply that does not fit the %s schema %r although it was "
+                    "asked to enforce it (mode %r); the reply is validated and retried as if "
+                    "prompted. If this repeats, use mode='json_object' or mode='prompted'.",
+                    self.base_url,
+                    "tool" if prepared.mode == "tools" else "response_format",
+                    output.name,
+                    prepared.mode,
+                )
+                path, finish_reason = "prompted", "schema_ignored"
+        usage = getattr(completion, "usage", None)
+        return ModelResponse(
+            text=text,
+            path=path,
+            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            model_name=getattr(completion, "model", None) or self.model,
+            finish_reason=finish_reason,
+        )
+
+    def _step_from_calls(
+        self,
+        content: str,
+        calls: Sequence[tuple[str, str | None]],
+        prepared: _Prepared,
+        output: OutputSchema | None,
+    ) -> dict[str, Any]:
+        """Turn native tool calls back into the step JSON the loop parses."""
+        by_name = {branch.name: branch for branch in prepared.branches}
+        actions: list[dict[str, Any]] = []
+        for name, raw_arguments in calls:
+            try:
+                arguments = json.loads(raw_arguments or "{}")
+            except json.JSONDecodeError:
+                arguments = raw_arguments  # left for the caller's validation to report
+            branch = by_name.get(name)
+            if branch is not None and branch.payload_key == "answer":
+                answer = arguments.get("answer") if isinstance(arguments, dict) else arguments
+                actions.append({"tool": name, "answer": answer})
+            else:
+                actions.append({"tool": name, "arguments": arguments})
+        action: Any = actions if prepared.action_key == "actions" else actions[0]
+        return {"thought": content, prepared.action_key: action}
+
+    def _check(self, text: str, output: OutputSchema, prepared: _Prepared) -> tuple[str, bool]:
+        """Whether `text` fits the schema the server was asked to enforce; nulls restored."""
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return text, False
+        assert prepared.checked_schema is not None  # checked by the caller
+        # The sent schema (what the server promised) or the caller's own (a server may enforce
+        # `required` without strict mode's forced nulls): either means the constraint held.
+        sent_key, original_key = f"{prepared.mode}:{output.key}", output.key
+        if not self._fits(value, prepared.checked_schema, sent_key) and not self._fits(
+            value, output.schema, original_key
+        ):
+            return text, False
+        if prepared.mode in ("json_schema", "tools"):
+            value = restore_optional(value, output.schema)
+            text = json.dumps(value, ensure_ascii=False)
+        return text, True
+
+    def _fits(self, value: Any, schema: Mapping[str, Any], key: str) -> bool:
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = jsonschema.Draft202012Validator(schema)
+            self._validators[key] = validator
+        return bool(validator.is_valid(value))
+
+    def _translate(self, exc: openai.OpenAIError) -> ModelError:
+        return translate_error(exc, model=self.model, base_url=self.base_url, timeout=self._timeout)
+
+
+def _build_client(
+    client: openai.AsyncOpenAI | None,
+    base_url: str | None,
+    api_key: str | None,
+    timeout: float | None,
+    max_retries: int | None,
+) -> openai.AsyncOpenAI:
+    options: dict[str, Any] = {}
+    if timeout is not None:
+        options["timeout"] = timeout
+    if max_retries is not None:
+        options["max_retries"] = max_retries
+    if client is not None:
+        if base_url is not None or api_key is not None:
+            raise ConfigurationError(
+                "pass either client= or base_url=/api_key=, not both: configure the client you "
+                "built instead"
+            )
+        return client.with_options(**options) if options else client
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+    if api_key is None:
+        if base_url is None:
+            raise ConfigurationError(
+                "no OpenAI API key: set the OPENAI_API_KEY environment variable or pass "
+                "api_key=...; for a local server pass base_url= (or set OPENAI_BASE_URL)"
+            )
+        api_key = _PLACEHOLDER_KEY
+    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, **options)
+
+
+def _prepare(output: OutputSchema | None, mode: str, keep: frozenset[str]) -> _Prepared:
+    if output is None or mode == "prompted":
+        return _Prepared(mode="prompted", options={}, checked_schema=None)
+    if mode == "json_object":
+        schema = dict(output.schema)
+        return _Prepared(
+            mode=mode,
+            options={"response_format": {"type": "json_object", "schema": schema}},
+            checked_schema=schema,
+        )
+    strict = strict_schema(output.schema, keep=keep)
+    if mode == "json_schema":
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": _schema_name(output.name), "strict": True, "schema": strict},
+        }
+        return _Prepared(
+            mode=mode, options={"response_format": response_format}, checked_schema=strict
+        )
+    return _prepare_tools(output, strict, keep)
+
+
+def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str]) -> _Prepared:
+    """Native tools: one function per step action, or one forced function for other schemas."""
+    mode = "tools"
+    step = _step_branches(output) if output.name == _STEP_SCHEMA_NAME else None
+    if step is None:
+        name = _schema_name(output.name)
+        function = {"name": name, "parameters": strict, "strict": True}
+        forced = {
+            "tools": [{"type": "function", "function": function}],
+            "tool_choice": {"type": "function", "function": {"name": name}},
+        }
+        return _Prepared(mode=mode, options=forced, checked_schema=strict)
+    action_key, branches = step
+    tools = []
+    for branch in branches:
+        description = (
+            "Give the final answer to the task."
+            if branch.payload_key == "answer"
+            else f"Call the tool '{branch.name}'."
+        )
+        function = {
+            "name": branch.name,
+            "description": description,
+            "parameters": strict_schema(branch.parameters, keep=keep),
+            "strict": True,
+        }
+        tools.append({"type": "function", "function": function})
+    options: dict[str, Any] = {
+        "tools": tools,
+        "tool_choice": "required",
+        # Strict schemas are not guaranteed for parallel calls: allow them only when a step
+        # may hold several actions.
+        "parallel_tool_calls": action_key == "actions",
+    }
+    return _Prepared(
+        mode=mode,
+        options=options,
+        checked_schema=strict,
+        branches=tuple(branches),
+        action_key=action_key,
+    )
+
+
+def _step_branches(output: OutputSchema) -> tuple[str, list[_Branch]] | None:
+    """Read the step schema's action union: `(action key, one branch per tool)`."""
+    properties = output.schema.get("properties", {})
+    if "actions" in properties:
+        action_key, union = "actions", properties["actions"].get("items", {})
+    elif "action" in properties:
+        action_key, union = "action", properties["action"]
+    else:
+        return None
+    branches: list[_Branch] = []
+    for branch in union.get("anyOf", ()):
+        fields = branch.get("properties", {})
+        name = fields.get("tool", {}).get("const")
+        if not isinstance(name, str):
+            return None
+        if "answer" in fields:
+            parameters = {
+                "type": "object",
+                "properties": {"answer": fields["answer"]},
+                "required": ["answer"],
+                "additionalProperties": False,
+            }
+            branches.append(_Branch(name, "answer", parameters))
+        else:
+            branches.append(_Branch(name, "arguments", dict(fields.get("arguments", {}))))
+    return (action_key, branches) if branches else None
+
+
+def _schema_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
+    return cleaned or "output"
+
+
+def _is_openai(base_url: str) -> bool:
+    return "api.openai.com" in base_url
+
+
+def _mentions_response_format(message: str) -> bool:
+    lowered = message.lower()
+    return "response_format" in lowered or "json_schema" in lowered
+
+
+def _malformed(base_url: str, exc: ValueError) -> ModelError:
+    return ModelError(
+        f"malformed response from {base_url}: the body is not valid JSON ({_one_line(exc)}); "
+        "check that the server is OpenAI-compatible",
+        retryable=True,
+    )
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _server_message(exc: openai.APIError) -> str:
+    """The server's own error text, from the usual JSON shapes, on one line."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            for key in ("message", "detail", "msg"):
+                if error.get(key):
+                    return _one_line(error[key])
+        elif isinstance(error, str):
+            return _one_line(error)
+        if body.get("detail"):
+            return _one_line(body["detail"])
+    elif isinstance(body, str) and body.strip():
+        return _one_line(body)
+    return _one_line(exc.message)
+
+
+def translate_error(
+    exc: openai.OpenAIError, *, model: str, base_url: str, timeout: float | None = None
+) -> ModelError:
+    """Turn an `openai` SDK exception into one clear `ModelError` line saying what to do."""
+    if isinstance(exc, openai.APITimeoutError):
+        waited = f" after {timeout:g} s" if timeout is not None else ""
+        return ModelError(
+            f"the request to {base_url} timed out{waited}; the server may be overloaded or the "
+            "model slow: raise timeout= or ask for fewer tokens",
+            retryable=True,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        reason = f" ({_one_line(cause)})" if cause else ""
+        return ModelError(
+            f"cannot reach the server at {base_url}{reason}; start the server, or fix base_url "
+            "(or OPENAI_BASE_URL)",
+            retryable=True,
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ModelError(
+            f"malformed response from {base_url}: {_one_line(exc.message)}; check that the "
+            "server is OpenAI-compatible",
+            status_code=exc.status_code,
+            retryable=True,
+        )
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc, model=model, base_url=base_url)
+    if isinstance(exc, openai.APIError):
+        return ModelError(
+            f"malformed response from {base_url}: {_one_line(exc.message)}", retryable=True
+        )
+    return ModelError(f"the OpenAI client failed: {_one_line(exc)}")
+
+
+def _status_error(exc: openai.APIStatusError, *, model: str, base_url: str) -> ModelError:
+    status = exc.status_code
+    detail = _server_message(exc)
+    if status == 401:
+        text = (
+            f"{base_url} rejected the API key (401: {detail}); set a valid key in "
+            "OPENAI_API_KEY or pass api_key="
+        )
+    elif status == 403:
+        text = f"{base_url} denied access (403: {detail}); check the key's permissions"
+    elif status == 404:
+        text = (
+            f"model {model!r} was not found at {base_url} (404: {detail}); check the model "
+            "name, and that base_url ends with /v1"
+        )
+    elif status == 429:
+        text = f"rate limited by {base_url} (429: {detail}); wait and retry, or slow down"
+    elif status >= 500 and not _mentions_response_format(detail):
+        text = f"the server at {base_url} failed ({status}: {detail}); retry later"
+    elif _mentions_response_format(detail):
+        text = (
+            f"{base_url} rejected the structured-output request ({status}: {detail}); this "
+            "server may not support this response_format: use mode='auto', "
+            "mode='json_object' or mode='prompted'"
+        )
+    else:
+        text = f"{base_url} rejected the request ({status}: {detail})"
+    retryable = status in (408, 409, 429) or (
+        status >= 500 and not _mentions_response_format(detail)
+    )
+    return ModelError(text, status_code=status, retryable=retryable)

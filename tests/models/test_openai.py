@@ -1,0 +1,588 @@
+"""OpenAIModel over real HTTP: an in-process OpenAI-compatible server, and llama.cpp's server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from dirty_equals import IsStr
+from pydantic import BaseModel
+
+from agentlib import (
+    Agent,
+    ConfigurationError,
+    Message,
+    ModelError,
+    OutputSchema,
+    agenerate_result,
+    tool,
+)
+from agentlib.actions import build_step_schema
+from agentlib.models.openai import OpenAIModel
+from tests.models._openai_server import (
+    MODEL,
+    chat,
+    error,
+    raw,
+    run_server,
+    slow,
+    stream,
+    tool_calls,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+USER = [Message(role="user", content="hi")]
+
+
+@tool
+def add(a: int, b: int = 0) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+class City(BaseModel):
+    name: str
+    country: str
+    population: int | None = None
+
+
+STEP = build_step_schema([add], int)
+CITY = OutputSchema(
+    "City",
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 50},
+            "country": {"type": "string"},
+            "population": {"type": "integer"},
+        },
+        "required": ["name", "country"],
+        "additionalProperties": False,
+    },
+)
+
+
+def _model(base_url: str, **options: Any) -> OpenAIModel:
+    return OpenAIModel(MODEL, base_url=base_url, max_retries=0, **options)
+
+
+# -- what is sent, per mode -------------------------------------------------------------------
+
+
+async def test_json_schema_mode_sends_a_strict_response_format() -> None:
+    with run_server([chat({"name": "Paris", "country": "France", "population": None})]) as server:
+        response = await _model(server.base_url, mode="json_schema").agenerate(
+            USER, output=CITY, max_tokens=64
+        )
+    sent = server.chat_requests[0]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "City",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "(maxLength: 50)"},
+                    "country": {"type": "string"},
+                    "population": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+                },
+                "required": ["name", "country", "population"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    assert sent["max_tokens"] == 64
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]
+    assert response.path == "strict_schema"
+    assert json.loads(response.text) == {"name": "Paris", "country": "France"}
+    assert (response.input_tokens, response.output_tokens) == (11, 7)
+    assert response.model_name == MODEL
+    assert response.finish_reason == "stop"
+
+
+async def test_auto_mode_is_json_schema_and_temperature_is_sent() -> None:
+    with run_server([chat({"name": "Oslo", "country": "Norway", "population": 700000})]) as server:
+        model = _model(server.base_url, temperature=0.0)
+        response = await model.agenerate(USER, output=CITY)
+    assert server.chat_requests[0]["response_format"]["type"] == "json_schema"
+    assert server.chat_requests[0]["temperature"] == 0.0
+    assert "max_tokens" not in server.chat_requests[0]
+    assert json.loads(response.text)["population"] == 700000
+
+
+async def test_json_object_mode_sends_the_schema_unchanged() -> None:
+    with run_server([chat({"name": "Rome", "country": "Italy"})]) as server:
+        response = await _model(server.base_url, mode="json_object").agenerate(USER, output=CITY)
+    assert server.chat_requests[0]["response_format"] == {
+        "type": "json_object",
+        "schema": dict(CITY.schema),
+    }
+    assert response.path == "strict_schema"
+    assert json.loads(response.text) == {"name": "Rome", "country": "Italy"}
+
+
+async def test_prompted_mode_sends_no_constraint() -> None:
+    with run_server([chat('{"name": "Lima", "country": "Peru"}')]) as server:
+        model = _model(server.base_url, mode="prompted")
+        response = await model.agenerate(USER, output=CITY)
+    assert "response_format" not in server.chat_requests[0]
+    assert "tools" not in server.chat_requests[0]
+    assert response.path == "prompted"
+    assert model.capabilities.supports_json_schema is False
+
+
+async def test_tools_mode_exposes_each_action_as_a_strict_function() -> None:
+    reply = tool_calls(("add", {"a": 2, "b": None}), content="Adding.")
+    with run_server([reply]) as server:
+        response = await _model(server.base_url, mode="tools").agenerate(USER, output=STEP.output)
+    sent = server.chat_requests[0]
+    assert sent["tool_choice"] == "required"
+    assert sent["parallel_tool_calls"] is False
+    assert "response_format" not in sent
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "description": "Call the tool 'add'.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "a": {"description": "The first number.", "type": "integer"},
+                        "b": {
+                            "description": "The second number. (default: 0)",
+                            "anyOf": [{"type": "integer"}, {"type": "null"}],
+                        },
+                    },
+                    "required": ["a", "b"],
+                    "additionalProperties": False,
+                },
+                "strict": True,
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "final_answer",
+                "description": "Give the final answer to the task.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"answer": {"type": "integer"}},
+                    "required": ["answer"],
+                    "additionalProperties": False,
+                },
+                "strict": True,
+            },
+        },
+    ]
+    assert response.path == "native_tools"
+    assert json.loads(response.text) == {
+        "thought": "Adding.",
+        "action": {"tool": "add", "arguments": {"a": 2}},
+    }
+
+
+async def test_tools_mode_turns_a_final_answer_call_into_the_final_step() -> None:
+    with run_server([tool_calls(("final_answer", {"answer": 391}))]) as server:
+        response = await _model(server.base_url, mode="tools").agenerate(USER, output=STEP.output)
+    assert json.loads(response.text) == {
+        "thought": "",
+        "action": {"tool": "final_answer", "answer": 391},
+    }
+
+
+async def test_tools_mode_with_parallel_steps_allows_several_calls() -> None:
+    schema = build_step_schema([add], int, parallel_calls=2)
+    reply = tool_calls(("add", {"a": 1, "b": 2}), ("add", {"a": 3, "b": 4}))
+    with run_server([reply]) as server:
+        response = await _model(server.base_url, mode="tools").agenerate(USER, output=schema.output)
+    assert server.chat_requests[0]["parallel_tool_calls"] is True
+    assert json.loads(response.text)["actions"] == [
+        {"tool": "add", "arguments": {"a": 1, "b": 2}},
+        {"tool": "add", "arguments": {"a": 3, "b": 4}},
+    ]
+
+
+async def test_tools_mode_forces_one_function_for_a_plain_schema() -> None:
+    with run_server(
+        [tool_calls(("City", {"name": "Bern", "country": "CH", "population": None}))]
+    ) as server:
+        model = _model(server.base_url, mode="tools")
+        response = await model.agenerate(USER, output=CITY)
+    sent = server.chat_requests[0]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "City"}}
+    assert [item["function"]["name"] for item in sent["tools"]] == ["City"]
+    assert sent["tools"][0]["function"]["strict"] is True
+    assert json.loads(response.text) == {"name": "Bern", "country": "CH"}
+    assert model.capabilities.supports_native_tools is True
+
+
+def test_capabilities_follow_the_mode() -> None:
+    flags = {
+        mode: (
+            OpenAIModel(
+                "m", base_url="http://127.0.0.1:9/v1", mode=mode
+            ).capabilities.supports_json_schema,
+            OpenAIModel(
+                "m", base_url="http://127.0.0.1:9/v1", mode=mode
+            ).capabilities.supports_native_tools,
+        )
+        for mode in ("auto", "json_schema", "json_object", "tools", "prompted")
+    }
+    assert flags == {
+        "auto": (True, False),
+        "json_schema": (True, False),
+        "json_object": (True, False),
+        "tools": (True, True),
+        "prompted": (False, False),
+    }
+
+
+def test_unknown_mode_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown mode 'grammar'"):
+        OpenAIModel("m", base_url="http://127.0.0.1:9/v1", mode="grammar")  # type: ignore[arg-type]
+
+
+# -- a server that ignores or rejects the constraint -------------------------------------------
+
+
+async def test_auto_mode_steps_down_when_the_server_rejects_json_schema(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # llama-cpp-python's server answers exactly so (with status 500) to a json_schema request.
+    rejection = error(
+        500,
+        "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', "
+        "'type'), 'msg': \"Input should be 'text' or 'json_object'\"}",
+    )
+    replies = [
+        rejection,
+        chat({"name": "Quito", "country": "Ecuador"}),
+        chat({"name": "A", "country": "B"}),
+    ]
+    with run_server(replies) as server, caplog.at_level(logging.WARNING):
+        model = _model(server.base_url)
+        first = await model.agenerate(USER, output=CITY)
+        await model.agenerate(USER, output=CITY)
+    formats = [request["response_format"]["type"] for request in server.chat_requests]
+    assert formats == ["json_schema", "json_object", "json_object"]
+    assert model.active_mode == "json_object"
+    assert first.path == "strict_schema"
+    assert "rejected response_format json_schema" in caplog.text
+
+
+async def test_json_schema_mode_reports_a_rejected_response_format_clearly() -> None:
+    rejection = error(400, "response_format json_schema is not supported")
+    with run_server([rejection]) as server, pytest.raises(ModelError) as caught:
+        await _model(server.base_url, mode="json_schema").agenerate(USER, output=CITY)
+    assert "mode='json_object'" in str(caught.value)
+    assert caught.value.status_code == 400
+    assert caught.value.retryable is False
+
+
+async def test_reply_that_ignores_the_schema_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    with run_server([chat("Paris is in France.")]) as server, caplog.at_level(logging.WARNING):
+        response = await _model(server.base_url, mode="json_schema").agenerate(USER, output=CITY)
+    assert response.text == "Paris is in France."
+    assert response.path == "prompted"
+    assert response.finish_reason == "schema_ignored"
+    assert "does not fit the response_format schema 'City'" in caplog.text
+
+
+async def test_tools_mode_reply_without_a_tool_call_is_reported() -> None:
+    with run_server([chat("I would use the calculator.")]) as server:
+        response = await _model(server.base_url, mode="tools").agenerate(USER, output=STEP.output)
+    assert (response.path, response.finish_reason) == ("prompted", "schema_ignored")
+
+
+async def test_reply_cut_short_by_max_tokens_is_not_called_ignored() -> None:
+    with run_server([chat('{"name": "Par', finish_reason="length")]) as server:
+        response = await _model(server.base_url, mode="json_schema").agenerate(USER, output=CITY)
+    assert (response.path, response.finish_reason) == ("strict_schema", "length")
+
+
+# -- errors: one clear line each ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "retryable", "expected"),
+    [
+        (
+            error(401, "Incorrect API key"),
+            401,
+            False,
+            "rejected the API key (401: Incorrect API key); set a valid key in OPENAI_API_KEY",
+        ),
+        (error(403, "no access"), 403, False, "denied access (403: no access)"),
+        (
+            error(404, "The model `test-model` does not exist.", code="model_not_found"),
+            404,
+            False,
+            "model 'test-model' was not found at",
+        ),
+        (error(429, "Rate limit reached"), 429, True, "rate limited by"),
+        (error(500, "boom"), 500, True, "failed (500: boom); retry later"),
+        (error(503, "loading model"), 503, True, "failed (503: loading model)"),
+        (raw(b'{"detail": "Not Found"}', status=404), 404, False, "(404: Not Found)"),
+    ],
+    ids=["401", "403", "404", "429", "500", "503", "404-detail"],
+)
+async def test_http_errors_become_model_errors(
+    reply: Any, status: int, retryable: bool, expected: str
+) -> None:
+    with run_server([reply]) as server, pytest.raises(ModelError) as caught:
+        await _model(server.base_url).agenerate(USER)
+    assert expected in str(caught.value)
+    assert server.base_url in str(caught.value)
+    assert caught.value.status_code == status
+    assert caught.value.retryable is retryable
+    assert isinstance(caught.value.__cause__, openai.APIStatusError)
+    assert "\n" not in str(caught.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_unreachable_server_names_the_url_and_says_to_start_it() -> None:
+    base_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    with pytest.raises(
+        ModelError, match=r"cannot reach the server at .*start the server"
+    ) as caught:
+        await _model(base_url).agenerate(USER)
+    assert base_url in str(caught.value)
+    assert caught.value.retryable is True
+
+
+async def test_slow_server_times_out_with_a_clear_error() -> None:
+    with (
+        run_server([slow(30, chat("late"))]) as server,
+        pytest.raises(ModelError, match=r"timed out after 0.3 s") as caught,
+    ):
+        await _model(server.base_url, timeout=0.3).agenerate(USER)
+    assert caught.value.retryable is True
+
+
+async def test_body_that_is_not_json_is_malformed() -> None:
+    with (
+        run_server([raw(b"{not json")]) as server,
+        pytest.raises(ModelError, match=r"malformed response from .*not valid JSON"),
+    ):
+        await _model(server.base_url).agenerate(USER)
+
+
+async def test_body_without_choices_is_malformed() -> None:
+    with (
+        run_server([raw(b'{"id": "x", "object": "chat.completion"}')]) as server,
+        pytest.raises(ModelError, match=r"malformed response .* no choices"),
+    ):
+        await _model(server.base_url).agenerate(USER)
+
+
+async def test_refusal_is_a_model_error_with_the_models_words() -> None:
+    with (
+        run_server([chat(None, refusal="I can't help with that.")]) as server,
+        pytest.raises(ModelError, match=r"the model refused: I can't help with that\."),
+    ):
+        await _model(server.base_url, mode="json_schema").agenerate(USER, output=CITY)
+
+
+async def test_content_filter_is_a_model_error() -> None:
+    with (
+        run_server([chat("", finish_reason="content_filter")]) as server,
+        pytest.raises(ModelError, match="content filter"),
+    ):
+        await _model(server.base_url).agenerate(USER)
+
+
+# -- configuration: keys, URLs, the user's own client ------------------------------------------
+
+
+def test_missing_api_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="set the OPENAI_API_KEY environment variable"):
+        OpenAIModel("gpt-4o-mini")
+
+
+async def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with run_server([chat("hello")]) as server:
+        response = await _model(server.base_url).agenerate(USER)
+    assert response.text == "hello"
+    assert server.requests[0].headers["authorization"] == IsStr(regex=r"Bearer \S+")
+
+
+async def test_environment_variables_configure_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    with run_server([chat("from env")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-123")
+        model = OpenAIModel(MODEL, max_retries=0)
+        response = await model.agenerate(USER)
+    assert response.text == "from env"
+    assert model.base_url == server.base_url
+    assert server.requests[0].headers["authorization"] == "Bearer sk-test-123"
+
+
+async def test_wraps_the_users_own_client() -> None:
+    with run_server([chat("wrapped")]) as server:
+        client = openai.AsyncOpenAI(
+            base_url=server.base_url,
+            api_key="sk-user",
+            default_headers={"X-Team": "agents"},
+            max_retries=0,
+        )
+        model = OpenAIModel(MODEL, client=client, timeout=5)
+        response = await model.agenerate(USER)
+        await client.close()
+    assert response.text == "wrapped"
+    assert server.requests[0].headers["x-team"] == "agents"
+    assert server.requests[0].headers["authorization"] == "Bearer sk-user"
+
+
+def test_client_and_base_url_together_are_rejected() -> None:
+    client = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x")
+    with pytest.raises(ConfigurationError, match="either client= or base_url="):
+        OpenAIModel("m", client=client, base_url="http://127.0.0.1:9/v1")
+
+
+async def test_schema_strict_mode_cannot_express_fails_up_front() -> None:
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    schema = OutputSchema("counts", {"type": "object", "properties": {"c": counts}})
+    model = OpenAIModel("m", base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+    with pytest.raises(ConfigurationError, match=r"arbitrary keys at \$\.c"):
+        await model.agenerate(USER, output=schema)
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+async def test_astream_yields_text_deltas_with_the_same_request() -> None:
+    with run_server(
+        [stream(['{"name": "Ki', 'ev", "country": "Ukraine"', ', "population": null}'])]
+    ) as server:
+        model = _model(server.base_url, mode="json_schema")
+        pieces = [piece async for piece in model.astream(USER, output=CITY, max_tokens=32)]
+    assert pieces == ['{"name": "Ki', 'ev", "country": "Ukraine"', ', "population": null}']
+    sent = server.chat_requests[0]
+    assert sent["stream"] is True
+    assert sent["response_format"]["json_schema"]["strict"] is True
+    assert sent["max_tokens"] == 32
+
+
+async def test_astream_in_tools_mode_yields_the_rebuilt_step() -> None:
+    reply = stream([], tool_call=("add", ['{"a": 4', ', "b": 5}']))
+    with run_server([reply]) as server:
+        model = _model(server.base_url, mode="tools")
+        pieces = [piece async for piece in model.astream(USER, output=STEP.output)]
+    assert [json.loads(piece) for piece in pieces] == [
+        {"thought": "", "action": {"tool": "add", "arguments": {"a": 4, "b": 5}}}
+    ]
+
+
+async def test_astream_translates_errors() -> None:
+    with (
+        run_server([error(429, "slow down")]) as server,
+        pytest.raises(ModelError, match="rate limited"),
+    ):
+        async for _piece in _model(server.base_url).astream(USER):
+            pass
+
+
+# -- the loop and generate() over real HTTP ----------------------------------------------------
+
+
+def _agent_server_reply(body: dict[str, Any]) -> Any:
+    """Plays an agent: add(17, 23) first; once the observation (40) is in the prompt, answer."""
+    messages = body["messages"]
+    done = any(item["role"] == "user" and "40" in item["content"] for item in messages[2:])
+    native = "tools" in body
+    if not done:
+        if native:
+            return tool_calls(("add", {"a": 17, "b": 23}), content="I add them.")
+        return chat(
+            {"thought": "I add them.", "action": {"tool": "add", "arguments": {"a": 17, "b": 23}}}
+        )
+    if native:
+        return tool_calls(("final_answer", {"answer": 40}))
+    return chat({"thought": "Done.", "action": {"tool": "final_answer", "answer": 40}})
+
+
+@pytest.mark.parametrize(
+    ("mode", "path"),
+    [
+        ("json_schema", "strict_schema"),
+        ("json_object", "strict_schema"),
+        ("tools", "native_tools"),
+        ("prompted", "prompted"),
+    ],
+)
+async def test_agent_runs_end_to_end_over_http(mode: str, path: str) -> None:
+    with run_server(_agent_server_reply) as server:
+        agent = Agent(_model(server.base_url, mode=mode), tools=[add], output_type=int)
+        result = await agent.arun("What is 17 + 23?")
+    assert result.stop_reason == "final_answer", result.error
+    assert result.output == 40
+    assert result.generation_paths == (path,)
+    assert [call.tool_name for step in result.steps for call in step.calls] == ["add"]
+    assert len(server.chat_requests) == 2
+    second_prompt = json.dumps(server.chat_requests[1]["messages"])
+    assert "40" in second_prompt
+
+
+async def test_generate_returns_a_validated_model_over_http() -> None:
+    with run_server([chat({"name": "Lyon", "country": "France", "population": None})]) as server:
+        result = await agenerate_result(_model(server.base_url), City, "A French city.")
+    assert result.output == City(name="Lyon", country="France")
+    assert result.path == "strict_schema"
+    assert result.attempts == 1
+
+
+async def test_generate_retries_when_the_server_ignored_the_schema() -> None:
+    replies = [
+        chat("Lyon, France"),
+        chat({"name": "Lyon", "country": "France", "population": 500000}),
+    ]
+    with run_server(replies) as server:
+        result = await agenerate_result(_model(server.base_url), City, "A French city.")
+    assert result.output.population == 500000
+    assert result.attempts == 2
+    assert "That reply was invalid" in server.chat_requests[1]["messages"][-1]["content"]
+
+
+# -- docs examples -----------------------------------------------------------------------------
+
+EXAMPLES = sorted((ROOT / "docs" / "examples").glob("openai_*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[path.stem for path in EXAMPLES])
+def test_docs_example_runs_against_a_server(path: Path, tmp_path: Path) -> None:
+    with run_server(_agent_server_reply) as server:
+        env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": MODEL}
+        env.pop("OPENAI_API_KEY", None)
+        result = subprocess.run(
+            [sys.executable, str(path)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert result.returncode == 0, f"{path.name} failed:\n{result.stdout}\n{result.stderr}"
+    assert server.chat_requests, "the example sent no request"
