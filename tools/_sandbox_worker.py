@@ -1,0 +1,484 @@
+"""The program that runs in the sandbox's template process and in every session worker.
+
+The host starts it once per pool as `python -I _sandbox_worker.py <config>` with a clean
+environment and a SOCK_SEQPACKET control socket whose descriptor the config names. This
+*template* imports the heavy modules once (numpy, pandas, the allowed stdlib modules), then
+waits for spawn requests.
+Each request carries a session socket (passed with SCM_RIGHTS); the template forks:
+
+    template ── fork ──> setup process: unshare(mount, net, pid, ipc, uts) ── fork ──> worker
+                                       (reports the worker's pid, exits)                (pid 1 of
+                                                                                          its pid
+                                                                                          namespace)
+
+The worker builds its private filesystem view, sets resource limits, drops to its own uid, applies
+Landlock and seccomp, installs the import policy and audit hook, reports which protections are in
+force, and then runs code requests from the session socket: one JSON line in, one JSON line out.
+No pickle crosses the boundary. It never imports agentlib and uses only the stdlib.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import importlib.util
+import io
+import json
+import linecache
+import math
+import os
+import resource
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Collection
+from types import ModuleType
+from typing import Any
+
+_WORKDIR = "/sandbox"
+_DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
+_BLOCKED_AUDIT_EVENTS = frozenset(
+    {
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "signal.pthread_kill",
+        "subprocess.Popen",
+        "pty.spawn",
+        "socket.__new__",
+        "socket.bind",
+        "socket.connect",
+        "socket.getaddrinfo",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.call_function",
+        "ctypes.cdata",
+        "ctypes.cdata/buffer",
+        "sys.setprofile",
+        "sys.settrace",
+        "gc.get_referrers",
+    }
+)
+
+
+def _load_os_layer() -> ModuleType:
+    # The host runs this file by path under -I, so its folder is not on sys.path.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_os.py")
+    spec = importlib.util.spec_from_file_location("_agentlib_sandbox_os", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- the template process ---------------------------------------------------------------------
+
+
+def _preload(modules: list[str]) -> None:
+    for name in modules:
+        try:
+            __import__(name)
+        except Exception:  # an optional module that is absent or broken stays unavailable
+            continue
+
+
+def _read_only_paths() -> list[str]:
+    """The Python installation's import paths, which the worker must keep reading."""
+    paths = []
+    for entry in sys.path:
+        if entry and os.path.isabs(entry) and os.path.exists(entry):
+            paths.append(os.path.abspath(entry))
+    for extra in ("/usr/share/zoneinfo",):
+        if os.path.isdir(extra):
+            paths.append(extra)
+    # A path under another one is covered by its parent's mount.
+    paths.sort()
+    kept: list[str] = []
+    for path in paths:
+        if not any(path == parent or path.startswith(parent + os.sep) for parent in kept):
+            kept.append(path)
+    return kept
+
+
+def template_main(config: dict[str, Any]) -> None:
+    """Preload modules, then fork one sandboxed worker per spawn request until the host leaves."""
+    _preload(config["preload"])
+    os_layer = _load_os_layer()
+    read_only = _read_only_paths()
+    control = socket.socket(fileno=config["control_fd"])
+    workers: set[int] = set()
+
+    def reap(*_: object) -> None:
+        for pid in list(workers):
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                workers.discard(pid)
+
+    # Workers are re-parented to the template (a subreaper), so it reaps them and can kill
+    # every one of them when the host goes away.
+    os_layer._libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    signal.signal(signal.SIGCHLD, reap)
+    try:
+        while True:
+            message, descriptors, _flags, _address = socket.recv_fds(control, 65536, 2)
+            if not message:
+                break
+            request = json.loads(message)
+            if request.get("op") != "spawn" or not descriptors:
+                for descriptor in descriptors:
+                    os.close(descriptor)
+                continue
+            pid = _spawn(request, descriptors[0], os_layer, read_only)
+            os.close(descriptors[0])
+            if pid:
+                workers.add(pid)
+    finally:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _spawn(request: dict[str, Any], session_fd: int, os_layer: Any, read_only: list[str]) -> int:
+    """Fork the setup process; return the worker's pid (0 if setup failed)."""
+    read_end, write_end = os.pipe()
+    setup_pid = os.fork()
+    if setup_pid == 0:
+        status = 1
+        try:
+            os.close(read_end)
+            _setup_process(request, session_fd, write_end, os_layer, read_only)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 64):
+        data += chunk
+    os.close(read_end)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(setup_pid, 0)
+    return int(data) if data else 0
+
+
+def _setup_process(
+    request: dict[str, Any], session_fd: int, pid_pipe: int, os_layer: Any, read_only: list[str]
+) -> None:
+    notes: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    try:
+        names = os_layer.unshare_namespaces(as_root=os.geteuid() == 0)
+        notes["namespaces"] = f"new {', '.join(names)} namespaces"
+    except OSError as exc:
+        missing["namespaces"] = str(exc)
+    go_read, go_write = os.pipe()
+    worker_pid = os.fork()
+    if worker_pid == 0:
+        os.close(go_write)
+        os.read(go_read, 1)
+        os.close(go_read)
+        status = 1
+        try:
+            _worker_main(request, session_fd, os_layer, read_only, notes, missing)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(go_read)
+    line = json.dumps({"pid": worker_pid}).encode() + b"\n"
+    os.write(session_fd, line)
+    os.write(pid_pipe, str(worker_pid).encode())
+    os.close(pid_pipe)
+    os.write(go_write, b"x")
+    os.close(go_write)
+
+
+# --- the worker: sandbox setup ----------------------------------------------------------------
+
+
+def _worker_main(
+    request: dict[str, Any],
+    session_fd: int,
+    os_layer: Any,
+    read_only: list[str],
+    notes: dict[str, str],
+    missing: dict[str, str],
+) -> None:
+    os.setsid()
+    os.closerange(3, session_fd)
+    os.closerange(session_fd + 1, 65536)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    channel = socket.socket(fileno=session_fd)
+    channel.setblocking(True)
+    try:
+        _harden(request, os_layer, read_only, notes, missing)
+    except Exception as exc:
+        failure = {"ready": False, "error": f"sandbox setup failed: {type(exc).__name__}: {exc}"}
+        channel.sendall(json.dumps(failure).encode() + b"\n")
+        return
+    guard = _install_python_guards(request.get("allowed_imports"), request.get("audit_hook", True))
+    notes["python"] = guard
+    channel.sendall(json.dumps({"ready": True, "protections": notes, "missing": missing}).encode())
+    channel.sendall(b"\n")
+    _serve(channel, request)
+
+
+def _harden(
+    request: dict[str, Any],
+    os_layer: Any,
+    read_only: list[str],
+    notes: dict[str, str],
+    missing: dict[str, str],
+) -> None:
+    """Apply every OS protection the kernel permits, recording each one as applied or missing."""
+    as_root = os.geteuid() == 0
+    uid, gid = request["uid"], request["gid"]
+    owner = (uid, gid) if as_root else (0, 0)
+    staging = request["session_dir"]
+    workdir = staging
+    memory = os_layer.address_space_in_use() + request["memory_mb"] * 1024 * 1024
+    if "namespaces" in notes:
+        notes["filesystem"] = os_layer.build_private_root(
+            staging,
+            read_only_paths=read_only,
+            device_paths=_DEVICES,
+            workdir=_WORKDIR,
+            workdir_mb=request["disk_mb"],
+            owner=owner,
+        )
+        workdir = _WORKDIR
+    else:
+        if as_root:
+            os.chown(staging, uid, gid)
+        os.chdir(staging)
+        missing["filesystem"] = "no mount namespace: the host is hidden by Landlock alone"
+    notes["limits"] = os_layer.apply_rlimits(
+        memory_bytes=memory,
+        cpu_seconds=request["lifetime_cpu_seconds"],
+        file_bytes=request["file_mb"] * 1024 * 1024,
+        open_files=request["open_files"],
+        threads=request["threads"] if as_root else None,
+    )
+    if as_root:
+        notes["identity"] = os_layer.drop_to_uid(uid, gid)
+    else:
+        missing["identity"] = "not started as root: runs as the host's uid; RLIMIT_NPROC unset"
+    try:
+        read_paths = ["/"] if workdir == _WORKDIR else [*read_only, *_DEVICES]
+        write_paths = [workdir, "/dev/null"]
+        notes["landlock"] = os_layer.apply_landlock(read_paths=read_paths, write_paths=write_paths)
+    except OSError as exc:
+        missing["landlock"] = str(exc)
+    try:
+        notes["seccomp"] = os_layer.apply_seccomp()
+    except OSError as exc:
+        missing["seccomp"] = str(exc)
+    os.environ.clear()
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "TZ": "UTC"})
+
+
+def _install_python_guards(allowed: list[str] | None, audit_hook: bool) -> str:
+    """Defence in depth inside the interpreter: an audit hook and the import allow-list."""
+    blocked = _BLOCKED_AUDIT_EVENTS
+    parts = []
+
+    def audit(event: str, _arguments: tuple[Any, ...]) -> None:
+        if event in blocked:
+            raise PermissionError(f"{event} is not allowed in the sandbox")
+
+    if audit_hook:
+        sys.addaudithook(audit)  # an audit hook cannot be removed once added
+        parts.append("audit hook (process, socket and ctypes events refused)")
+    if allowed is not None:
+        _install_import_policy(frozenset(allowed))
+        parts.append("import allow-list")
+    return "; ".join(parts) or "none (the OS sandbox alone)"
+
+
+def _install_import_policy(allowed: Collection[str]) -> None:
+    original: Callable[..., Any] = builtins.__import__
+    modules = sys.modules
+
+    def guarded_import(
+        name: str,
+        globals: dict[str, Any] | None = None,
+        locals: dict[str, Any] | None = None,
+        fromlist: tuple[str, ...] = (),
+        level: int = 0,
+    ) -> Any:
+        # Imports made by a module's own code (numpy importing its internals) are trusted;
+        # imports made by the session's code are checked against the allow-list.
+        module_name = globals.get("__name__") if globals else None
+        module = modules.get(module_name) if isinstance(module_name, str) else None
+        from_module = module is not None and getattr(module, "__dict__", None) is globals
+        if not from_module or module_name == "__main__":
+            top = name.partition(".")[0]
+            if level != 0 or top not in allowed:
+                raise ImportError(
+                    f"import of {name!r} is not allowed in this sandbox; "
+                    f"allowed modules: {', '.join(sorted(allowed))}"
+                )
+        return original(name, globals, locals, fromlist, level)
+
+    builtins.__import__ = guarded_import  # type: ignore[assignment]
+
+
+# --- the worker: running code -----------------------------------------------------------------
+
+
+class _CappedText(io.TextIOBase):
+    """A text stream that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.total = 0
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.total += len(text)
+        room = self.limit - self.kept
+        if room > 0:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.kept += len(piece)
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def getvalue(self) -> str:
+        text = "".join(self.parts)
+        if self.total > self.kept:
+            text += f"\n…[output truncated: showing {self.kept} of {self.total} characters]"
+        return text
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"…[truncated: showing {limit} of {len(text)} characters]"
+
+
+def _clean(text: str) -> str:
+    """Replace lone surrogates so the host always receives valid UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _CpuTimeExceededError(BaseException):
+    """Raised in the session's code when its CPU time for this call runs out."""
+
+
+def _on_cpu_limit(_signal: int, _frame: object) -> None:
+    raise _CpuTimeExceededError("the CPU time limit for this call was exceeded")
+
+
+def _arm_cpu_limit(seconds: int) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(used) + seconds
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _disarm_cpu_limit() -> None:
+    # Between calls the soft limit goes back up to the lifetime cap, so no SIGXCPU arrives
+    # while the worker reports.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+
+
+def _short_traceback(exc: BaseException, filename_prefix: str, max_lines: int) -> str:
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.startswith(filename_prefix)
+    ]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.format_list(frames[-8:])
+    lines += traceback.format_exception_only(type(exc), exc)
+    text = "".join(lines).rstrip()
+    kept = text.splitlines()[-max_lines:]
+    return "\n".join(kept)
+
+
+def _execute(
+    code: str, namespace: dict[str, Any], cell: int, limits: dict[str, Any]
+) -> dict[str, Any]:
+    filename = f"<cell {cell}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    stdout, stderr = (
+        _CappedText(limits["max_output_chars"]),
+        _CappedText(limits["max_output_chars"]),
+    )
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = stdout, stderr
+    value: str | None = None
+    error: str | None = None
+    try:
+        _arm_cpu_limit(limits["cpu_seconds"])
+        tree = ast.parse(code, filename, "exec")
+        last: ast.Expression | None = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body[-1].value)
+            del tree.body[-1]
+        exec(compile(tree, filename, "exec"), namespace)
+        if last is not None:
+            result = eval(compile(last, filename, "eval"), namespace)
+            if result is not None:
+                namespace["_"] = result
+                value = _cap(repr(result), limits["max_value_chars"])
+    except SyntaxError as exc:
+        error = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    except _CpuTimeExceededError:
+        error = f"CPU time limit exceeded: the call used more than {limits['cpu_seconds']} s of CPU"
+    except BaseException as exc:  # the session's code may raise anything, SystemExit included
+        error = _short_traceback(exc, "<cell ", 30)
+    finally:
+        sys.stdout, sys.stderr = saved
+        _disarm_cpu_limit()
+    return {
+        "stdout": _clean(stdout.getvalue()),
+        "stderr": _clean(stderr.getvalue()),
+        "value": _clean(value) if value is not None else None,
+        "error": _clean(_cap(error, 4000)) if error is not None else None,
+    }
+
+
+def _serve(channel: socket.socket, limits: dict[str, Any]) -> None:
+    signal.signal(signal.SIGXCPU, _on_cpu_limit)
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    reader = channel.makefile("rb")
+    for cell, line in enumerate(reader, start=1):
+        request = json.loads(line)
+        try:
+            response = _execute(request["code"], namespace, cell, limits)
+        except BaseException as exc:  # a failure while reporting (MemoryError in repr, ...)
+            response = {"stdout": "", "stderr": "", "value": None, "error": f"{type(exc).__name__}"}
+        channel.sendall(json.dumps(response).encode() + b"\n")
+
+
+def main() -> None:
+    """Entry point: `python -I _sandbox_worker.py '<json config>'`."""
+    template_main(json.loads(sys.argv[1]))
+
+
+if __name__ == "__main__":
+    main()
