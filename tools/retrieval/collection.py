@@ -1,0 +1,227 @@
+"""`Collection`: the whole pipeline in one object: load, split, embed, index, search, persist.
+
+```python
+collection = Collection(SentenceTransformerEmbedder())
+collection.add_files("docs/")
+hits = collection.search("How do I install it?", k=5)
+collection.save("rag-index")
+```
+
+Adding is all-or-nothing: files are loaded, split and embedded before the index changes, so
+a bad file or a failing embedder leaves what is already indexed untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from agentlib.tools.retrieval.documents import Chunk, Document, MetadataFilter, SearchHit
+from agentlib.tools.retrieval.embedders import Embedder, SentenceTransformerEmbedder
+from agentlib.tools.retrieval.indexes import (
+    ExactIndex,
+    VectorIndex,
+    check_embedder,
+    load_index,
+)
+from agentlib.tools.retrieval.loaders import DirectoryLoader, load_file
+from agentlib.tools.retrieval.retrievers import (
+    BM25Retriever,
+    DenseRetriever,
+    HybridRetriever,
+    Retriever,
+)
+from agentlib.tools.retrieval.splitters import (
+    MarkdownHeaderSplitter,
+    RecursiveSplitter,
+    Splitter,
+    TokenCounter,
+    TokenSplitter,
+)
+
+from agentlib import ConfigurationError
+
+__all__ = ["Collection", "SearchMode"]
+
+SearchMode = Literal["hybrid", "dense", "bm25"]
+"""How `Collection.search` ranks: dense vectors, BM25, or both fused by reciprocal rank."""
+
+_SETTINGS = "collection.json"
+_MARKDOWN = (".md", ".markdown")
+
+
+class Collection:
+    """Documents made searchable: chunks in a vector index (and a BM25 index for hybrid search).
+
+    Args:
+        embedder: Embeds chunks and queries; default: the bundled all-MiniLM-L6-v2.
+        index: Where vectors go; default: a new `ExactIndex` for the embedder.
+        splitter: Cuts documents into chunks; default: by Markdown headings for `.md` files,
+            then by the embedder's tokens (200 per chunk, 30 overlap) when it counts tokens,
+            else by characters (1000, 150 overlap).
+        mode: The default search mode.
+        rrf_k: The reciprocal-rank-fusion constant for hybrid search.
+        weights: Hybrid weights for (dense, BM25).
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        index: VectorIndex | None = None,
+        splitter: Splitter | None = None,
+        mode: SearchMode = "hybrid",
+        rrf_k: int = 60,
+        weights: Sequence[float] = (1.0, 1.0),
+    ) -> None:
+        self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
+        if index is None:
+            index = ExactIndex.for_embedder(self.embedder)
+        else:
+            check_embedder(index, self.embedder, "the index")
+        self.index = index
+        self.splitter = splitter
+        self.mode = mode
+        self.rrf_k = rrf_k
+        self.weights = tuple(weights)
+        self._bm25 = BM25Retriever(index.chunks())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def split(self, documents: Iterable[Document]) -> list[Chunk]:
+        """Cut documents into chunks with the configured (or default) splitter."""
+        documents = list(documents)
+        if self.splitter is not None:
+            return self.splitter.split(documents)
+        base: RecursiveSplitter | TokenSplitter
+        if isinstance(self.embedder, TokenCounter):
+            base = TokenSplitter(self.embedder, chunk_size=200, chunk_overlap=30)
+        else:
+            base = RecursiveSplitter(chunk_size=1000, chunk_overlap=150)
+        markdown = MarkdownHeaderSplitter(splitter=base)
+        chunks: list[Chunk] = []
+        for document in documents:
+            is_markdown = document.source.lower().endswith(_MARKDOWN)
+            chunks.extend((markdown if is_markdown else base).split([document]))
+        return chunks
+
+    def add_chunks(self, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """Embed and index chunks (replacing chunks with the same id)."""
+        if not chunks:
+            return []
+        vectors = self.embedder.embed([chunk.text for chunk in chunks])
+        self.index.add(chunks, vectors)
+        self._bm25.add(chunks)
+        return list(chunks)
+
+    def add_documents(self, documents: Iterable[Document]) -> list[Chunk]:
+        """Split, embed and index documents; return the new chunks."""
+        return self.add_chunks(self.split(documents))
+
+    def add_files(self, *paths: str | os.PathLike[str]) -> list[Chunk]:
+        """Load files and folders (every supported file inside), then index them.
+
+        Every file is loaded before anything is indexed: one bad file raises
+        `DocumentLoadError` naming it and nothing changes.
+        """
+        documents: list[Document] = []
+        for path in paths:
+            if Path(path).is_dir():
+                documents.extend(DirectoryLoader().load(path))
+            else:
+                documents.extend(load_file(path))
+        return self.add_documents(documents)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove chunks by id; return how many were removed."""
+        ids = list(ids)
+        self._bm25.delete(ids)
+        return self.index.delete(ids)
+
+    def delete_source(self, source: str | os.PathLike[str]) -> int:
+        """Remove every chunk of one source (a path as it was added)."""
+        ids = [chunk.id for chunk in self.index.chunks() if chunk.source == str(source)]
+        return self.delete(ids)
+
+    def retriever(self, mode: SearchMode | None = None) -> Retriever:
+        """The retriever behind `search` for `mode` (default: the collection's mode)."""
+        mode = mode or self.mode
+        dense = DenseRetriever(self.embedder, self.index)
+        if mode == "dense":
+            return dense
+        if mode == "bm25":
+            return self._bm25
+        if mode == "hybrid":
+            return HybridRetriever([dense, self._bm25], weights=self.weights, rrf_k=self.rrf_k)
+        raise ConfigurationError(f"unknown search mode {mode!r}; use hybrid, dense or bm25")
+
+    async def asearch(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        filter: MetadataFilter | None = None,
+        mode: SearchMode | None = None,
+    ) -> list[SearchHit]:
+        """The `k` chunks that best answer `query`, optionally within a metadata `filter`."""
+        return await self.retriever(mode).asearch(query, k, filter=filter)
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        filter: MetadataFilter | None = None,
+        mode: SearchMode | None = None,
+    ) -> list[SearchHit]:
+        """Synchronous `asearch`."""
+        return asyncio.run(self.asearch(query, k, filter=filter, mode=mode))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Persist the index and settings to the folder `path`."""
+        folder = Path(path)
+        self.index.save(folder / "index")
+        settings: dict[str, Any] = {
+            "mode": self.mode,
+            "rrf_k": self.rrf_k,
+            "weights": list(self.weights),
+            "embedder": self.embedder.name,
+        }
+        (folder / _SETTINGS).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        embedder: Embedder | None = None,
+        *,
+        splitter: Splitter | None = None,
+    ) -> Collection:
+        """Open a collection saved with `save`, checking `embedder` is the one it was built with.
+
+        Raises:
+            IndexMismatchError: The saved index comes from another embedder or dimension.
+        """
+        folder = Path(path)
+        settings_file = folder / _SETTINGS
+        if not settings_file.is_file():
+            raise ConfigurationError(
+                f"{str(folder)!r} is not a saved collection (no {_SETTINGS}); "
+                "pass the folder given to Collection.save"
+            )
+        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+        embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
+        index = load_index(folder / "index", embedder=embedder)
+        return cls(
+            embedder,
+            index=index,
+            splitter=splitter,
+            mode=settings["mode"],
+            rrf_k=int(settings["rrf_k"]),
+            weights=settings["weights"],
+        )
