@@ -96,8 +96,12 @@ class CancelToken:
 class ConversationLike(Protocol):
     """What `Agent.arun(conversation=...)` needs from a conversation (see `agentlib.memory`)."""
 
-    async def ahistory(self, model: Model) -> list[Message]:
-        """The earlier turns as messages, already fitted to `model`'s context by the strategy."""
+    async def ahistory(self, model: Model, task: str) -> list[Message]:
+        """The earlier turns as messages for `task`, fitted to `model`'s context by the strategy."""
+        ...
+
+    async def arecord_step(self, task: str, step: Step) -> None:
+        """Save one finished step of the run in flight, so a crash loses at most the next."""
         ...
 
     async def arecord(self, task: str, result: RunResult[Any]) -> None:
@@ -263,7 +267,7 @@ class Agent(Generic[OutputT]):
     ) -> AsyncIterator[AgentEvent]:
         started = time.perf_counter()
         if conversation is not None:
-            history = [*(await conversation.ahistory(self.model)), *history]
+            history = [*(await conversation.ahistory(self.model, task)), *history]
         state = _RunState(
             task=task,
             started=started,
@@ -289,6 +293,8 @@ class Agent(Generic[OutputT]):
                     yield event
                 async for event in self._act(state, step, tools):
                     yield event
+                if conversation is not None:
+                    await conversation.arecord_step(task, state.steps[-1])
                 if state.steps[-1].is_final:
                     reason, output = "final_answer", state.steps[-1].final_answer
                     break
