@@ -142,10 +142,12 @@ class ExecutionResult:
     """The error with a short traceback, or why the worker was lost."""
     state_lost: bool = False
     """The worker was killed or crashed: variables from earlier calls are gone."""
+    notice: str | None = None
+    """A note about the session itself, such as a worker replaced before this call."""
 
     def render(self) -> str:
         """Render the result as observation text for a model."""
-        parts = []
+        parts = [f"Note: {self.notice}"] if self.notice else []
         if self.stdout:
             parts.append(f"Printed:\n{self.stdout.rstrip(chr(10))}")
         if self.stderr:
@@ -154,8 +156,8 @@ class ExecutionResult:
             parts.append(f"Result: {self.value}")
         if self.error is not None:
             parts.append(f"Error:\n{self.error}")
-        if not parts:
-            return "Done: no output and no result. Use print(...) to show values."
+        if len(parts) == (1 if self.notice else 0):
+            parts.append("Done: no output and no result. Use print(...) to show values.")
         return "\n".join(parts)
 
 
@@ -303,6 +305,13 @@ class _Worker:
         message: dict[str, Any] = json.loads(line)
         return message
 
+    def alive(self) -> bool:
+        """Whether the worker process is still running (its pidfd is not yet readable)."""
+        if self.pidfd is None:
+            return False
+        readable, _, _ = select.select([self.pidfd], [], [], 0)
+        return not readable
+
     def kill(self) -> None:
         """Kill the worker (and, as pid 1 of its namespace, everything it started)."""
         if self.pidfd is not None:
@@ -416,6 +425,10 @@ class PythonSession:
         async with self._lock():
             if self._closed:
                 raise ToolError("this Python session is closed; start a new one")
+            notice = None
+            if self._worker is not None and not self._worker.alive():
+                await self._discard_worker()
+                notice = "the previous Python worker had stopped; session state was lost"
             if self._worker is None:
                 self._worker = await self._start_worker()
             worker = self._worker
@@ -424,19 +437,22 @@ class PythonSession:
                     await self._send(worker, code)
                     message = await worker.read_message()
             except TimeoutError:
-                return self._lose_worker(f"timed out after {self.limits.timeout:g} s")
+                return await self._lose_worker(f"timed out after {self.limits.timeout:g} s")
             except (ConnectionError, OSError, ValueError):
-                return self._lose_worker(
+                return await self._lose_worker(
                     "the Python worker stopped (it crashed or hit a memory or CPU limit)"
                 )
             except BaseException:  # cancelled mid-call: the worker's state is unknown
-                self._discard_worker()
+                worker.kill()
+                self._worker = None
                 raise
         return ExecutionResult(
             stdout=str(message.get("stdout", "")),
             stderr=str(message.get("stderr", "")),
             value=message.get("value"),
             error=message.get("error"),
+            state_lost=notice is not None,
+            notice=notice,
         )
 
     def run(self, code: str) -> ExecutionResult:
@@ -447,13 +463,13 @@ class PythonSession:
         data = json.dumps({"code": code}).encode() + b"\n"
         await asyncio.get_running_loop().sock_sendall(worker.channel, data)
 
-    def _discard_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+    async def _discard_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await asyncio.to_thread(worker.kill)
 
-    def _lose_worker(self, reason: str) -> ExecutionResult:
-        self._discard_worker()
+    async def _lose_worker(self, reason: str) -> ExecutionResult:
+        await self._discard_worker()
         return ExecutionResult(
             error=f"{reason}; session state was lost (variables and imports are gone, "
             "the next call starts a fresh interpreter)",
@@ -463,9 +479,7 @@ class PythonSession:
     async def aclose(self) -> None:
         """Kill the worker and remove its working directory. Closing twice is harmless."""
         self._closed = True
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await asyncio.to_thread(worker.kill)
+        await self._discard_worker()
 
     def close(self) -> None:
         """Synchronous `aclose`."""
