@@ -83,9 +83,7 @@ def _in_memory(database: str | None) -> bool:
 
 
 def _duckdb_read_only_engine(url: sa.URL) -> sa.Engine:
-    engine = sa.create_engine(
-        url, connect_args={"read_only": True, "config": dict(_DUCKDB_CONFIG)}
-    )
+    engine = sa.create_engine(url, connect_args={"read_only": True, "config": dict(_DUCKDB_CONFIG)})
     try:
         with engine.connect():
             pass
@@ -153,6 +151,9 @@ def _guard(connection: sa.Connection, timeout: float) -> Iterator[None]:
     elif backend == "postgresql":
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+        # A query takes the transaction's snapshot; after it PostgreSQL refuses
+        # SET TRANSACTION READ WRITE (before it, that SET would still be accepted).
+        connection.exec_driver_sql("SELECT 1")
         yield
     elif backend == "duckdb":
         timer = threading.Timer(timeout, driver.interrupt)  # type: ignore[union-attr]
@@ -196,9 +197,16 @@ def execute_read_only(
             try:
                 with _guard(connection, timeout):
                     if isinstance(statement, str):
+                        if connection.dialect.paramstyle in ("format", "pyformat"):
+                            # psycopg reads % as a placeholder even without parameters.
+                            statement = statement.replace("%", "%%")
                         result = connection.exec_driver_sql(statement)
                     else:
                         result = connection.execute(statement)
+                    if not result.returns_rows:
+                        raise ToolError(
+                            "the statement returned no rows: only SELECT queries can run"
+                        )
                     columns = list(result.keys())
                     fetched = result.fetchmany(max_rows + 1)
                     result.close()

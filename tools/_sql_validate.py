@@ -39,6 +39,7 @@ SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "duckdb": "duc
 ALLOWED_FUNCTIONS = frozenset(
     name.lower()
     for name in """
+    and or xor not exists in between is any all
     count count_if sum avg min max total group_concat string_agg array_agg listagg median
     quantile quantile_cont quantile_disc percentile_cont percentile_disc mode stddev stddev_pop
     stddev_samp variance var_pop var_samp corr covar_pop covar_samp bool_and bool_or
@@ -176,15 +177,13 @@ def _resolve_tables(
         if name not in tables and name.lower() not in by_lower:
             close = difflib.get_close_matches(name, list(tables), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ToolError(
-                f"unknown table {name!r}; {hint}the tables are: {', '.join(tables)}"
-            )
+            raise ToolError(f"unknown table {name!r}; {hint}the tables are: {', '.join(tables)}")
 
 
-def _check_columns(
-    tree: exp.Expression, tables: Mapping[str, TableInfo], dialect: str
-) -> None:
-    schema = {name: {column: "TEXT" for column in info.column_names} for name, info in tables.items()}
+def _check_columns(tree: exp.Expression, tables: Mapping[str, TableInfo], dialect: str) -> None:
+    schema = {
+        name: {column: "TEXT" for column in info.column_names} for name, info in tables.items()
+    }
     try:
         qualify(
             tree.copy(),
