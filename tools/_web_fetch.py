@@ -31,6 +31,11 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
 _TEXT_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
 _UNLABELLED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_SNIFFED_TYPES: dict[PageKind, str] = {
+    "pdf": "application/pdf",
+    "html": "text/html",
+    "text": "text/plain",
+}
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _SINGLE_BYTE_CODECS = frozenset({"ascii", "latin-1", "iso8859-1", "cp1252"})
 _BYTE_ORDER_MARKS = (
@@ -208,8 +213,17 @@ def _detect_and_decode(body: bytes) -> str:
     except ImportError:  # a trafilatura dependency; without it, replace what does not decode
         return body.decode("utf-8", errors="replace")
     best = charset_normalizer.from_bytes(body[:100_000]).best()
-    encoding = best.encoding if best is not None else "utf-8"
-    return body.decode(encoding, errors="replace")
+    if best is None:
+        return body.decode("utf-8", errors="replace")
+    # Short Western texts fit many Latin code pages about equally well, and the detector's
+    # pick among them (cp775, cp1257, ...) is close to random. windows-1252 is what the web
+    # means in that case (it is the WHATWG default for unlabelled Western pages).
+    if all("Latin" in alphabet or "Punctuation" in alphabet for alphabet in best.alphabets):
+        try:
+            return body.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    return body.decode(best.encoding, errors="replace")
 
 
 def _html_to_markdown(html: str, url: str, include_links: bool) -> tuple[str, str]:
@@ -257,15 +271,11 @@ def _pdf_to_text(body: bytes, max_pages: int) -> tuple[str, str]:
 
 def extract(download: _Download, config: FetchConfig) -> FetchedPage:
     """Turn a download into a `FetchedPage` (CPU-bound: run it in a worker thread)."""
-    kind = download.kind or _sniff(download.body, download.url)
-    media_type = (
-        download.media_type
-        or {
-            "pdf": "application/pdf",
-            "html": "text/html",
-            "text": "text/plain",
-        }[kind]
-    )
+    kind = download.kind
+    media_type = download.media_type
+    if kind is None:
+        kind = _sniff(download.body, download.url)
+        media_type = _SNIFFED_TYPES[kind]
     if kind == "pdf":
         if download.truncated:
             raise ToolError(

@@ -35,7 +35,7 @@ from agentlib import (
 )
 
 from ._web_cache import WebCache
-from ._web_fetch import FetchConfig, FetchedPage, PageFetcher
+from ._web_fetch import FetchConfig, FetchedPage, PageFetcher, parse_url
 
 __all__ = [
     "DDGSBackend",
@@ -477,13 +477,14 @@ class WebTools(Toolset):
         Raises:
             ToolError: The URL is refused or cannot be fetched or read.
         """
-        # Checked even for a cached page: the cache may have been filled under another policy.
-        checked = str(await self._fetcher.check(url))
-        if self.cache is not None and (cached := self.cache.get("page", checked)) is not None:
+        key = str(parse_url(url))
+        if self.cache is not None and (cached := self.cache.get("page", key)) is not None:
+            # Checked again: the cache may have been filled under a more open policy.
+            await self._fetcher.check(key)
             return FetchedPage(**cached)
-        page = await self._fetcher.fetch(checked)
+        page = await self._fetcher.fetch(key)
         if self.cache is not None:
-            self.cache.put("page", checked, dataclasses.asdict(page))
+            self.cache.put("page", key, dataclasses.asdict(page))
         return page
 
     @tool
