@@ -474,6 +474,7 @@ class Conversation:
         self._turns = list(turns)
         self._open_turn: str | None = None
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Conversation(id={self.id!r}, turns={len(self._turns)})"
@@ -529,8 +530,7 @@ class Conversation:
             The new turn.
         """
         turn = self._finish(task, result)
-        if self.store is not None:
-            self.store.save_turn(self, turn)
+        self._save_latest(turn.id)
         return turn
 
     def _finish(self, task: str, result: RunResult[Any]) -> Turn:
@@ -554,7 +554,18 @@ class Conversation:
 
     async def _asave(self, turn: Turn) -> None:
         if self.store is not None:
-            await asyncio.to_thread(self.store.save_turn, self, turn)
+            await asyncio.to_thread(self._save_latest, turn.id)
+
+    def _save_latest(self, turn_id: str) -> None:
+        # Writes are serialised and each writes the turn as it is *now*: a step's save still
+        # running in its thread after a cancellation can never overwrite the finished turn.
+        if self.store is None:
+            return
+        with self._save_lock:
+            with self._lock:
+                turn = next((t for t in reversed(self._turns) if t.id == turn_id), None)
+            if turn is not None:
+                self.store.save_turn(self, turn)
 
     # -- storage and JSON ---------------------------------------------------------------------
 
@@ -1248,12 +1259,15 @@ class SQLStore:
         if self._owns_engine:
             self.engine.dispose()
 
-    def _transact(self, work: Callable[[Connection], T]) -> T:
+    def _transact(self, work: Callable[[Connection], T], *, read: bool = False) -> T:
         delay = 0.005
         for attempt in range(self.max_retries + 1):
             try:
-                with self.engine.begin() as connection:
-                    return work(connection)
+                with self.engine.connect() as connection:
+                    if read:
+                        connection = connection.execution_options(agentlib_read=True)
+                    with connection.begin():
+                        return work(connection)
             except Exception as exc:
                 if attempt == self.max_retries or not _is_transient(exc):
                     raise
@@ -1306,6 +1320,8 @@ class SQLStore:
         import sqlalchemy as sa
 
         table = self._turns
+        if not 0 < len(turn.id) <= 64:
+            raise ConfigurationError(f"a turn id must be 1-64 characters, got {turn.id!r}")
         data = json.dumps(turn.to_dict(), ensure_ascii=False)
         owner = connection.execute(
             sa.select(table.c.conversation_id).where(table.c.id == turn.id)
@@ -1352,7 +1368,7 @@ class SQLStore:
             ).all()
             return header, list(rows)
 
-        header, rows = self._transact(work)
+        header, rows = self._transact(work, read=True)
         if header is None:
             return None
         problems: list[LoadProblem] = []
@@ -1373,6 +1389,8 @@ class SQLStore:
         created_at = datetime.fromtimestamp(header.created_at, UTC)
         try:
             data = json.loads(header.data)
+            if not isinstance(data, dict):
+                raise ConfigurationError(f"its data is a JSON {type(data).__name__}, not an object")
             document = Conversation.from_dict(
                 {"id": header.id, "created_at": created_at.isoformat(), **data, "turns": []},
                 store=self,
@@ -1405,7 +1423,7 @@ class SQLStore:
             .outerjoin(counts, counts.c.conversation_id == table.c.id)
             .order_by(table.c.updated_at.desc(), table.c.id)
         )
-        rows = self._transact(lambda connection: connection.execute(query).all())
+        rows = self._transact(lambda connection: connection.execute(query).all(), read=True)
         return [
             ConversationInfo(
                 id=row.id,
@@ -1481,4 +1499,6 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers need no lock in WAL mode: a deferred BEGIN reads a consistent snapshot.
+        read = connection.get_execution_options().get("agentlib_read", False)
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")

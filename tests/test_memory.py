@@ -3,6 +3,7 @@ driven by ScriptedModel / FunctionModel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import subprocess
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 
 from agentlib import (
     Agent,
+    CancelToken,
     ConfigurationError,
     FunctionModel,
     Message,
@@ -348,17 +350,56 @@ def test_corrupt_and_foreign_rows_are_reported_and_the_others_load(
     assert "'broken-json' was skipped" in str(loaded.problems[0])
 
 
-def test_corrupt_conversation_row_still_loads_its_turns(sqlite_store: SQLStore) -> None:
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [("[1, 2", "not valid JSON"), ("[1, 2]", "JSON list, not an object"), ("{}", "'version'")],
+)
+def test_corrupt_conversation_row_still_loads_its_turns(
+    sqlite_store: SQLStore, data: str, message: str
+) -> None:
     import sqlalchemy as sa
 
     conversation = Conversation("damaged", store=sqlite_store, metadata={"title": "x"})
     conversation.record("hello", Agent(ScriptedModel([final("hi")])).run("hello"))
     with sqlite_store.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE agentlib_conversations SET data = '[1, 2'"))
+        connection.execute(
+            sa.text("UPDATE agentlib_conversations SET data = :data"), {"data": data}
+        )
     loaded = sqlite_store.load("damaged")
     assert loaded is not None and [turn.answer for turn in loaded.turns] == ["hi"]
     (problem,) = loaded.problems
     assert problem.kind == "conversation" and problem.row_id == "damaged"
+    assert message in problem.message
+
+
+async def test_cancelled_run_is_saved_as_cancelled_with_its_finished_steps(
+    sqlite_store: SQLStore,
+) -> None:
+    token = CancelToken()
+
+    @tool
+    async def slow(key: str) -> str:
+        """Take a long time.
+
+        Args:
+            key: Anything.
+        """
+        if key == "stop":
+            token.cancel()
+            await asyncio.sleep(60)
+        return "fast"
+
+    model = ScriptedModel([call("slow", key="go"), call("slow", key="stop"), final("never")])
+    conversation = Conversation("cancel", store=sqlite_store)
+    result = await Agent(model, tools=[slow]).arun(
+        "cancel me", conversation=conversation, cancel_token=token
+    )
+    assert result.stop_reason == "cancelled"
+    loaded = sqlite_store.load("cancel")
+    assert loaded is not None
+    (turn,) = loaded.turns
+    assert turn.stop_reason == "cancelled"
+    assert turn.steps[0].observations[0].content == "fast"
 
 
 def test_crash_mid_run_keeps_every_finished_step(tmp_path: Path) -> None:
