@@ -81,17 +81,19 @@ def _check_encodings(encodings: Sequence[str]) -> tuple[str, ...]:
 
 def _decode(path: Path, data: bytes, encodings: Sequence[str]) -> str:
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :].decode("utf-8")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
-    for encoding in encodings:
+        candidates: Sequence[str] = ("utf-8-sig",)
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ("utf-16",)
+    else:
+        candidates = encodings
+    for encoding in candidates:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
     raise DocumentLoadError(
         path,
-        f"the bytes are not valid {' or '.join(encodings)}; pass encodings=(...) with the "
+        f"the bytes are not valid {' or '.join(candidates)}; pass encodings=(...) with the "
         "file's encoding (for example 'latin-1' or 'cp1252')",
     )
 

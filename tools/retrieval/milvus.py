@@ -2,8 +2,8 @@
 
 The same code talks to milvus-lite (a local file URI such as `./rag.db`, embedded, used by
 the tests) and to a Milvus server or cluster (`http://host:19530`, with `token=`). A
-collection holds `id`, `vector`, `text` and a JSON `metadata` field; its description records
-the embedder, so reopening it with another embedder fails with `IndexMismatchError`.
+collection holds `id`, `vector`, `text` and a JSON `metadata` field; a collection property
+records the embedder, so reopening it with another embedder fails with `IndexMismatchError`.
 Metadata filters become Milvus boolean expressions on the JSON field.
 """
 
@@ -25,7 +25,7 @@ from agentlib import ConfigurationError, MissingExtraError
 __all__ = ["MilvusIndex", "filter_expression"]
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DESCRIPTION_PREFIX = "agentlib embedder: "
+_EMBEDDER_PROPERTY = "agentlib.embedder"
 _MAX_TEXT = 65_535
 _PAGE = 1000
 
@@ -50,11 +50,11 @@ def filter_expression(filter: MetadataFilter | None) -> str:
                 raise ConfigurationError(
                     f"metadata filter value {value!r} for {key!r} must be a string, number or bool"
                 )
-        literals = ", ".join(json.dumps(value) for value in values)
-        if len(values) == 1 and not isinstance(wanted, (list, tuple, set, frozenset)):
-            clauses.append(f'metadata["{key}"] == {literals}')
-        else:
-            clauses.append(f'metadata["{key}"] in [{literals}]')
+        # milvus-lite accepts `in` only on plain fields, so lists become `or` chains.
+        alternatives = [f'metadata["{key}"] == {json.dumps(value)}' for value in values]
+        if not alternatives:
+            alternatives = ["false"]
+        clauses.append(f"({' or '.join(alternatives)})")
     return " and ".join(clauses)
 
 
@@ -129,13 +129,13 @@ class MilvusIndex:
             for field in description["fields"]
             if field["name"] == "vector"
         )
-        text = str(description.get("description", ""))
-        if not text.startswith(_DESCRIPTION_PREFIX):
+        embedder_name = (description.get("properties") or {}).get(_EMBEDDER_PROPERTY)
+        if not embedder_name:
             raise ConfigurationError(
-                f"Milvus collection {self.collection!r} was not made by agentlib; "
-                "use another collection name"
+                f"Milvus collection {self.collection!r} was not made by agentlib (it has no "
+                f"{_EMBEDDER_PROPERTY!r} property); use another collection name"
             )
-        return dimension, text[len(_DESCRIPTION_PREFIX) :]
+        return dimension, str(embedder_name)
 
     def _create(self) -> None:
         from pymilvus import DataType, MilvusClient
@@ -143,7 +143,7 @@ class MilvusIndex:
         schema = MilvusClient.create_schema(
             auto_id=False,
             enable_dynamic_field=False,
-            description=f"{_DESCRIPTION_PREFIX}{self._embedder_name}",
+            description="agentlib retrieval chunks",
         )
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dimension)
@@ -156,6 +156,7 @@ class MilvusIndex:
             schema=schema,
             index_params=index_params,
             consistency_level=self._consistency,
+            properties={_EMBEDDER_PROPERTY: self._embedder_name},
         )
 
     @property

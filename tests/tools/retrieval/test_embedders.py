@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from agentlib import ModelError
 from agentlib.tools.retrieval import (
     Embedder,
     HashingEmbedder,
@@ -19,6 +17,8 @@ from agentlib.tools.retrieval import (
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
 )
+
+from agentlib import ModelError
 
 
 def test_hashing_embedder_is_deterministic_and_normalised() -> None:
@@ -43,7 +43,7 @@ class _EmbeddingsHandler(BaseHTTPRequestHandler):
     dimension = 8
     fail_with: int | None = None
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, **body})
         if type(self).fail_with:

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pypdf
 import pytest
-
-from agentlib import ConfigurationError
 from agentlib.tools.retrieval import (
     DirectoryLoader,
     DocumentLoadError,
@@ -17,6 +15,8 @@ from agentlib.tools.retrieval import (
     TextLoader,
     load_file,
 )
+
+from agentlib import ConfigurationError
 
 from .conftest import write_pdf
 
@@ -74,7 +74,9 @@ def test_json_loader_reads_the_chosen_field_and_metadata(tmp_path: Path) -> None
 def test_jsonl_loader_reports_the_record_without_the_field(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text('{"text": "ok"}\n{"other": "missing"}\n', encoding="utf-8")
-    with pytest.raises(DocumentLoadError, match=r"rows\.jsonl.*record 2 has no text in field 'text'"):
+    with pytest.raises(
+        DocumentLoadError, match=r"rows\.jsonl.*record 2 has no text in field 'text'"
+    ):
         JSONLoader().load(path)
 
 
@@ -87,9 +89,7 @@ def test_directory_loader_walks_every_format_and_skips_hidden_files(corpus: Path
 
 def test_directory_loader_can_skip_bad_files_and_lists_them(corpus: Path) -> None:
     (corpus / "empty.txt").write_text("   \n", encoding="utf-8")
-    loader = DirectoryLoader(
-        skip_errors=True, loaders={".jsonl": JSONLoader(text_field="answer")}
-    )
+    loader = DirectoryLoader(skip_errors=True, loaders={".jsonl": JSONLoader(text_field="answer")})
     documents = loader.load(corpus)
     assert [error.path.name for error in loader.skipped] == ["empty.txt"]
     assert any(d.source.endswith("cats.txt") for d in documents)
