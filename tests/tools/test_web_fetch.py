@@ -10,7 +10,7 @@ import gzip
 import ipaddress
 import re
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import pytest
 from agentlib.tools.web import FetchConfig, WebTools
@@ -46,14 +46,16 @@ def server() -> Iterator[WebServer]:
 
 
 def tools_for(*allowed: str, **config: object) -> WebTools:
-    return WebTools(fetch=FetchConfig(allowed_hosts=allowed, **config))  # type: ignore[arg-type]
+    return WebTools(fetch=FetchConfig(allowed_hosts=allowed, **config))
 
 
 def loopback_tools(**config: object) -> WebTools:
     return tools_for("127.0.0.1", **config)
 
 
-def fixed_resolver(mapping: dict[str, Sequence[str]], calls: list[str] | None = None):  # type: ignore[no-untyped-def]
+def fixed_resolver(
+    mapping: dict[str, Sequence[str]], calls: list[str] | None = None
+) -> Callable[[str, int], Awaitable[Sequence[str]]]:
     async def resolve(host: str, port: int) -> Sequence[str]:
         if calls is not None:
             calls.append(host)

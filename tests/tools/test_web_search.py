@@ -278,7 +278,8 @@ class FlakyBackend:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        return await self._inner.asearch(query, **options)
+        results: list[SearchResult] = await self._inner.asearch(query, **options)
+        return results
 
 
 async def test_retryable_failures_are_retried_with_backoff() -> None:
