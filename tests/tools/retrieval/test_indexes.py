@@ -119,7 +119,7 @@ def test_a_dimension_mismatch_is_refused_and_nothing_is_lost(make_index: Factory
     chunks = _chunks()
     index.add(chunks, _vectors(chunks))
     wrong = HashingEmbedder(32).embed(["new text"])
-    with pytest.raises(IndexMismatchError, match="64-d vectors from 'hashing-64'.*32-d") as info:
+    with pytest.raises(IndexMismatchError, match=r"64-d vectors from 'hashing-64'.*32-d") as info:
         index.add([Chunk(id="n1", text="new text", metadata={"source": "n.md"})], wrong)
     assert (info.value.expected, info.value.actual) == ("64", "32")
     assert len(index) == 5

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from agentlib.tools.retrieval import (
     Document,
@@ -36,7 +38,7 @@ def test_consecutive_chunks_overlap() -> None:
     )
     overlaps = [
         previous.metadata["end"] - current.metadata["start"]
-        for previous, current in zip(chunks, chunks[1:], strict=False)
+        for previous, current in itertools.pairwise(chunks)
     ]
     assert all(0 < overlap <= 60 for overlap in overlaps)
 
