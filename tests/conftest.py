@@ -31,5 +31,5 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres: PostgresServer) -> str:
-    """A SQLAlchemy URL (`postgresql+psycopg://…`) to an empty database tests may create tables in."""
+    """A SQLAlchemy URL (`postgresql+psycopg://…`) to an empty database; create tables freely."""
     return postgres.create_database("agentlib_test")

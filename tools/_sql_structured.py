@@ -77,7 +77,8 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
         raise ConfigurationError("a structured query needs at least one table")
     table_name = _literal(list(tables))
     column_name = _literal(
-        ["*"] + [f"{name}.{column}" for name, info in tables.items() for column in info.column_names]
+        ["*"]
+        + [f"{name}.{column}" for name, info in tables.items() for column in info.column_names]
     )
     select_item = pydantic.create_model(
         "SelectItem",
@@ -108,7 +109,7 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
         __config__=_CLOSED,
         column=(column_name, ...),
         aggregate=(Aggregate | None, None),
-        direction=(Literal["asc", "desc"], "asc"),
+        direction=(_literal(["asc", "desc"]), "asc"),
     )
     fields: dict[str, Any] = {
         "table": (table_name, Field(description="The table to select from")),
@@ -120,7 +121,7 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
             "Join",
             __config__=_CLOSED,
             on=(_literal(list(edges)), Field(description="A foreign key to join along")),
-            type=(Literal["inner", "left"], "inner"),
+            type=(_literal(["inner", "left"]), "inner"),
         )
         fields["joins"] = (list[join], Field(default_factory=list))  # type: ignore[valid-type]
     fields.update(
@@ -245,23 +246,18 @@ def _label(name: str, aggregate: str | None) -> str:
     return f"{aggregate}_{base}" if aggregate else base
 
 
-def compile_query(query: BaseModel, tables: Mapping[str, TableInfo], *, row_limit: int) -> sa.Select[Any]:
-    """Compile a structured query into a SELECT whose LIMIT is at most `row_limit`.
-
-    Without an explicit `group_by`, a query mixing aggregates and plain columns is grouped by
-    the plain columns, which is what such a query means.
-
-    Raises:
-        ToolError: The query is inconsistent (a join that connects nothing, a column of a table
-            not joined, an operator without its value); the message says what to change.
-    """
-    data: Any = query
-    compiler = _Compiler(tables)
-    clause = compiler.from_clause(data)
+def _select_list(
+    compiler: _Compiler, items: Sequence[Any]
+) -> tuple[
+    list[sa.ColumnElement[Any]],
+    list[sa.ColumnElement[Any]],
+    dict[tuple[str, str | None], sa.Label[Any]],
+]:
+    """The selected expressions, the plain (not aggregated) ones, and the labels by item."""
     selected: list[sa.ColumnElement[Any]] = []
-    labels: dict[tuple[str, str | None], sa.Label[Any]] = {}
     plain: list[sa.ColumnElement[Any]] = []
-    for item in data.select:
+    labels: dict[tuple[str, str | None], sa.Label[Any]] = {}
+    for item in items:
         if item.column == "*" and item.aggregate is None:
             for name in compiler.in_query:
                 columns = list(compiler.sql_tables[name].c)
@@ -276,6 +272,25 @@ def compile_query(query: BaseModel, tables: Mapping[str, TableInfo], *, row_limi
         selected.append(labelled)
         if item.aggregate is None:
             plain.append(expression)
+    return selected, plain, labels
+
+
+def compile_query(
+    query: BaseModel, tables: Mapping[str, TableInfo], *, row_limit: int
+) -> sa.Select[Any]:
+    """Compile a structured query into a SELECT whose LIMIT is at most `row_limit`.
+
+    Without an explicit `group_by`, a query mixing aggregates and plain columns is grouped by
+    the plain columns, which is what such a query means.
+
+    Raises:
+        ToolError: The query is inconsistent (a join that connects nothing, a column of a table
+            not joined, an operator without its value); the message says what to change.
+    """
+    data: Any = query
+    compiler = _Compiler(tables)
+    clause = compiler.from_clause(data)
+    selected, plain, labels = _select_list(compiler, data.select)
     statement = sa.select(*selected).select_from(clause)
     if data.distinct:
         statement = statement.distinct()

@@ -36,62 +36,67 @@ SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "duckdb": "duc
 # e.g. STR_POSITION for instr/strpos) or, for functions sqlglot does not model, the name as
 # written. Pure computations only: nothing reads files, sleeps, touches sequences, settings,
 # other sessions or the network.
-ALLOWED_FUNCTIONS = frozenset(
-    name.lower()
-    for name in """
-    and or xor not exists in between is any all
-    count count_if sum avg min max total group_concat string_agg array_agg listagg median
-    quantile quantile_cont quantile_disc percentile_cont percentile_disc mode stddev stddev_pop
-    stddev_samp variance var_pop var_samp corr covar_pop covar_samp bool_and bool_or
-    logical_and logical_or every any_value first last arg_max arg_min approx_distinct
-    approx_count_distinct row_number rank dense_rank ntile lag lead first_value last_value
-    nth_value percent_rank cume_dist
-    abs round ceil floor sqrt pow power exp ln log log2 log10 sign mod div pi cbrt trunc
-    sin cos tan asin acos atan atan2 degrees radians greatest least safe_divide
-    coalesce nullif ifnull nvl if case cast try_cast typeof iif
-    lower upper length char_length character_length octet_length bit_length substring substr
-    left right trim ltrim rtrim replace concat concat_ws lpad rpad repeat reverse initcap
-    str_position instr strpos position split_part split string_split starts_with ends_with
-    contains like ilike regexp_like regexp_matches regexp_replace regexp_extract
-    regexp_substr format printf to_char to_number hex unhex md5 chr ascii unicode char
-    quote array_to_string array_length array_size unnest
-    date datetime time julianday strftime strptime time_to_str str_to_time str_to_date
-    ts_or_ds_to_timestamp ts_or_ds_to_date ts_or_ds_add timestamp_trunc date_trunc datetrunc
-    date_part datepart extract date_add date_sub date_diff datediff timestamp_diff
-    age make_date make_timestamp to_date to_timestamp current_date current_time
-    current_timestamp now year month day dayofweek dayofyear dayofmonth week quarter hour
-    minute second epoch unix_to_time time_to_unix str_to_unix last_day
-    date_from_parts timestamp_from_parts monthname dayname
-    json_extract json_extract_scalar json_extract_path json_extract_path_text
-    json_array_length json_type json_valid jsonb_extract_path jsonb_extract_path_text
-    json_object json_array json_group_array json_group_object json_build_object
-    struct_extract list_extract array list_value generate_date_array
-    """.split()
+_FUNCTION_GROUPS = (
+    # predicates sqlglot models as functions
+    "and or xor not exists in between is any all",
+    # aggregates
+    "count count_if sum avg min max total group_concat string_agg array_agg listagg median "
+    "quantile quantile_cont quantile_disc percentile_cont percentile_disc mode stddev "
+    "stddev_pop stddev_samp variance var_pop var_samp corr covar_pop covar_samp bool_and "
+    "bool_or logical_and logical_or every any_value first last arg_max arg_min "
+    "approx_distinct approx_count_distinct",
+    # window functions
+    "row_number rank dense_rank ntile lag lead first_value last_value nth_value percent_rank "
+    "cume_dist",
+    # numbers
+    "abs round ceil floor sqrt pow power exp ln log log2 log10 sign mod div pi cbrt trunc sin "
+    "cos tan asin acos atan atan2 degrees radians greatest least safe_divide",
+    # conditionals and casts
+    "coalesce nullif ifnull nvl if case cast try_cast typeof iif",
+    # strings
+    "lower upper length char_length character_length octet_length bit_length substring substr "
+    "left right trim ltrim rtrim replace concat concat_ws lpad rpad repeat reverse initcap "
+    "str_position instr strpos position split_part split string_split starts_with ends_with "
+    "contains like ilike regexp_like regexp_matches regexp_replace regexp_extract "
+    "regexp_substr format printf to_char to_number hex unhex md5 chr ascii unicode char quote "
+    "array_to_string array_length array_size unnest",
+    # dates and times
+    "date datetime time julianday strftime strptime time_to_str str_to_time str_to_date "
+    "ts_or_ds_to_timestamp ts_or_ds_to_date ts_or_ds_add timestamp_trunc date_trunc datetrunc "
+    "date_part datepart extract date_add date_sub date_diff datediff timestamp_diff age "
+    "make_date make_timestamp to_date to_timestamp current_date current_time "
+    "current_timestamp now year month day dayofweek dayofyear dayofmonth week quarter hour "
+    "minute second epoch unix_to_time time_to_unix str_to_unix last_day date_from_parts "
+    "timestamp_from_parts monthname dayname",
+    # JSON and nested values
+    "json_extract json_extract_scalar json_extract_path json_extract_path_text "
+    "json_array_length json_type json_valid jsonb_extract_path jsonb_extract_path_text "
+    "json_object json_array json_group_array json_group_object json_build_object "
+    "struct_extract list_extract array list_value generate_date_array",
 )
+ALLOWED_FUNCTIONS = frozenset(name for group in _FUNCTION_GROUPS for name in group.split())
+"""Functions a query may call (lower-case sqlglot names)."""
 
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
+_FORBIDDEN_NAMES = (
+    "Insert Update Delete Merge Create Drop Alter TruncateTable Command Pragma Set SetItem Copy "
+    "Attach Detach Into Lock Use Transaction Commit Rollback Grant Revoke LoadData Install "
+    "Describe Show Kill Analyze Cache Uncache Refresh Summarize Pivot Export Comment"
+)
+_FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = tuple(
     klass
-    for klass in (
-        getattr(exp, name, None)
-        for name in (
-            "Insert Update Delete Merge Create Drop Alter TruncateTable Command Pragma Set "
-            "SetItem Copy Attach Detach Into Lock Use Transaction Commit Rollback Grant Revoke "
-            "LoadData Install Describe Show Kill Analyze Cache Uncache Refresh Summarize Pivot "
-            "Export Comment"
-        ).split()
-    )
+    for klass in (getattr(exp, name, None) for name in _FORBIDDEN_NAMES.split())
     if isinstance(klass, type)
 )
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery)
 
 
-def _statement_name(node: exp.Expression) -> str:
+def _statement_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     return node.key.upper()
 
 
-def _parse_one(sql: str, dialect: str) -> exp.Expression:
+def _parse_one(sql: str, dialect: str) -> exp.Expr:
     if not sql.strip():
         raise ToolError("the query is empty: send one SELECT statement")
     try:
@@ -113,7 +118,7 @@ def _parse_one(sql: str, dialect: str) -> exp.Expression:
     return statements[0]
 
 
-def _check_statement(tree: exp.Expression) -> None:
+def _check_statement(tree: exp.Expr) -> None:
     if not isinstance(tree, _QUERY_ROOTS):
         raise ToolError(
             f"only SELECT queries are allowed (WITH … SELECT too); got {_statement_name(tree)}. "
@@ -141,7 +146,7 @@ def _function_name(node: exp.Func) -> str:
     return node.sql_name().lower()
 
 
-def _check_functions(tree: exp.Expression) -> None:
+def _check_functions(tree: exp.Expr) -> None:
     for node in tree.find_all(exp.Func):
         name = _function_name(node)
         if isinstance(node.parent, exp.Table) and node.arg_key == "this":
@@ -158,7 +163,7 @@ def _check_functions(tree: exp.Expression) -> None:
 
 
 def _resolve_tables(
-    tree: exp.Expression, tables: Mapping[str, TableInfo], default_schemas: frozenset[str]
+    tree: exp.Expr, tables: Mapping[str, TableInfo], default_schemas: frozenset[str]
 ) -> None:
     cte_names = {str(cte.alias_or_name).lower() for cte in tree.find_all(exp.CTE)}
     by_lower = {name.lower(): name for name in tables}
@@ -180,8 +185,8 @@ def _resolve_tables(
             raise ToolError(f"unknown table {name!r}; {hint}the tables are: {', '.join(tables)}")
 
 
-def _check_columns(tree: exp.Expression, tables: Mapping[str, TableInfo], dialect: str) -> None:
-    schema = {
+def _check_columns(tree: exp.Expr, tables: Mapping[str, TableInfo], dialect: str) -> None:
+    schema: dict[str, object] = {
         name: {column: "TEXT" for column in info.column_names} for name, info in tables.items()
     }
     try:
@@ -203,7 +208,7 @@ def _check_columns(tree: exp.Expression, tables: Mapping[str, TableInfo], dialec
         raise ToolError(f"cannot resolve the query's columns: {exc}") from exc
 
 
-def _limit_value(node: exp.Expression) -> int | None:
+def _limit_value(node: exp.Expr) -> int | None:
     limit = node.args.get("limit")
     if isinstance(limit, exp.Limit) and isinstance(limit.expression, exp.Literal):
         text = limit.expression.this
@@ -212,7 +217,7 @@ def _limit_value(node: exp.Expression) -> int | None:
     return None
 
 
-def _enforce_limit(tree: exp.Expression, row_limit: int) -> exp.Expression:
+def _enforce_limit(tree: exp.Expr, row_limit: int) -> exp.Expr:
     while isinstance(tree, exp.Subquery) and not tree.args.get("limit"):
         tree = tree.this
     fetch = tree.args.get("fetch")
@@ -225,7 +230,8 @@ def _enforce_limit(tree: exp.Expression, row_limit: int) -> exp.Expression:
     current = _limit_value(tree)
     if current is None or current > row_limit:
         assert isinstance(tree, exp.Query)
-        tree = tree.limit(row_limit, copy=False)
+        limited: exp.Expr = tree.limit(row_limit, copy=False)
+        return limited
     return tree
 
 

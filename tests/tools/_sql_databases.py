@@ -10,8 +10,8 @@ import hashlib
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from agentlib.tools.sql import create_music_store
+
 from tests._postgres import PostgresServer
 
 DIALECTS = ("sqlite", "duckdb", "postgresql")
@@ -40,7 +40,9 @@ def postgres_music_store(server: PostgresServer, name: str = "music_store") -> s
 def database_file(url: str) -> Path | None:
     """The file behind a SQLite or DuckDB URL."""
     parsed = sa.make_url(url)
-    return Path(parsed.database) if parsed.get_backend_name() != "postgresql" else None
+    if parsed.get_backend_name() == "postgresql" or parsed.database is None:
+        return None
+    return Path(parsed.database)
 
 
 def file_checksum(path: Path) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 import pydantic
 import pytest
 import sqlalchemy as sa
+from agentlib.tools.data.make_music_store import dataset
+from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 
 from agentlib import (
     Agent,
@@ -28,8 +30,6 @@ from agentlib import (
     ToolError,
 )
 from agentlib.models.testing import call, final
-from agentlib.tools.data.make_music_store import dataset
-from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 from tests.tools._sql_databases import (
     duckdb_music_store,
     postgres_music_store,
@@ -147,7 +147,7 @@ def test_describe_shows_keys_and_shortened_sample_rows(db: SQLDatabase) -> None:
 
 
 def test_describing_an_unknown_table_suggests_the_closest(sqlite_db: SQLDatabase) -> None:
-    with pytest.raises(ToolError, match="unknown table 'track'; did you mean 'tracks'"):
+    with pytest.raises(ToolError, match=r"unknown table 'track'; did you mean 'tracks'\?"):
         sqlite_db.describe(["track"])
 
 
@@ -306,7 +306,7 @@ def test_query_schema_names_only_real_tables_columns_and_joins(sqlite_db: SQLDat
 
 
 def test_a_hallucinated_column_does_not_fit_the_schema(sqlite_db: SQLDatabase) -> None:
-    with pytest.raises(pydantic.ValidationError, match="tracks.rating"):
+    with pytest.raises(pydantic.ValidationError, match=r"tracks\.rating"):
         sqlite_db.query_model.model_validate(
             {"table": "tracks", "select": [{"column": "tracks.rating"}]}
         )

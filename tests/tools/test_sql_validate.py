@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from agentlib import ToolError
 from agentlib.tools._sql_connection import execute_read_only
 from agentlib.tools.sql import SQLDatabase
+
+from agentlib import ToolError
 from tests.tools._sql_databases import (
     content_fingerprint,
     database_file,
@@ -103,7 +103,7 @@ _PORTABLE_SELECTS = [
     "AND milliseconds BETWEEN 100000 AND 300000",
     "SELECT e.first_name, m.first_name AS manager FROM employees e LEFT JOIN employees m "
     "ON e.reports_to = m.employee_id",
-    "SELECT AVG(n) FROM (SELECT album_id, COUNT(*) AS n FROM tracks GROUP BY album_id) AS per_album",
+    "SELECT AVG(n) FROM (SELECT album_id, COUNT(*) AS n FROM tracks GROUP BY album_id) AS counts",
     "SELECT ROUND(AVG(milliseconds) / 60000.0, 2) AS minutes, MAX(LENGTH(name)) FROM tracks",
     "SELECT * FROM genres",
     "-- how many tracks?\nselect count(*) /* all of them */ from TRACKS",

@@ -167,9 +167,7 @@ def _catalogue(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
     return {"genres": genres, "artists": artists, "albums": albums, "tracks": tracks}
 
 
-def _sales(
-    rng: random.Random, tracks: list[dict[str, Any]]
-) -> dict[str, list[dict[str, Any]]]:
+def _sales(rng: random.Random, tracks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     customers: list[dict[str, Any]] = []
     for i in range(1, 51):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
