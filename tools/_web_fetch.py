@@ -13,6 +13,7 @@ import asyncio
 import codecs
 import io
 import re
+import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -66,6 +67,10 @@ class FetchConfig:
     """The most PDF pages whose text is extracted."""
     include_links: bool = False
     """Keep links in the Markdown (longer text, but the model can follow them)."""
+    verify: bool | ssl.SSLContext = field(default=True, compare=False)
+    """TLS certificate checks: `True` uses the certifi CA bundle; pass an `ssl.SSLContext` to
+    trust a private CA. Certificates are checked against the URL's host name, not the
+    address connected to."""
     user_agent: str = "Mozilla/5.0 (compatible; agentlib/0.1; +https://pypi.org/project/agentlib/)"
     """The `User-Agent` header sent."""
     resolver: Resolver | None = field(default=None, compare=False)
@@ -341,6 +346,7 @@ class PageFetcher:
     def _client(self) -> httpx.AsyncClient:
         config = self.config
         return httpx.AsyncClient(
+            verify=config.verify,
             trust_env=False,  # an environment proxy would connect somewhere we did not check
             follow_redirects=False,
             timeout=httpx.Timeout(

@@ -7,6 +7,7 @@ tests can check what did (and did not) reach it.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ class WebServer:
     received: list[ReceivedRequest] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     bytes_sent: dict[str, int] = field(default_factory=dict)
+    tls: ssl.SSLContext | None = None
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -41,7 +43,8 @@ class WebServer:
     def url(self, path: str = "/", host: str | None = None) -> str:
         name = host or self.host
         name = f"[{name}]" if ":" in name else name
-        return f"http://{name}:{self.port}{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{name}:{self.port}{path}"
 
     def paths(self) -> list[str]:
         return [request.path for request in self.received]
@@ -135,6 +138,8 @@ class WebServer:
             daemon_threads = True
 
         self._server = Server((self.host, 0), RequestHandler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -206,3 +211,35 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
+
+
+def self_signed_certificate(directory: str, host_name: str) -> tuple[str, str]:
+    """Write a self-signed certificate for `host_name` with openssl; return (cert, key) paths."""
+    import subprocess
+
+    certificate, key = f"{directory}/{host_name}.pem", f"{directory}/{host_name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            certificate,
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={host_name}",
+            "-addext",
+            f"subjectAltName=DNS:{host_name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return certificate, key

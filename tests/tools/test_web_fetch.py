@@ -9,15 +9,25 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import re
+import shutil
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from agentlib.tools.web import FetchConfig, WebTools
 
 from agentlib import ToolError
 
-from ._web_server import WebServer, delayed, make_pdf, slow_bytes, wait_for
+from ._web_server import (
+    WebServer,
+    delayed,
+    make_pdf,
+    self_signed_certificate,
+    slow_bytes,
+    wait_for,
+)
 
 ARTICLE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sea otters and their rocks</title></head>
@@ -353,6 +363,35 @@ async def test_the_connection_goes_to_the_checked_address(server: WebServer) -> 
     assert page.text == "hello from the checked address"
     assert server.received[0].headers["Host"] == f"rebind.test:{server.port}"
     assert calls == ["rebind.test"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize("certificate_for", ["site.test", "other.test"])
+async def test_https_checks_the_certificate_against_the_host_name_not_the_address(
+    tmp_path: Path, certificate_for: str
+) -> None:
+    # The fetcher connects to 127.0.0.1 but must send SNI and check the certificate for the
+    # name in the URL: a certificate for another name is refused.
+    certificate, key = self_signed_certificate(str(tmp_path), certificate_for)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(certificate, key)
+    server = WebServer(tls=server_context).start()
+    try:
+        server.page("/", "over TLS", "text/plain")
+        trust = ssl.create_default_context(cafile=certificate)
+        tools = tools_for(
+            "site.test", resolver=fixed_resolver({"site.test": ["127.0.0.1"]}), verify=trust
+        )
+        url = f"https://site.test:{server.port}/"
+        if certificate_for == "site.test":
+            assert (await tools.afetch(url)).text == "over TLS"
+            assert server.received[0].headers["Host"] == f"site.test:{server.port}"
+        else:
+            with pytest.raises(ToolError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+                await tools.afetch(url)
+            assert server.received == []
+    finally:
+        server.stop()
 
 
 async def test_a_host_name_in_the_allow_list_never_opens_metadata_addresses() -> None:
