@@ -1494,6 +1494,10 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         cursor.execute("PRAGMA busy_timeout = 30000")
         if wal:
             cursor.execute("PRAGMA journal_mode = WAL")
+            # Commits survive a crash of the process; only an OS crash or power cut may undo
+            # the last ones (never corrupting the file). FULL costs an fsync per step: 16 ms
+            # per step and 30 writes/s for four writers on the benchmark machine.
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
