@@ -443,6 +443,7 @@ class Conversation:
         memory: Which earlier turns the model sees (default: `BudgetMemory()`).
         metadata: Your own JSON data about the conversation (a title, a user id, ...).
         turns: Turns to start with.
+        created_at: When it was created (default: now).
     """
 
     def __init__(
@@ -1097,10 +1098,6 @@ class ConversationStore(Protocol):
         ...
 
 
-def _title(conversation: Conversation) -> str:
-    return conversation.title
-
-
 class InMemoryStore:
     """Keeps conversations in this process, as JSON documents (so loads are independent copies).
 
@@ -1127,7 +1124,7 @@ class InMemoryStore:
 
     def _write_header(self, conversation: Conversation) -> None:
         header = conversation._header()
-        header["title"] = _title(conversation)
+        header["title"] = conversation.title
         previous = self._conversations.get(conversation.id)
         header["saved_at"] = previous["saved_at"] if previous else _now().isoformat()
         header["updated_at"] = _now().isoformat()
@@ -1302,7 +1299,7 @@ class SQLStore:
         table = self._conversations
         now = time.time()
         values = {
-            "title": _title(conversation)[:200],
+            "title": conversation.title[:200],
             "updated_at": now,
             "data": json.dumps(conversation._header(), ensure_ascii=False),
         }

@@ -31,6 +31,7 @@ from agentlib import (
     StepStartedEvent,
     tool,
 )
+from agentlib.agent import ConversationLike
 from agentlib.memory import (
     FORMAT_VERSION,
     BudgetMemory,
@@ -193,6 +194,8 @@ def test_record_appends_a_run_without_an_agent_loop(store: ConversationStore) ->
 
 
 def test_store_lists_and_deletes_conversations(store: ConversationStore) -> None:
+    assert isinstance(store, ConversationStore)
+    assert isinstance(Conversation(), ConversationLike)
     for name, task in (("a", "first question"), ("b", "another one")):
         conversation = Conversation(name, store=store, metadata={"owner": name})
         conversation.record(task, Agent(ScriptedModel([final("ok")])).run(task))
