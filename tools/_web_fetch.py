@@ -17,9 +17,12 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
-import httpx
-
 from agentlib import ConfigurationError, MissingExtraError, ToolError
+
+try:
+    import httpx
+except ImportError as exc:
+    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 from ._web_guard import AddressPolicy, IPAddress, Resolver, system_resolver
 

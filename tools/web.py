@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
-import httpx
 from pydantic import Field
 
 from agentlib import (
@@ -33,6 +32,11 @@ from agentlib import (
     fence_untrusted,
     tool,
 )
+
+try:
+    import httpx
+except ImportError as exc:  # the module is only imported by users of the web tools
+    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 from ._web_cache import WebCache
 from ._web_fetch import FetchConfig, FetchedPage, PageFetcher, parse_url

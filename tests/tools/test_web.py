@@ -4,6 +4,8 @@ opened by the allow-list), then answer; plus the tools' schemas and configuratio
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -166,3 +168,18 @@ def test_bad_configuration_is_refused_with_the_reason() -> None:
         WebCache("unused", ttl=0)
     with pytest.raises(ConfigurationError, match="empty entry"):
         WebTools(fetch=FetchConfig(allowed_hosts=("",)))
+
+
+def test_a_missing_dependency_names_the_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['httpx'] = None\n"
+        "try:\n"
+        "    import agentlib.tools.web\n"
+        "except ImportError as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.startswith("MissingExtraError agentlib.tools.web needs the 'httpx' package")
+    assert 'pip install "agentlib[web]"' in output
