@@ -379,6 +379,7 @@ class SearXNGBackend:
             raise SearchUnavailableError("the SearXNG instance did not return JSON") from exc
 
 
+_SNIPPET_CHARS = 300
 _TIME_RANGE_NAMES = {
     "day": "past day",
     "week": "past week",
@@ -396,8 +397,9 @@ class WebTools(Toolset):
             default.
         cache: An on-disk cache for searches and fetches; none by default.
         region: The search region passed to the backend (ddgs style: `us-en`, `wt-wt`).
-        max_chars: How many characters of a page one `fetch_page` observation shows. Keep it
-            below the agent's `max_observation_chars` (4000) less about 400 for the markers.
+        max_chars: How many characters of page text (or of search results) one observation
+            shows. Keep it about 400 below the agent's `max_observation_chars` (4000), so the
+            loop never cuts the closing fence.
         search_retries: How many times a rate-limited or timed-out search is tried again.
         retry_backoff: Seconds before the first retry; doubled for each further one.
 
@@ -514,7 +516,9 @@ class WebTools(Toolset):
             time_range=None if time_range == "any" else time_range,
             max_results=max_results,
         )
-        return format_results(query, results, kind=kind, time_range=time_range)
+        return format_results(
+            query, results, kind=kind, time_range=time_range, max_chars=self.max_chars
+        )
 
     @tool
     async def fetch_page(self, url: str, offset: Annotated[int, Field(ge=0)] = 0) -> str:
@@ -529,10 +533,23 @@ class WebTools(Toolset):
         return format_page(page, offset=offset, max_chars=self.max_chars)
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def format_results(
-    query: str, results: list[SearchResult], *, kind: SearchKind, time_range: str
+    query: str,
+    results: list[SearchResult],
+    *,
+    kind: SearchKind,
+    time_range: str,
+    max_chars: int = 3000,
 ) -> str:
-    """Render search results as a fenced, numbered list."""
+    """Render search results as a fenced, numbered list of about `max_chars` at most.
+
+    Long titles and snippets are shortened; results that do not fit are left out, and the
+    text says how many.
+    """
     scope = "news" if kind == "news" else "web"
     if time_range != "any":
         scope += f", {_TIME_RANGE_NAMES.get(time_range, time_range)}"
@@ -540,17 +557,25 @@ def format_results(
         return f"No {scope} results for {query!r}. Try fewer or different words" + (
             " or a wider time range." if time_range != "any" else "."
         )
-    lines = []
+    entries = []
     for number, result in enumerate(results, start=1):
-        lines.append(f"{number}. {result.title}\n   {result.url}")
+        lines = [f"{number}. {_shorten(result.title, 150)}", f"   {_shorten(result.url, 300)}"]
         details = " · ".join(part for part in (result.source, result.published) if part)
         if details:
-            lines.append(f"   {details}")
+            lines.append(f"   {_shorten(details, 100)}")
         if result.snippet:
-            lines.append(f"   {result.snippet}")
-    body = fence_untrusted("\n".join(lines), source=f"{scope} search results")
+            lines.append(f"   {_shorten(result.snippet, _SNIPPET_CHARS)}")
+        entries.append("\n".join(lines))
+    shown: list[str] = []
+    for entry in entries:
+        if shown and sum(len(item) + 1 for item in shown) + len(entry) > max_chars:
+            break
+        shown.append(entry)
+    body = fence_untrusted("\n".join(shown), source=f"{scope} search results")
+    left_out = len(entries) - len(shown)
+    note = f" ({left_out} more left out for length)" if left_out else ""
     return (
-        f"{len(results)} {scope} results for {query!r}:\n{body}\n"
+        f"{len(shown)} {scope} results for {query!r}{note}:\n{body}\n"
         "Use fetch_page with a URL to read a page."
     )
 

@@ -466,3 +466,22 @@ def test_a_corrupt_cache_entry_is_ignored(tmp_path: Path) -> None:
     assert cache.get("search", "key") is None
     cache.clear()
     assert list(tmp_path.glob("*/*.json")) == []
+
+
+async def test_long_result_lists_fit_the_observation_budget() -> None:
+    many = [
+        SearchResult(
+            title=f"Otter page {n} " + "very long title " * 20,
+            url=f"https://otters.example/{n}",
+            snippet="otters " * 200,
+        )
+        for n in range(10)
+    ]
+    tools = WebTools(InMemorySearchBackend(many), max_chars=2000)
+    text = await tools.web_search.acall({"query": "otters", "max_results": 10})
+    assert len(text) < 2000 + 400
+    assert text.count("</untrusted-data>") == 1
+    shown = int(text.split(" ", 1)[0])
+    assert 1 <= shown < 10
+    assert f"({10 - shown} more left out for length)" in text
+    assert "…" in text
