@@ -5,9 +5,12 @@ reply is kept to the requested schema is the `mode`:
 
 - `json_schema`: `response_format` `json_schema` with `strict: true`; the schema is first made
   strict-compatible (`agentlib._strict`). Path `strict_schema`.
-- `json_object`: `response_format` `{"type": "json_object", "schema": ...}` with the schema as
-  given, the form llama-cpp-python's server (and llama.cpp's, Together, Anyscale) enforce
-  with a grammar. Path `strict_schema`.
+- `json_object`: the same strict-compatible schema in the envelope llama-cpp-python's server
+  (and llama.cpp's, Together, Anyscale) enforce with a grammar:
+  `response_format` `{"type": "json_object", "schema": ...}`. Path `strict_schema`. (The
+  strict form matters there too: llama-cpp-python 0.3 turns `maxLength` into nested grammar
+  rules, and at `maxLength: 2000` the grammar fails to parse and the server process dies;
+  1000 worked.)
 - `tools`: native tool calls with `strict: true`. For the agent's step schema (`agent_step`)
   each action branch is one function tool and the returned call is turned back into the step
   JSON; any other schema becomes one forced function. Path `native_tools`.
@@ -28,6 +31,7 @@ Errors from the SDK are translated here, at the boundary, into `ModelError` with
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -400,10 +404,7 @@ class OpenAIModel:
             value, output.schema, original_key
         ):
             return text, False
-        if prepared.mode in ("json_schema", "tools"):
-            value = restore_optional(value, output.schema)
-            text = json.dumps(value, ensure_ascii=False)
-        return text, True
+        return json.dumps(restore_optional(value, output.schema), ensure_ascii=False), True
 
     def _fits(self, value: Any, schema: Mapping[str, Any], key: str) -> bool:
         validator = self._validators.get(key)
@@ -444,20 +445,39 @@ def _build_client(
                 "api_key=...; for a local server pass base_url= (or set OPENAI_BASE_URL)"
             )
         api_key = _PLACEHOLDER_KEY
-    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, **options)
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=base_url, http_client=_http_client(), **options
+    )
+
+
+def _http_client() -> Any:
+    """The SDK's default async HTTP client, without keep-alive connections.
+
+    `agent.run()` and `generate()` each run their own event loop (`asyncio.run`); a pooled
+    connection opened in one loop cannot be used or closed from the next, and leaks. Closing
+    each connection after its response costs one TCP (and TLS) handshake per request, small
+    next to a generation. Pass your own `client=` to pool connections within one loop.
+    """
+    # The SDK is built on httpx (or its fork httpx2, depending on the SDK version): take
+    # `Limits` from whichever package the SDK's client class comes from.
+    for klass in openai.DefaultAsyncHttpxClient.__mro__:
+        package = klass.__module__.split(".")[0]
+        if package.startswith("httpx"):
+            limits = importlib.import_module(package).Limits(max_keepalive_connections=0)
+            return openai.DefaultAsyncHttpxClient(limits=limits)
+    return openai.DefaultAsyncHttpxClient()
 
 
 def _prepare(output: OutputSchema | None, mode: str, keep: frozenset[str]) -> _Prepared:
     if output is None or mode == "prompted":
         return _Prepared(mode="prompted", options={}, checked_schema=None)
+    strict = strict_schema(output.schema, keep=keep)
     if mode == "json_object":
-        schema = dict(output.schema)
         return _Prepared(
             mode=mode,
-            options={"response_format": {"type": "json_object", "schema": schema}},
-            checked_schema=schema,
+            options={"response_format": {"type": "json_object", "schema": strict}},
+            checked_schema=strict,
         )
-    strict = strict_schema(output.schema, keep=keep)
     if mode == "json_schema":
         response_format = {
             "type": "json_schema",
