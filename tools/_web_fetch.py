@@ -15,6 +15,7 @@ import io
 import re
 import ssl
 from dataclasses import dataclass, field
+from html import unescape
 from typing import Literal
 
 from agentlib import ConfigurationError, MissingExtraError, ToolError
@@ -35,6 +36,7 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
 _TEXT_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
 _UNLABELLED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _SNIFFED_TYPES: dict[PageKind, str] = {
     "pdf": "application/pdf",
     "html": "text/html",
@@ -251,9 +253,14 @@ def _html_to_markdown(html: str, url: str, include_links: bool) -> tuple[str, st
     if not text:
         # Short or unusual pages defeat main-text extraction; keep all their visible text.
         text = trafilatura.html2txt(html) or ""
-    metadata = trafilatura.extract_metadata(html, default_url=url)
-    title = (metadata.title or "") if metadata is not None else ""
-    return title.strip(), text.strip()
+    return _page_title(html), text.strip()
+
+
+def _page_title(html: str) -> str:
+    # A regex on the head rather than trafilatura's metadata extraction, which also hunts for
+    # dates and authors: measured at 155 ms of the 210 ms spent on a 53 KB article.
+    match = _TITLE.search(html, 0, 200_000)
+    return " ".join(unescape(match.group(1)).split()) if match else ""
 
 
 def _pdf_to_text(body: bytes, max_pages: int) -> tuple[str, str]:
