@@ -25,6 +25,7 @@ __all__ = [
     "apply_seccomp",
     "build_private_root",
     "drop_to_uid",
+    "mount_workdir",
     "set_no_new_privs",
     "unshare_namespaces",
 ]
@@ -123,20 +124,15 @@ def _bind_read_only(source: str, target: str) -> None:
 
 
 def build_private_root(
-    staging: str,
-    *,
-    read_only_paths: list[str],
-    device_paths: list[str],
-    workdir: str,
-    workdir_mb: int,
-    owner: tuple[int, int],
+    staging: str, *, read_only_paths: list[str], device_paths: list[str], workdir: str
 ) -> str:
-    """Replace this process's view of the filesystem with a minimal private root.
+    """Replace this process's view of the filesystem with a minimal, read-only private root.
 
     The new root is a small tmpfs holding read-only bind mounts of `read_only_paths` (the Python
-    installation), a few device files, and a private writable tmpfs at `workdir` of at most
-    `workdir_mb` megabytes owned by `owner`. Everything else on the host is absent from the view.
-    Needs a private mount namespace (`unshare_namespaces`) and mount privilege in it.
+    installation), a few device files, and an empty `workdir` for `mount_workdir`. Everything
+    else on the host is absent from the view. Needs a private mount namespace
+    (`unshare_namespaces`) and mount privilege in it; `staging` is any existing directory,
+    used as the mount point of the new root inside this namespace only.
 
     Returns:
         A description for the report.
@@ -160,13 +156,6 @@ def build_private_root(
             _mount(path, staging + path, None, _MS_BIND)
             _mount(None, staging + path, None, _MS_BIND | _MS_REMOUNT | _MS_NOSUID)
     os.makedirs(staging + workdir, exist_ok=True)
-    _mount(
-        "tmpfs",
-        staging + workdir,
-        "tmpfs",
-        _MS_NOSUID | _MS_NODEV,
-        f"size={workdir_mb}m,nr_inodes=4096,mode=700,uid={owner[0]},gid={owner[1]}",
-    )
     os.chdir(staging)
     machine = platform.machine()
     if machine not in _SYS_PIVOT_ROOT:
@@ -176,11 +165,24 @@ def build_private_root(
     _check(_libc.umount2(b".", _MNT_DETACH), "umount old root")
     os.chdir("/")
     _mount(None, "/", None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
-    os.chdir(workdir)
-    return (
-        "mount namespace with a private root: Python read-only, a private "
-        f"{workdir_mb} MB tmpfs at {workdir}, the rest of the host absent"
+    return "mount namespace with a private root: Python read-only, the rest of the host absent"
+
+
+def mount_workdir(workdir: str, *, size_mb: int, owner: tuple[int, int]) -> str:
+    """Mount a private tmpfs of at most `size_mb` megabytes at `workdir`, owned by `owner`.
+
+    Returns:
+        A description for the report.
+    """
+    _mount(
+        "tmpfs",
+        workdir,
+        "tmpfs",
+        _MS_NOSUID | _MS_NODEV,
+        f"size={size_mb}m,nr_inodes=4096,mode=700,uid={owner[0]},gid={owner[1]}",
     )
+    os.chdir(workdir)
+    return f"private {size_mb} MB tmpfs working directory at {workdir}"
 
 
 # --- Landlock ---------------------------------------------------------------------------------

@@ -2,19 +2,20 @@
 
 The host starts it once per pool as `python -I _sandbox_worker.py <config>` with a clean
 environment and a SOCK_SEQPACKET control socket whose descriptor the config names. This
-*template* imports the heavy modules once (numpy, pandas, the allowed stdlib modules), then
-waits for spawn requests.
-Each request carries a session socket (passed with SCM_RIGHTS); the template forks:
+*template* imports the heavy modules once (numpy, pandas, the allowed stdlib modules) and keeps
+spare workers forked ahead of time:
 
-    template ── fork ──> setup process: unshare(mount, net, pid, ipc, uts) ── fork ──> worker
-                                       (reports the worker's pid, exits)                (pid 1 of
-                                                                                          its pid
-                                                                                          namespace)
+    template ── fork ──> setup process: unshare(mount, net, pid, ipc, uts) ── fork ──> spare
+                         (reports the spare's pid, exits)                    (pid 1 of its pid
+                                                                              namespace)
 
-The worker builds its private filesystem view, sets resource limits, drops to its own uid, applies
-Landlock and seccomp, installs the import policy and audit hook, reports which protections are in
-force, and then runs code requests from the session socket: one JSON line in, one JSON line out.
-No pickle crosses the boundary. It never imports agentlib and uses only the stdlib.
+A spare builds its private filesystem view, then waits. Each spawn request from the host
+carries a session socket (passed with SCM_RIGHTS); the template hands it and the session's
+settings to a spare, which mounts its working directory, sets resource limits, drops to its own
+uid, applies Landlock and seccomp, installs the import policy and audit hook, reports which
+protections are in force, and then runs code requests from the session socket: one JSON line
+in, one JSON line out. No pickle crosses the boundary. It never imports agentlib and uses only
+the stdlib.
 """
 
 from __future__ import annotations
@@ -107,13 +108,38 @@ def _read_only_paths() -> list[str]:
     return kept
 
 
+class _Spare:
+    """A worker forked ahead of time: namespaces and private root ready, waiting for a session."""
+
+    def __init__(self, setup_pid: int, pid_pipe: int, channel: socket.socket) -> None:
+        self.setup_pid = setup_pid
+        self.pid_pipe = pid_pipe
+        self.channel = channel
+
+    def worker_pid(self) -> int:
+        """The worker's pid (0 if its setup failed); waits for the setup process to finish."""
+        data = b""
+        while chunk := os.read(self.pid_pipe, 64):
+            data += chunk
+        os.close(self.pid_pipe)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.setup_pid, 0)
+        return int(data) if data else 0
+
+
 def template_main(config: dict[str, Any]) -> None:
-    """Preload modules, then fork one sandboxed worker per spawn request until the host leaves."""
+    """Preload modules, then hand one sandboxed worker to each spawn request until the host leaves.
+
+    `config["spares"]` workers are kept forked ahead of time, so a session start only pays for
+    the per-session settings (limits, uid, Landlock, seccomp), not for forks and mounts.
+    """
     _preload(config["preload"])
     os_layer = _load_os_layer()
     read_only = _read_only_paths()
+    staging = config["staging"]
     control = socket.socket(fileno=config["control_fd"])
     workers: set[int] = set()
+    spares: list[_Spare] = []
 
     def reap(*_: object) -> None:
         for pid in list(workers):
@@ -130,49 +156,71 @@ def template_main(config: dict[str, Any]) -> None:
     signal.signal(signal.SIGCHLD, reap)
     try:
         while True:
+            while len(spares) < config["spares"]:
+                spares.append(_fork_spare(os_layer, read_only, staging))
             message, descriptors, _flags, _address = socket.recv_fds(control, 65536, 2)
             if not message:
                 break
             request = json.loads(message)
-            if request.get("op") != "spawn" or not descriptors:
-                for descriptor in descriptors:
-                    os.close(descriptor)
-                continue
-            pid = _spawn(request, descriptors[0], os_layer, read_only)
-            os.close(descriptors[0])
-            if pid:
-                workers.add(pid)
+            if request.get("op") == "spawn" and descriptors:
+                spare = spares.pop(0) if spares else _fork_spare(os_layer, read_only, staging)
+                pid = _hand_over(spare, request, descriptors[0])
+                if pid:
+                    workers.add(pid)
+            for descriptor in descriptors:
+                os.close(descriptor)
     finally:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _shut_down(spares, workers)
 
 
-def _spawn(request: dict[str, Any], session_fd: int, os_layer: Any, read_only: list[str]) -> int:
-    """Fork the setup process; return the worker's pid (0 if setup failed)."""
+def _shut_down(spares: list[_Spare], workers: set[int]) -> None:
+    """Stop every spare and kill every worker: the host is gone or closed the pool."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for spare in spares:
+        spare.channel.close()  # a waiting spare exits when its channel closes
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _fork_spare(os_layer: Any, read_only: list[str], staging: str) -> _Spare:
+    """Fork the setup process, which unshares namespaces and forks the spare worker."""
+    template_end, spare_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     read_end, write_end = os.pipe()
     setup_pid = os.fork()
     if setup_pid == 0:
         status = 1
         try:
             os.close(read_end)
-            _setup_process(request, session_fd, write_end, os_layer, read_only)
+            template_end.close()
+            _setup_process(spare_end, write_end, os_layer, read_only, staging)
             status = 0
         finally:
             os._exit(status)
     os.close(write_end)
-    data = b""
-    while chunk := os.read(read_end, 64):
-        data += chunk
-    os.close(read_end)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(setup_pid, 0)
-    return int(data) if data else 0
+    spare_end.close()
+    return _Spare(setup_pid, read_end, template_end)
+
+
+def _hand_over(spare: _Spare, request: dict[str, Any], session_fd: int) -> int:
+    """Give a spare its session settings and socket; return its pid (0 if it was lost)."""
+    pid = spare.worker_pid()
+    try:
+        if pid:
+            message = json.dumps({**request, "worker_pid": pid}).encode()
+            socket.send_fds(spare.channel, [message], [session_fd])
+    except OSError:
+        pid = 0
+    finally:
+        spare.channel.close()
+    if not pid:
+        failure = {"ready": False, "error": "the sandbox worker did not start"}
+        os.write(session_fd, json.dumps(failure).encode() + b"\n")
+    return pid
 
 
 def _setup_process(
-    request: dict[str, Any], session_fd: int, pid_pipe: int, os_layer: Any, read_only: list[str]
+    channel: socket.socket, pid_pipe: int, os_layer: Any, read_only: list[str], staging: str
 ) -> None:
     notes: dict[str, str] = {}
     missing: dict[str, str] = {}
@@ -181,46 +229,58 @@ def _setup_process(
         notes["namespaces"] = f"new {', '.join(names)} namespaces"
     except OSError as exc:
         missing["namespaces"] = str(exc)
-    go_read, go_write = os.pipe()
     worker_pid = os.fork()
     if worker_pid == 0:
-        os.close(go_write)
-        os.read(go_read, 1)
-        os.close(go_read)
+        os.close(pid_pipe)
         status = 1
         try:
-            _worker_main(request, session_fd, os_layer, read_only, notes, missing)
+            _worker_main(channel, os_layer, read_only, staging, notes, missing)
             status = 0
         finally:
             os._exit(status)
-    os.close(go_read)
-    line = json.dumps({"pid": worker_pid}).encode() + b"\n"
-    os.write(session_fd, line)
     os.write(pid_pipe, str(worker_pid).encode())
     os.close(pid_pipe)
-    os.write(go_write, b"x")
-    os.close(go_write)
 
 
 # --- the worker: sandbox setup ----------------------------------------------------------------
 
 
 def _worker_main(
-    request: dict[str, Any],
-    session_fd: int,
+    spare_channel: socket.socket,
     os_layer: Any,
     read_only: list[str],
+    staging: str,
     notes: dict[str, str],
     missing: dict[str, str],
 ) -> None:
     os.setsid()
-    os.closerange(3, session_fd)
-    os.closerange(session_fd + 1, 65536)
+    keep = spare_channel.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    channel = socket.socket(fileno=session_fd)
+    # Before a session exists: everything that does not depend on the session's settings.
+    baseline = os_layer.address_space_in_use()
+    setup_error = None
+    if "namespaces" in notes:
+        try:
+            notes["filesystem"] = os_layer.build_private_root(
+                staging, read_only_paths=read_only, device_paths=_DEVICES, workdir=_WORKDIR
+            )
+        except OSError as exc:
+            setup_error = exc
+    # Wait for a session; an empty message means the template is gone.
+    message, descriptors, _flags, _address = socket.recv_fds(spare_channel, 65536, 1)
+    spare_channel.close()
+    if not message or not descriptors:
+        return
+    request = json.loads(message)
+    channel = socket.socket(fileno=descriptors[0])
     channel.setblocking(True)
+    channel.sendall(json.dumps({"pid": request["worker_pid"]}).encode() + b"\n")
     try:
-        _harden(request, os_layer, read_only, notes, missing)
+        if setup_error is not None:
+            raise setup_error
+        _harden(request, os_layer, read_only, baseline, notes, missing)
     except Exception as exc:
         failure = {"ready": False, "error": f"sandbox setup failed: {type(exc).__name__}: {exc}"}
         channel.sendall(json.dumps(failure).encode() + b"\n")
@@ -236,33 +296,25 @@ def _harden(
     request: dict[str, Any],
     os_layer: Any,
     read_only: list[str],
+    baseline: int,
     notes: dict[str, str],
     missing: dict[str, str],
 ) -> None:
-    """Apply every OS protection the kernel permits, recording each one as applied or missing."""
+    """Apply the session's protections, recording each one as applied or missing."""
     as_root = os.geteuid() == 0
     uid, gid = request["uid"], request["gid"]
-    owner = (uid, gid) if as_root else (0, 0)
-    staging = request["session_dir"]
-    workdir = staging
-    memory = os_layer.address_space_in_use() + request["memory_mb"] * 1024 * 1024
-    if "namespaces" in notes:
-        notes["filesystem"] = os_layer.build_private_root(
-            staging,
-            read_only_paths=read_only,
-            device_paths=_DEVICES,
-            workdir=_WORKDIR,
-            workdir_mb=request["disk_mb"],
-            owner=owner,
-        )
+    if "filesystem" in notes:
+        owner = (uid, gid) if as_root else (0, 0)
+        notes["workdir"] = os_layer.mount_workdir(_WORKDIR, size_mb=request["disk_mb"], owner=owner)
         workdir = _WORKDIR
     else:
+        workdir = request["session_dir"]
         if as_root:
-            os.chown(staging, uid, gid)
-        os.chdir(staging)
+            os.chown(workdir, uid, gid)
+        os.chdir(workdir)
         missing["filesystem"] = "no mount namespace: the host is hidden by Landlock alone"
     notes["limits"] = os_layer.apply_rlimits(
-        memory_bytes=memory,
+        memory_bytes=baseline + request["memory_mb"] * 1024 * 1024,
         cpu_seconds=request["lifetime_cpu_seconds"],
         file_bytes=request["file_mb"] * 1024 * 1024,
         open_files=request["open_files"],

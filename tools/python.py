@@ -179,18 +179,30 @@ class SandboxPool:
     Args:
         preload: Modules the template imports before forking workers; absent ones are skipped.
         python: The interpreter that runs the template; defaults to the current one.
+        spares: Workers kept forked and half set up ahead of time, so a session start only
+            pays for its own settings.
     """
 
     _default: SandboxPool | None = None
     _default_lock = threading.Lock()
 
-    def __init__(self, *, preload: Collection[str] | None = None, python: str | None = None):
+    def __init__(
+        self,
+        *,
+        preload: Collection[str] | None = None,
+        python: str | None = None,
+        spares: int = 1,
+    ) -> None:
         if preload is None:
             stdlib = sorted(DEFAULT_ALLOWED_IMPORTS - set(_HEAVY_PRELOAD))
             heavy = [name for name in _HEAVY_PRELOAD if importlib.util.find_spec(name)]
             preload = [*stdlib, *heavy]
         self.preload = list(preload)
         self.python = python or sys.executable
+        if spares < 0:
+            raise ConfigurationError(f"spares must be 0 or more, got {spares}")
+        self.spares = spares
+        self._staging: str | None = None
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -216,7 +228,17 @@ class SandboxPool:
                 "on other systems run agentlib inside a Linux container"
             )
         host_end, template_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        config = json.dumps({"preload": self.preload, "control_fd": template_end.fileno()})
+        # The spares mount their private root on this directory inside their own mount
+        # namespaces; on the host it stays empty.
+        self._staging = tempfile.mkdtemp(prefix="agentlib-sandbox-root-")
+        config = json.dumps(
+            {
+                "preload": self.preload,
+                "control_fd": template_end.fileno(),
+                "staging": self._staging,
+                "spares": self.spares,
+            }
+        )
         try:
             self._process = subprocess.Popen(
                 [self.python, "-I", str(_WORKER_PROGRAM), config],
@@ -269,6 +291,9 @@ class SandboxPool:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
 
     def close(self) -> None:
         """Stop the template and, with it, every worker it started."""

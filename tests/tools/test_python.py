@@ -264,10 +264,12 @@ def test_closing_the_pool_stops_the_template_and_every_worker() -> None:
         assert python_session.run("1 + 1").value == "2"
     worker_pids = [python_session.worker_pid for python_session in sessions]
     template_pid = own_pool.template_pid
-    assert template_pid is not None and sorted(children_of(template_pid)) == sorted(worker_pids)
+    assert template_pid is not None
+    children = children_of(template_pid)  # the two workers and the spare forked ahead
+    assert set(worker_pids) <= set(children)
     own_pool.close()
     assert not process_alive(template_pid)
-    assert not any(pid is not None and process_alive(pid) for pid in worker_pids)
+    assert not any(process_alive(pid) for pid in children)
     for python_session in sessions:
         python_session.close()
 

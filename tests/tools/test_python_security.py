@@ -56,8 +56,21 @@ def visible_text(result: object) -> str:
     return repr(result)
 
 
-def all_pids() -> set[int]:
-    return {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+def uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def processes_of_uid(uid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if uid_of(int(entry.name)) == uid:
+                    found.add(int(entry.name))
+            except (OSError, StopIteration):
+                continue
+    return found
 
 
 def children_of(pid: int) -> list[int]:
@@ -294,7 +307,6 @@ async def test_ctypes_cannot_fork_exec_or_unshare(bare: PythonSession, tmp_path:
         "]\n"
         "results"
     )
-    before = all_pids()
     result = await bare.arun(code)
     assert not marker.exists()
     assert result.value is not None
@@ -305,7 +317,7 @@ async def test_ctypes_cannot_fork_exec_or_unshare(bare: PythonSession, tmp_path:
     assert system != 0
     worker_pid = bare.worker_pid
     assert worker_pid is not None and children_of(worker_pid) == []
-    assert all_pids() - before <= {worker_pid}
+    assert processes_of_uid(uid_of(worker_pid)) == {worker_pid}
 
 
 async def test_fork_bomb_creates_no_process(session: PythonSession) -> None:
@@ -318,6 +330,7 @@ async def test_fork_bomb_creates_no_process(session: PythonSession) -> None:
     )
     assert result.error is not None and "PermissionError" in result.error
     assert children_of(worker_pid) == []
+    assert processes_of_uid(uid_of(worker_pid)) == {worker_pid}
 
 
 async def test_thread_bomb_stops_at_the_thread_limit(bare: PythonSession) -> None:
@@ -338,31 +351,32 @@ async def test_thread_bomb_stops_at_the_thread_limit(bare: PythonSession) -> Non
     assert "can't start new thread" in result.stdout
 
 
-async def test_memory_bomb_hits_the_address_space_limit(bare: PythonSession) -> None:
-    result = await bare.arun(
-        "chunks = []\n"
-        "try:\n"
-        "    while True:\n"
-        "        chunks.append(bytearray(16 * 1024 * 1024))\n"
-        "except MemoryError:\n"
-        "    size = len(chunks) * 16\n"
-        "    chunks.clear()\n"
-        "size"
-    )
-    # The limit is the preloaded interpreter's address space plus `memory_mb`; freed space
-    # inside the baseline can be reused, so the code gets roughly `memory_mb`, never unbounded.
-    assert result.value is not None and int(result.value) < 2 * LIMITS.memory_mb
-    worker_pid = bare.worker_pid
-    status = Path(f"/proc/{worker_pid}/status").read_text()
-    peak_kb = int(
-        next(line for line in status.splitlines() if line.startswith("VmPeak:")).split()[1]
-    )
-    limits = Path(f"/proc/{worker_pid}/limits").read_text()
-    address_space = next(
-        line for line in limits.splitlines() if line.startswith("Max address space")
-    )
-    assert peak_kb * 1024 <= int(address_space.split()[3])
-    assert (await bare.arun("'alive'")).value == "'alive'"
+async def test_memory_bomb_hits_the_address_space_limit(pool: SandboxPool) -> None:
+    limits = SandboxLimits(timeout=20, memory_mb=128)
+    python_session = PythonSession(pool, limits=limits, allowed_imports=None, audit_hook=False)
+    try:
+        result = await python_session.arun(
+            "chunks = []\n"
+            "try:\n"
+            "    while True:\n"
+            "        chunks.append(bytearray(16 * 1024 * 1024))\n"
+            "except MemoryError:\n"
+            "    size = len(chunks) * 16\n"
+            "    chunks.clear()\n"
+            "size"
+        )
+        # The limit is the preloaded interpreter's address space plus `memory_mb`; freed space
+        # inside the baseline can be reused, so the code gets roughly `memory_mb`, not more.
+        assert result.value is not None and int(result.value) < 2 * limits.memory_mb
+        worker_pid = python_session.worker_pid
+        status = Path(f"/proc/{worker_pid}/status").read_text()
+        peak = next(line for line in status.splitlines() if line.startswith("VmPeak:"))
+        limit_lines = Path(f"/proc/{worker_pid}/limits").read_text().splitlines()
+        address_space = next(line for line in limit_lines if line.startswith("Max address space"))
+        assert int(peak.split()[1]) * 1024 <= int(address_space.split()[3])
+        assert (await python_session.arun("'alive'")).value == "'alive'"
+    finally:
+        await python_session.aclose()
 
 
 async def test_one_huge_allocation_is_refused(session: PythonSession) -> None:
