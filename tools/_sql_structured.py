@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agentlib import ConfigurationError, ToolError
 
@@ -23,7 +23,10 @@ from ._sql_schema import TableInfo
 
 __all__ = ["JoinEdge", "build_query_model", "compile_query", "join_edges"]
 
-Scalar = str | int | float | bool
+# Bounds keep a small model's constrained output finite: without them SmolLM2-135M kept
+# appending list items or string characters until it ran out of tokens.
+Text = Annotated[str, StringConstraints(max_length=200)]
+Scalar = Text | int | float | bool
 Aggregate = Literal["count", "count_distinct", "sum", "avg", "min", "max"]
 Operator = Literal[
     "=", "!=", "<", "<=", ">", ">=", "like", "not_like", "contains", "in", "not_in",
@@ -92,7 +95,7 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
         column=(column_name, ...),
         operator=(Operator, ...),
         value=(
-            Scalar | list[Scalar] | None,
+            Scalar | Annotated[list[Scalar], Field(max_length=20)] | None,
             Field(None, description="A literal; a list for in/not_in/between; none for is_null"),
         ),
     )
@@ -113,7 +116,7 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
     )
     fields: dict[str, Any] = {
         "table": (table_name, Field(description="The table to select from")),
-        "select": (list[select_item], Field(min_length=1)),  # type: ignore[valid-type]
+        "select": (list[select_item], Field(min_length=1, max_length=8)),  # type: ignore[valid-type]
     }
     edges = join_edges(tables)
     if edges:
@@ -123,13 +126,13 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
             on=(_literal(list(edges)), Field(description="A foreign key to join along")),
             type=(_literal(["inner", "left"]), "inner"),
         )
-        fields["joins"] = (list[join], Field(default_factory=list))  # type: ignore[valid-type]
+        fields["joins"] = (list[join], Field(default_factory=list, max_length=6))  # type: ignore[valid-type]
     fields.update(
         {
-            "filters": (list[condition], Field(default_factory=list)),  # type: ignore[valid-type]
-            "group_by": (list[column_name], Field(default_factory=list)),  # type: ignore[valid-type]
-            "having": (list[having], Field(default_factory=list)),  # type: ignore[valid-type]
-            "order_by": (list[order_item], Field(default_factory=list)),  # type: ignore[valid-type]
+            "filters": (list[condition], Field(default_factory=list, max_length=8)),  # type: ignore[valid-type]
+            "group_by": (list[column_name], Field(default_factory=list, max_length=6)),  # type: ignore[valid-type]
+            "having": (list[having], Field(default_factory=list, max_length=4)),  # type: ignore[valid-type]
+            "order_by": (list[order_item], Field(default_factory=list, max_length=4)),  # type: ignore[valid-type]
             "limit": (int | None, Field(None, ge=1)),
             "distinct": (bool, False),
         }

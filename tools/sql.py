@@ -386,6 +386,7 @@ async def atext_to_sql(
     execute: bool = True,
     max_tables: int = 8,
     retries: int = 2,
+    max_tokens: int | None = 512,
 ) -> SQLAnswer:
     """Turn `question` into a validated query over `db` (and run it), without an agent.
 
@@ -402,6 +403,7 @@ async def atext_to_sql(
         execute: Run the query and put its rows in the answer.
         max_tables: The most tables whose schema goes into the prompt.
         retries: Further attempts after an invalid or refused output.
+        max_tokens: The generation limit per attempt.
 
     Raises:
         ToolError: Every attempt produced a refused query; the message is the last refusal.
@@ -417,7 +419,12 @@ async def atext_to_sql(
     attempts = 0
     while True:
         generation = await agenerate_result(
-            model, output_type, messages, instructions=instructions, retries=retries
+            model,
+            output_type,
+            messages,
+            instructions=instructions,
+            retries=retries,
+            max_tokens=max_tokens,
         )
         attempts += generation.attempts
         try:
@@ -452,6 +459,7 @@ def text_to_sql(
     execute: bool = True,
     max_tables: int = 8,
     retries: int = 2,
+    max_tokens: int | None = 512,
 ) -> SQLAnswer:
     """Synchronous `atext_to_sql`."""
     return asyncio.run(
@@ -463,8 +471,14 @@ def text_to_sql(
             execute=execute,
             max_tables=max_tables,
             retries=retries,
+            max_tokens=max_tokens,
         )
     )
+
+
+_MUSIC_STORE_TABLES = frozenset(
+    {"albums", "artists", "customers", "employees", "genres", "invoice_lines", "invoices", "tracks"}
+)
 
 
 def music_store_sql() -> str:
@@ -478,6 +492,9 @@ def create_music_store(target: str | os.PathLike[str] | sa.Engine) -> None:
     Args:
         target: A SQLite file path, a SQLAlchemy URL, or an engine, writable and without these
             tables yet.
+
+    Raises:
+        ConfigurationError: The database already has some of the sample's tables.
     """
     if isinstance(target, sa.Engine):
         engine, owned = target, False
@@ -485,9 +502,14 @@ def create_music_store(target: str | os.PathLike[str] | sa.Engine) -> None:
         text = os.fspath(target)
         url = text if "://" in text else f"sqlite:///{os.path.abspath(text)}"
         engine, owned = sa.create_engine(url), True
-    script = music_store_sql()
-    statements = [part.strip() for part in script.split(";\n") if part.strip()]
     try:
+        existing = set(sa.inspect(engine).get_table_names()) & _MUSIC_STORE_TABLES
+        if existing:
+            raise ConfigurationError(
+                f"the database already has music-store tables ({', '.join(sorted(existing))}); "
+                "create the sample in a new file or database"
+            )
+        statements = [part.strip() for part in music_store_sql().split(";\n") if part.strip()]
         with engine.begin() as connection:
             for statement in statements:
                 lines = [line for line in statement.splitlines() if not line.startswith("--")]
