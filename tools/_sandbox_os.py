@@ -51,6 +51,10 @@ CLONE_THREAD = 0x00010000
 _MS_RDONLY = 1
 _MS_NOSUID = 2
 _MS_NODEV = 4
+_MS_NOEXEC = 8
+_MS_NOATIME = 1024
+_MS_NODIRATIME = 2048
+_MS_RELATIME = 1 << 21
 _MS_REMOUNT = 32
 _MS_BIND = 4096
 _MS_REC = 16384
@@ -118,9 +122,30 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     _check(result, f"mount {source} on {target}")
 
 
+def _locked_flags(path: str) -> int:
+    """The mount flags of `path` that a remount must keep.
+
+    Inside a user namespace, a remount that drops one of them is refused with EPERM.
+    """
+    flags = os.statvfs(path).f_flag
+    kept = 0
+    for statvfs_flag, mount_flag in (
+        (os.ST_NOSUID, _MS_NOSUID),
+        (os.ST_NODEV, _MS_NODEV),
+        (os.ST_NOEXEC, _MS_NOEXEC),
+        (os.ST_NOATIME, _MS_NOATIME),
+        (os.ST_NODIRATIME, _MS_NODIRATIME),
+        (os.ST_RELATIME, _MS_RELATIME),
+    ):
+        if flags & statvfs_flag:
+            kept |= mount_flag
+    return kept
+
+
 def _bind_read_only(source: str, target: str) -> None:
     _mount(source, target, None, _MS_BIND | _MS_REC)
-    _mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+    _mount(None, target, None, flags | _locked_flags(source))
 
 
 def build_private_root(
@@ -154,7 +179,8 @@ def build_private_root(
         if os.path.exists(path):
             open(staging + path, "w").close()
             _mount(path, staging + path, None, _MS_BIND)
-            _mount(None, staging + path, None, _MS_BIND | _MS_REMOUNT | _MS_NOSUID)
+            flags = _MS_BIND | _MS_REMOUNT | _MS_NOSUID | _locked_flags(path)
+            _mount(None, staging + path, None, flags)
     os.makedirs(staging + workdir, exist_ok=True)
     os.chdir(staging)
     machine = platform.machine()

@@ -260,14 +260,13 @@ def _worker_main(
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Before a session exists: everything that does not depend on the session's settings.
     baseline = os_layer.address_space_in_use()
-    setup_error = None
     if "namespaces" in notes:
         try:
             notes["filesystem"] = os_layer.build_private_root(
                 staging, read_only_paths=read_only, device_paths=_DEVICES, workdir=_WORKDIR
             )
-        except OSError as exc:
-            setup_error = exc
+        except OSError as exc:  # the session falls back to Landlock over the host's view
+            missing["filesystem"] = f"private root refused: {exc}"
     # Wait for a session; an empty message means the template is gone.
     message, descriptors, _flags, _address = socket.recv_fds(spare_channel, 65536, 1)
     spare_channel.close()
@@ -278,8 +277,6 @@ def _worker_main(
     channel.setblocking(True)
     channel.sendall(json.dumps({"pid": request["worker_pid"]}).encode() + b"\n")
     try:
-        if setup_error is not None:
-            raise setup_error
         _harden(request, os_layer, read_only, baseline, notes, missing)
     except Exception as exc:
         failure = {"ready": False, "error": f"sandbox setup failed: {type(exc).__name__}: {exc}"}
@@ -312,7 +309,7 @@ def _harden(
         if as_root:
             os.chown(workdir, uid, gid)
         os.chdir(workdir)
-        missing["filesystem"] = "no mount namespace: the host is hidden by Landlock alone"
+        missing.setdefault("filesystem", "no mount namespace: the host is hidden by Landlock alone")
     notes["limits"] = os_layer.apply_rlimits(
         memory_bytes=baseline + request["memory_mb"] * 1024 * 1024,
         cpu_seconds=request["lifetime_cpu_seconds"],
