@@ -343,6 +343,10 @@ class OutlinesModel:
         self._max_tokens_keyword = _MAX_TOKENS_KEYWORD.get(
             type(outlines_model).__name__, "max_tokens"
         )
+        # llama.cpp models are driven directly to keep the prompt's KV cache between calls.
+        self._llama: Any = (
+            outlines_model.model if type(outlines_model).__name__ == "LlamaCpp" else None
+        )
         self._guides: OrderedDict[str, _Guide] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._generation_lock = threading.Lock()
@@ -436,28 +440,66 @@ class OutlinesModel:
     def _generate(
         self, messages: Sequence[Message], guide: _Guide | None, max_tokens: int | None
     ) -> ModelResponse:
-        from outlines.inputs import Chat
-
         limit = max_tokens or self._default_max_tokens
-        chat = Chat([{"role": message.role, "content": message.content} for message in messages])
         with self._generation_lock:
-            metered = (
-                guide.start()
-                if guide is not None
-                else _Metered(None, self._compiler.tensor_library_name)
-            )
-            kwargs = {**self._inference_kwargs, self._max_tokens_keyword: limit}
+            metered = guide.start() if guide is not None else None
             try:
-                text = self.outlines_model.generate(chat, metered.processor, **kwargs)
+                if self._llama is not None:
+                    response = self._generate_llamacpp(messages, metered, limit)
+                else:
+                    response = self._generate_outlines(messages, metered, limit)
             except (ValueError, RuntimeError) as exc:  # llama.cpp: context overflow, decode error
                 raise ModelError(f"{self._name} failed to generate: {exc}") from exc
+        return response
+
+    def _generate_llamacpp(
+        self, messages: Sequence[Message], metered: _Metered | None, limit: int
+    ) -> ModelResponse:
+        """Generate with llama.cpp itself, keeping the KV cache of the shared prompt prefix.
+
+        Outlines' `generate` resets the context after every call, which throws away the cache
+        that consecutive agent steps share (measured: re-evaluating a 496-token prompt took
+        42 s on a loaded 2-core machine, the cached prefix 0.0 s). The chat template (the
+        GGUF's) and the logits processor are the same as through Outlines.
+        """
+        from llama_cpp import LogitsProcessorList
+
+        completion = self._llama.create_chat_completion(
+            messages=[{"role": message.role, "content": message.content} for message in messages],
+            logits_processor=(
+                LogitsProcessorList([metered.processor]) if metered is not None else None
+            ),
+            max_tokens=limit,
+            **self._inference_kwargs,
+        )
+        choice = completion["choices"][0]
+        usage = completion.get("usage") or {}
+        return ModelResponse(
+            text=choice["message"]["content"] or "",
+            path="constrained" if metered is not None else "prompted",
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            model_name=self._name,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def _generate_outlines(
+        self, messages: Sequence[Message], metered: _Metered | None, limit: int
+    ) -> ModelResponse:
+        from outlines.inputs import Chat
+
+        chat = Chat([{"role": message.role, "content": message.content} for message in messages])
+        # Free text is metered too, to learn the token counts Outlines does not return.
+        meter = metered or _Metered(None, self._compiler.tensor_library_name)
+        kwargs = {**self._inference_kwargs, self._max_tokens_keyword: limit}
+        text = self.outlines_model.generate(chat, meter.processor, **kwargs)
         return ModelResponse(
             text=text,
-            path="constrained" if guide is not None else "prompted",
-            input_tokens=metered.prompt_tokens,
-            output_tokens=metered.calls,
+            path="constrained" if metered is not None else "prompted",
+            input_tokens=meter.prompt_tokens,
+            output_tokens=meter.calls,
             model_name=self._name,
-            finish_reason=_finish_reason(metered, limit),
+            finish_reason=_finish_reason(meter, limit),
         )
 
 
