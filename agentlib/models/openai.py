@@ -53,7 +53,7 @@ from agentlib.models.base import (
     OutputSchema,
 )
 
-__all__ = ["OpenAIMode", "OpenAIModel", "translate_error"]
+__all__ = ["OpenAIMode", "OpenAIModel"]
 
 JSONSchema = dict[str, Any]
 
@@ -226,11 +226,19 @@ class OpenAIModel:
         Raises:
             ModelError: As `agenerate`.
         """
-        prepared = self._prepare(output)
-        request = self._request(messages, prepared, max_tokens, stream=True)
+        while True:
+            prepared = self._prepare(output)
+            request = self._request(messages, prepared, max_tokens, stream=True)
+            try:
+                stream = await self._client.chat.completions.create(**request)
+            except openai.OpenAIError as exc:
+                error = self._translate(exc)
+                if self._fall_back(prepared, error):
+                    continue
+                raise error from exc
+            break
+        calls: dict[int, list[str]] = {}
         try:
-            stream = await self._client.chat.completions.create(**request)
-            calls: dict[int, list[str]] = {}
             async for chunk in stream:
                 for text in self._chunk_texts(chunk, calls):
                     yield text
@@ -414,7 +422,9 @@ class OpenAIModel:
         return bool(validator.is_valid(value))
 
     def _translate(self, exc: openai.OpenAIError) -> ModelError:
-        return translate_error(exc, model=self.model, base_url=self.base_url, timeout=self._timeout)
+        return _translate_error(
+            exc, model=self.model, base_url=self.base_url, timeout=self._timeout
+        )
 
 
 def _build_client(
@@ -605,7 +615,7 @@ def _server_message(exc: openai.APIError) -> str:
     return _one_line(exc.message)
 
 
-def translate_error(
+def _translate_error(
     exc: openai.OpenAIError, *, model: str, base_url: str, timeout: float | None = None
 ) -> ModelError:
     """Turn an `openai` SDK exception into one clear `ModelError` line saying what to do."""

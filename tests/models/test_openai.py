@@ -503,6 +503,18 @@ async def test_astream_in_tools_mode_yields_the_rebuilt_step() -> None:
     ]
 
 
+async def test_astream_in_auto_mode_steps_down_like_agenerate() -> None:
+    rejection = error(422, "response_format: Input should be 'text' or 'json_object'")
+    with run_server([rejection, stream(['{"name": "Rome", ', '"country": "Italy"}'])]) as server:
+        model = _model(server.base_url)
+        pieces = [piece async for piece in model.astream(USER, output=CITY)]
+    assert json.loads("".join(pieces)) == {"name": "Rome", "country": "Italy"}
+    assert [body["response_format"]["type"] for body in server.chat_requests] == [
+        "json_schema",
+        "json_object",
+    ]
+
+
 async def test_astream_translates_errors() -> None:
     with (
         run_server([error(429, "slow down")]) as server,
