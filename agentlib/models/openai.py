@@ -308,7 +308,14 @@ class OpenAIModel:
 
     def _fall_back(self, prepared: _Prepared, error: ModelError) -> bool:
         """In `auto` mode, step down when the server rejects the `response_format` itself."""
-        rejected = error.status_code in (400, 422, 500) and _mentions_response_format(str(error))
+        message = str(error)
+        rejected = (
+            error.status_code in (400, 422, 500)
+            and _mentions_response_format(message)
+            # A server that understood the format but refused this schema: stepping down
+            # would only hide the problem.
+            and not _mentions_invalid_schema(message)
+        )
         next_mode = _FALLBACK.get(prepared.mode)
         if self.mode != "auto" or not rejected or next_mode is None:
             return False
@@ -592,6 +599,10 @@ def _malformed(base_url: str, exc: ValueError) -> ModelError:
     )
 
 
+def _mentions_invalid_schema(message: str) -> bool:
+    return "invalid schema" in message.lower()
+
+
 def _one_line(text: object, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -667,6 +678,11 @@ def _status_error(exc: openai.APIStatusError, *, model: str, base_url: str) -> M
         )
     elif status == 429:
         text = f"rate limited by {base_url} (429: {detail}); wait and retry, or slow down"
+    elif _mentions_invalid_schema(detail):
+        text = (
+            f"{base_url} rejected the schema ({status}: {detail}); simplify the output type, or "
+            "leave the keyword it names out of strict_keywords= so it moves into descriptions"
+        )
     elif status >= 500 and not _mentions_response_format(detail):
         text = f"the server at {base_url} failed ({status}: {detail}); retry later"
     elif _mentions_response_format(detail):

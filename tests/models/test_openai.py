@@ -301,6 +301,19 @@ async def test_json_schema_mode_reports_a_rejected_response_format_clearly() -> 
     assert caught.value.retryable is False
 
 
+async def test_auto_mode_does_not_step_down_when_the_schema_itself_is_refused() -> None:
+    refusal = error(
+        400,
+        "Invalid schema for response_format 'City': In context=(), 'pattern' is not permitted.",
+    )
+    with run_server([refusal]) as server, pytest.raises(ModelError) as caught:
+        await _model(server.base_url).agenerate(USER, output=CITY)
+    assert "rejected the schema (400: Invalid schema for response_format 'City'" in str(
+        caught.value
+    )
+    assert len(server.chat_requests) == 1
+
+
 async def test_reply_that_ignores_the_schema_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     with run_server([chat("Paris is in France.")]) as server, caplog.at_level(logging.WARNING):
         response = await _model(server.base_url, mode="json_schema").agenerate(USER, output=CITY)
