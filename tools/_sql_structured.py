@@ -79,10 +79,11 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
     if not tables:
         raise ConfigurationError("a structured query needs at least one table")
     table_name = _literal(list(tables))
-    column_name = _literal(
-        ["*"]
-        + [f"{name}.{column}" for name, info in tables.items() for column in info.column_names]
-    )
+    qualified = [
+        f"{name}.{column}" for name, info in tables.items() for column in info.column_names
+    ]
+    plain_column = _literal(qualified)
+    column_name = _literal(["*", *qualified])
     select_item = pydantic.create_model(
         "SelectItem",
         __config__=_CLOSED,
@@ -92,7 +93,7 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
     condition = pydantic.create_model(
         "Filter",
         __config__=_CLOSED,
-        column=(column_name, ...),
+        column=(plain_column, ...),
         operator=(Operator, ...),
         value=(
             Scalar | Annotated[list[Scalar], Field(max_length=20)] | None,
@@ -130,7 +131,7 @@ def build_query_model(tables: Mapping[str, TableInfo]) -> type[BaseModel]:
     fields.update(
         {
             "filters": (list[condition], Field(default_factory=list, max_length=8)),  # type: ignore[valid-type]
-            "group_by": (list[column_name], Field(default_factory=list, max_length=6)),  # type: ignore[valid-type]
+            "group_by": (list[plain_column], Field(default_factory=list, max_length=6)),  # type: ignore[valid-type]
             "having": (list[having], Field(default_factory=list, max_length=4)),  # type: ignore[valid-type]
             "order_by": (list[order_item], Field(default_factory=list, max_length=4)),  # type: ignore[valid-type]
             "limit": (int | None, Field(None, ge=1)),

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from agentlib.tools.data.make_music_store import dataset
 from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
+from inline_snapshot import snapshot
 
 from agentlib import (
     Agent,
@@ -462,3 +463,302 @@ def test_agent_lists_describes_queries_and_answers(db: SQLDatabase) -> None:
     assert refused.is_error and "only SELECT queries are allowed" in refused.content
     assert queried.value.rows == [[genre, count]]
     assert json.loads(queried.content)["rows"] == [[genre, count]]
+
+
+# Pinned tool schemas --------------------------------------------------------------------------
+
+
+def _tiny_database(directory: Path) -> SQLDatabase:
+    path = directory / "tiny.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE bands (band_id INTEGER PRIMARY KEY, name TEXT)")
+        connection.exec_driver_sql(
+            "CREATE TABLE songs (song_id INTEGER PRIMARY KEY, title TEXT, "
+            "band_id INTEGER REFERENCES bands (band_id))"
+        )
+    engine.dispose()
+    return SQLDatabase(f"sqlite:///{path}", query_mode="both")
+
+
+def test_tool_schemas_are_pinned(tmp_path: Path) -> None:
+    database = _tiny_database(tmp_path)
+    schemas = {tool.name: tool.parameters for tool in database.tools}
+    assert schemas == snapshot(
+        {
+            "list_tables": {"additionalProperties": False, "properties": {}, "type": "object"},
+            "describe_tables": {
+                "additionalProperties": False,
+                "properties": {
+                    "tables": {
+                        "description": "The names of the tables to describe.",
+                        "items": {"type": "string"},
+                        "type": "array",
+                    }
+                },
+                "required": ["tables"],
+                "type": "object",
+            },
+            "run_query": {
+                "additionalProperties": False,
+                "properties": {
+                    "query": {
+                        "additionalProperties": False,
+                        "description": "The query: the table, the selected columns (with optional aggregates), joins along foreign keys, filters, grouping, ordering and a limit.",
+                        "properties": {
+                            "table": {
+                                "description": "The table to select from",
+                                "enum": ["bands", "songs"],
+                                "type": "string",
+                            },
+                            "select": {
+                                "items": {
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "column": {
+                                            "description": "`table.column`, or `*` with count",
+                                            "enum": [
+                                                "*",
+                                                "bands.band_id",
+                                                "bands.name",
+                                                "songs.song_id",
+                                                "songs.title",
+                                                "songs.band_id",
+                                            ],
+                                            "type": "string",
+                                        },
+                                        "aggregate": {
+                                            "anyOf": [
+                                                {
+                                                    "enum": [
+                                                        "count",
+                                                        "count_distinct",
+                                                        "sum",
+                                                        "avg",
+                                                        "min",
+                                                        "max",
+                                                    ],
+                                                    "type": "string",
+                                                },
+                                                {"type": "null"},
+                                            ],
+                                            "default": None,
+                                            "description": "Aggregate applied to the column",
+                                        },
+                                    },
+                                    "required": ["column"],
+                                    "type": "object",
+                                },
+                                "maxItems": 8,
+                                "minItems": 1,
+                                "type": "array",
+                            },
+                            "joins": {
+                                "items": {
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "on": {
+                                            "const": "songs.band_id = bands.band_id",
+                                            "description": "A foreign key to join along",
+                                            "type": "string",
+                                        },
+                                        "type": {
+                                            "default": "inner",
+                                            "enum": ["inner", "left"],
+                                            "type": "string",
+                                        },
+                                    },
+                                    "required": ["on"],
+                                    "type": "object",
+                                },
+                                "maxItems": 6,
+                                "type": "array",
+                            },
+                            "filters": {
+                                "items": {
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "column": {
+                                            "enum": [
+                                                "bands.band_id",
+                                                "bands.name",
+                                                "songs.song_id",
+                                                "songs.title",
+                                                "songs.band_id",
+                                            ],
+                                            "type": "string",
+                                        },
+                                        "operator": {
+                                            "enum": [
+                                                "=",
+                                                "!=",
+                                                "<",
+                                                "<=",
+                                                ">",
+                                                ">=",
+                                                "like",
+                                                "not_like",
+                                                "contains",
+                                                "in",
+                                                "not_in",
+                                                "between",
+                                                "is_null",
+                                                "is_not_null",
+                                            ],
+                                            "type": "string",
+                                        },
+                                        "value": {
+                                            "anyOf": [
+                                                {"maxLength": 200, "type": "string"},
+                                                {"type": "integer"},
+                                                {"type": "number"},
+                                                {"type": "boolean"},
+                                                {
+                                                    "items": {
+                                                        "anyOf": [
+                                                            {"maxLength": 200, "type": "string"},
+                                                            {"type": "integer"},
+                                                            {"type": "number"},
+                                                            {"type": "boolean"},
+                                                        ]
+                                                    },
+                                                    "maxItems": 20,
+                                                    "type": "array",
+                                                },
+                                                {"type": "null"},
+                                            ],
+                                            "default": None,
+                                            "description": "A literal; a list for in/not_in/between; none for is_null",
+                                        },
+                                    },
+                                    "required": ["column", "operator"],
+                                    "type": "object",
+                                },
+                                "maxItems": 8,
+                                "type": "array",
+                            },
+                            "group_by": {
+                                "items": {
+                                    "enum": [
+                                        "bands.band_id",
+                                        "bands.name",
+                                        "songs.song_id",
+                                        "songs.title",
+                                        "songs.band_id",
+                                    ],
+                                    "type": "string",
+                                },
+                                "maxItems": 6,
+                                "type": "array",
+                            },
+                            "having": {
+                                "items": {
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "column": {
+                                            "enum": [
+                                                "*",
+                                                "bands.band_id",
+                                                "bands.name",
+                                                "songs.song_id",
+                                                "songs.title",
+                                                "songs.band_id",
+                                            ],
+                                            "type": "string",
+                                        },
+                                        "aggregate": {
+                                            "enum": [
+                                                "count",
+                                                "count_distinct",
+                                                "sum",
+                                                "avg",
+                                                "min",
+                                                "max",
+                                            ],
+                                            "type": "string",
+                                        },
+                                        "operator": {
+                                            "enum": ["=", "!=", "<", "<=", ">", ">="],
+                                            "type": "string",
+                                        },
+                                        "value": {
+                                            "anyOf": [{"type": "integer"}, {"type": "number"}]
+                                        },
+                                    },
+                                    "required": ["column", "aggregate", "operator", "value"],
+                                    "type": "object",
+                                },
+                                "maxItems": 4,
+                                "type": "array",
+                            },
+                            "order_by": {
+                                "items": {
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "column": {
+                                            "enum": [
+                                                "*",
+                                                "bands.band_id",
+                                                "bands.name",
+                                                "songs.song_id",
+                                                "songs.title",
+                                                "songs.band_id",
+                                            ],
+                                            "type": "string",
+                                        },
+                                        "aggregate": {
+                                            "anyOf": [
+                                                {
+                                                    "enum": [
+                                                        "count",
+                                                        "count_distinct",
+                                                        "sum",
+                                                        "avg",
+                                                        "min",
+                                                        "max",
+                                                    ],
+                                                    "type": "string",
+                                                },
+                                                {"type": "null"},
+                                            ],
+                                            "default": None,
+                                        },
+                                        "direction": {
+                                            "default": "asc",
+                                            "enum": ["asc", "desc"],
+                                            "type": "string",
+                                        },
+                                    },
+                                    "required": ["column"],
+                                    "type": "object",
+                                },
+                                "maxItems": 4,
+                                "type": "array",
+                            },
+                            "limit": {
+                                "anyOf": [{"minimum": 1, "type": "integer"}, {"type": "null"}],
+                                "default": None,
+                            },
+                            "distinct": {"default": False, "type": "boolean"},
+                        },
+                        "required": ["table", "select"],
+                        "type": "object",
+                    }
+                },
+                "required": ["query"],
+                "type": "object",
+            },
+            "run_sql": {
+                "additionalProperties": False,
+                "properties": {
+                    "sql": {
+                        "description": "One SELECT (WITH … SELECT allowed) over the database's tables; at most 100 rows are returned.",
+                        "type": "string",
+                    }
+                },
+                "required": ["sql"],
+                "type": "object",
+            },
+        }
+    )
+    database.close()
