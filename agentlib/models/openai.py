@@ -249,7 +249,7 @@ class OpenAIModel:
         if prepared.branches:
             rebuilt = [(names[0], "".join(names[1:])) for _, names in sorted(calls.items())]
             if rebuilt:
-                yield json.dumps(self._step_from_calls("", rebuilt, prepared, output))
+                yield json.dumps(_step_from_calls("", rebuilt, prepared))
 
     def _chunk_texts(self, chunk: Any, calls: dict[int, list[str]]) -> list[str]:
         choices = getattr(chunk, "choices", None) or []
@@ -354,12 +354,12 @@ class OpenAIModel:
         tool_calls = getattr(message, "tool_calls", None) or []
         if prepared.branches and tool_calls:
             calls = [(call.function.name, call.function.arguments) for call in tool_calls]
-            text = json.dumps(self._step_from_calls(text, calls, prepared, output))
+            text = json.dumps(_step_from_calls(text, calls, prepared))
         elif prepared.mode == "tools" and tool_calls:
             text = tool_calls[0].function.arguments or ""
         path = _PATHS[prepared.mode]
         if prepared.checked_schema is not None and output is not None:
-            text, kept = self._check(text, output, prepared)
+            text, kept = self._check(text, output, prepared.mode, prepared.checked_schema)
             if not kept and finish_reason != "length":
                 logger.warning(
                     "%s returned a reply that does not fit the %s schema %r although it was "
@@ -381,42 +381,18 @@ class OpenAIModel:
             finish_reason=finish_reason,
         )
 
-    def _step_from_calls(
-        self,
-        content: str,
-        calls: Sequence[tuple[str, str | None]],
-        prepared: _Prepared,
-        output: OutputSchema | None,
-    ) -> dict[str, Any]:
-        """Turn native tool calls back into the step JSON the loop parses."""
-        by_name = {branch.name: branch for branch in prepared.branches}
-        actions: list[dict[str, Any]] = []
-        for name, raw_arguments in calls:
-            try:
-                arguments = json.loads(raw_arguments or "{}")
-            except json.JSONDecodeError:
-                arguments = raw_arguments  # left for the caller's validation to report
-            branch = by_name.get(name)
-            if branch is not None and branch.payload_key == "answer":
-                answer = arguments.get("answer") if isinstance(arguments, dict) else arguments
-                actions.append({"tool": name, "answer": answer})
-            else:
-                actions.append({"tool": name, "arguments": arguments})
-        action: Any = actions if prepared.action_key == "actions" else actions[0]
-        return {"thought": content, prepared.action_key: action}
-
-    def _check(self, text: str, output: OutputSchema, prepared: _Prepared) -> tuple[str, bool]:
+    def _check(
+        self, text: str, output: OutputSchema, mode: str, sent: Mapping[str, Any]
+    ) -> tuple[str, bool]:
         """Whether `text` fits the schema the server was asked to enforce; nulls restored."""
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             return text, False
-        assert prepared.checked_schema is not None  # checked by the caller
         # The sent schema (what the server promised) or the caller's own (a server may enforce
         # `required` without strict mode's forced nulls): either means the constraint held.
-        sent_key, original_key = f"{prepared.mode}:{output.key}", output.key
-        if not self._fits(value, prepared.checked_schema, sent_key) and not self._fits(
-            value, output.schema, original_key
+        if not self._fits(value, sent, f"{mode}:{output.key}") and not self._fits(
+            value, output.schema, output.key
         ):
             return text, False
         return json.dumps(restore_optional(value, output.schema), ensure_ascii=False), True
@@ -432,6 +408,27 @@ class OpenAIModel:
         return _translate_error(
             exc, model=self.model, base_url=self.base_url, timeout=self._timeout
         )
+
+
+def _step_from_calls(
+    content: str, calls: Sequence[tuple[str, str | None]], prepared: _Prepared
+) -> dict[str, Any]:
+    """Turn native tool calls back into the step JSON the loop parses."""
+    by_name = {branch.name: branch for branch in prepared.branches}
+    actions: list[dict[str, Any]] = []
+    for name, raw_arguments in calls:
+        try:
+            arguments = json.loads(raw_arguments or "{}")
+        except json.JSONDecodeError:
+            arguments = raw_arguments  # left for the caller's validation to report
+        branch = by_name.get(name)
+        if branch is not None and branch.payload_key == "answer":
+            answer = arguments.get("answer") if isinstance(arguments, dict) else arguments
+            actions.append({"tool": name, "answer": answer})
+        else:
+            actions.append({"tool": name, "arguments": arguments})
+    action: Any = actions if prepared.action_key == "actions" else actions[0]
+    return {"thought": content, prepared.action_key: action}
 
 
 def _build_client(
