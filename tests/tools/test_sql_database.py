@@ -762,3 +762,10 @@ def test_tool_schemas_are_pinned(tmp_path: Path) -> None:
         }
     )
     database.close()
+
+
+def test_shipped_sample_script_matches_its_generator() -> None:
+    from agentlib.tools.data.make_music_store import render_sql
+    from agentlib.tools.sql import music_store_sql
+
+    assert music_store_sql() == render_sql()
