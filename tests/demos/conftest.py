@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 import socket
-from collections.abc import Iterator, Sequence
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentlib import FunctionModel, Message, OutputSchema
-from agentlib.models.testing import call, final
-
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "images"
 
 
 def _free_port() -> int:
@@ -26,54 +26,47 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -> Any:
-    """A deterministic model for the demos: arithmetic through the calculator, slow on demand."""
-    task = next(
-        m.content
-        for m in reversed(messages)
-        if m.role == "user" and not m.content.startswith("Observation")
-    )
-    last = messages[-1].content
-    if output is not None and output.name != "agent_step":  # structured extraction
-        return {"name": "Maria Svensson", "age": 34, "city": "Gothenburg"}
-    if "slowly" in task:
-        await asyncio.sleep(60)
-    if last.startswith("Observation"):
-        value = last.rsplit("\n", 1)[-1]
-        return final(f"The answer is {value}.", "I have the result.")
-    if "remember" in task.lower():
-        turns = sum(1 for m in messages if m.role == "assistant")
-        return final(f"I see {turns} earlier answer(s) in this conversation.")
-    match = re.search(r"(\d+)\s*\*\s*(\d+)", task)
-    if match:
-        return call("calculator", "Multiply with the calculator.", expression=match.group(0))
-    return final("I can only multiply.")
-
-
 @pytest.fixture(scope="session")
 def demo_url() -> Iterator[str]:
+    """The demo app with a deterministic model, served by a separate process on loopback.
+
+    A separate process keeps gradio's server threads and event loops out of the test process.
+    """
     pytest.importorskip("gradio")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from demos.app import CSS, build_app
-
-    app = build_app({"Deterministic test model": lambda: FunctionModel(demo_brain)})
     port = _free_port()
-    app.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        css=CSS,
-        share=False,
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.demos._serve", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONWARNINGS": "ignore"},
     )
+    url = f"http://127.0.0.1:{port}/"
     try:
-        yield f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the demo app exited with code {server.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the demo app did not start within 120 s")
+                time.sleep(0.5)
+        yield url
     finally:
-        app.close()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread while it is open, which would break later tests that call asyncio.run().
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")

@@ -11,7 +11,7 @@ from .conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT = 30_000
+TIMEOUT = 90_000  # generous: CI machines are shared and slow under load
 
 
 def _open(browser: Any, url: str) -> Any:
