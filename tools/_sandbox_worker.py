@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import gc
 import importlib.util
 import io
 import json
@@ -30,6 +31,7 @@ import linecache
 import math
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -39,6 +41,7 @@ from types import ModuleType
 from typing import Any
 
 _WORKDIR = "/sandbox"
+_REFILL_DELAY = 0.05
 _DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 _BLOCKED_AUDIT_EVENTS = frozenset(
     {
@@ -136,6 +139,10 @@ def template_main(config: dict[str, Any]) -> None:
     _preload(config["preload"])
     os_layer = _load_os_layer()
     read_only = _read_only_paths()
+    # Keep the preloaded objects out of every future garbage collection: a collection in a
+    # forked worker would otherwise touch (and copy) every page the template shares with it.
+    gc.collect()
+    gc.freeze()
     staging = config["staging"]
     control = socket.socket(fileno=config["control_fd"])
     workers: set[int] = set()
@@ -156,8 +163,13 @@ def template_main(config: dict[str, Any]) -> None:
     signal.signal(signal.SIGCHLD, reap)
     try:
         while True:
-            while len(spares) < config["spares"]:
-                spares.append(_fork_spare(os_layer, read_only, staging))
+            if len(spares) < config["spares"]:
+                # Refill once the template has been idle for a moment, so the fork does not
+                # compete with the session that just took a spare for its first call.
+                pending, _, _ = select.select([control], [], [], _REFILL_DELAY)
+                if not pending:
+                    spares.append(_fork_spare(os_layer, read_only, staging))
+                    continue
             message, descriptors, _flags, _address = socket.recv_fds(control, 65536, 2)
             if not message:
                 break
