@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import difflib
 import functools
 import os
 import uuid
@@ -198,21 +199,34 @@ class SQLDatabase(Toolset):
         self.dialect = SQLGLOT_DIALECTS[self.backend]
         """The sqlglot dialect queries are validated in."""
         self.sample_rows = sample_rows
+        """Rows shown per table by `describe_tables`."""
         self.row_limit = row_limit
+        """The most rows a query returns."""
         self.timeout = timeout
+        """Seconds a query may run."""
         self.query_mode: QueryMode = query_mode
-        try:
-            tables = introspect(self.engine, include_tables=include_tables, schema=schema)
-        except sa.exc.DBAPIError as error:
-            raise ConfigurationError(f"cannot read the database schema: {error.orig}") from error
-        self.tables: dict[str, TableInfo] = tables
+        """Which query tools are offered."""
+        self.tables: dict[str, TableInfo] = self._introspect(include_tables, schema)
         """The visible tables, by name."""
-        if not self.tables:
-            raise ConfigurationError("the database has no tables to query; create some first")
         self._schemas = frozenset({(schema or _DEFAULT_SCHEMAS[self.backend]).lower()})
         self.query_model = build_query_model(self.tables)
         """The structured-query pydantic model for all visible tables."""
         super().__init__(self._query_tools())
+
+    def _introspect(
+        self, include_tables: Iterable[str] | None, schema: str | None
+    ) -> dict[str, TableInfo]:
+        try:
+            tables = introspect(self.engine, include_tables=include_tables, schema=schema)
+            if not tables:
+                raise ConfigurationError("the database has no tables to query; create some first")
+        except sa.exc.DBAPIError as error:
+            self._dispose()
+            raise ConfigurationError(f"cannot read the database schema: {error.orig}") from error
+        except ConfigurationError:
+            self._dispose()
+            raise
+        return tables
 
     def _query_tools(self) -> list[Tool]:
         tools: list[Tool] = []
@@ -270,8 +284,6 @@ class SQLDatabase(Toolset):
     def _known(self, name: str) -> TableInfo:
         if name in self.tables:
             return self.tables[name]
-        import difflib
-
         close = difflib.get_close_matches(name, list(self.tables), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ToolError(f"unknown table {name!r}; {hint}the tables are: {', '.join(self.tables)}")
@@ -361,10 +373,13 @@ class SQLDatabase(Toolset):
             reached_row_limit=rows.truncated or len(rows.rows) >= self.row_limit,
         )
 
-    async def aclose(self) -> None:
-        """Dispose of the engine when this toolset opened it."""
+    def _dispose(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
+
+    async def aclose(self) -> None:
+        """Dispose of the engine when this toolset opened it."""
+        self._dispose()
 
 
 def _refusal(error: ToolError, raw: str) -> list[Message]:

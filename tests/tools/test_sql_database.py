@@ -8,6 +8,7 @@ of any SQL engine.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
@@ -769,3 +770,16 @@ def test_shipped_sample_script_matches_its_generator() -> None:
     from agentlib.tools.sql import music_store_sql
 
     assert music_store_sql() == render_sql()
+
+
+def test_a_database_without_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(ConfigurationError, match="no tables to query"):
+        SQLDatabase(f"sqlite:///{path}")
+
+
+def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        SQLDatabase(f"sqlite:///{tmp_path / 'absent.db'}")
+    assert list(tmp_path.iterdir()) == []
