@@ -505,7 +505,7 @@ def test_tool_schemas_are_pinned(tmp_path: Path) -> None:
                 "properties": {
                     "query": {
                         "additionalProperties": False,
-                        "description": "The query: the table, the selected columns (with optional aggregates), joins along foreign keys, filters, grouping, ordering and a limit.",
+                        "description": "The query: the table, the selected columns (with optional aggregates), joins along foreign keys, filters, grouping, ordering and a limit.",  # noqa: E501
                         "properties": {
                             "table": {
                                 "description": "The table to select from",
@@ -629,7 +629,7 @@ def test_tool_schemas_are_pinned(tmp_path: Path) -> None:
                                                 {"type": "null"},
                                             ],
                                             "default": None,
-                                            "description": "A literal; a list for in/not_in/between; none for is_null",
+                                            "description": "A literal; a list for in/not_in/between; none for is_null",  # noqa: E501
                                         },
                                     },
                                     "required": ["column", "operator"],
@@ -753,7 +753,7 @@ def test_tool_schemas_are_pinned(tmp_path: Path) -> None:
                 "additionalProperties": False,
                 "properties": {
                     "sql": {
-                        "description": "One SELECT (WITH … SELECT allowed) over the database's tables; at most 100 rows are returned.",
+                        "description": "One SELECT (WITH … SELECT allowed) over the database's tables; at most 100 rows are returned.",  # noqa: E501
                         "type": "string",
                     }
                 },
