@@ -41,7 +41,8 @@ from types import ModuleType
 from typing import Any
 
 _WORKDIR = "/sandbox"
-_REFILL_DELAY = 0.05
+_REFILL_DELAY = 0.01
+_SPARE_NICENESS = 10
 _DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 _BLOCKED_AUDIT_EVENTS = frozenset(
     {
@@ -168,7 +169,7 @@ def template_main(config: dict[str, Any]) -> None:
                 # compete with the session that just took a spare for its first call.
                 pending, _, _ = select.select([control], [], [], _REFILL_DELAY)
                 if not pending:
-                    spares.append(_fork_spare(os_layer, read_only, staging))
+                    spares.append(_fork_spare(os_layer, read_only, staging, background=True))
                     continue
             message, descriptors, _flags, _address = socket.recv_fds(control, 65536, 2)
             if not message:
@@ -195,7 +196,9 @@ def _shut_down(spares: list[_Spare], workers: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _fork_spare(os_layer: Any, read_only: list[str], staging: str) -> _Spare:
+def _fork_spare(
+    os_layer: Any, read_only: list[str], staging: str, *, background: bool = False
+) -> _Spare:
     """Fork the setup process, which unshares namespaces and forks the spare worker."""
     template_end, spare_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     read_end, write_end = os.pipe()
@@ -205,6 +208,10 @@ def _fork_spare(os_layer: Any, read_only: list[str], staging: str) -> _Spare:
         try:
             os.close(read_end)
             template_end.close()
+            if background and os.geteuid() == 0:
+                # Prepare the spare at low priority so it does not slow running sessions; it
+                # returns to normal priority when handed a session (lowering needs root).
+                os.nice(_SPARE_NICENESS)
             _setup_process(spare_end, write_end, os_layer, read_only, staging)
             status = 0
         finally:
@@ -285,6 +292,8 @@ def _worker_main(
     if not message or not descriptors:
         return
     request = json.loads(message)
+    if os.geteuid() == 0:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
     channel = socket.socket(fileno=descriptors[0])
     channel.setblocking(True)
     channel.sendall(json.dumps({"pid": request["worker_pid"]}).encode() + b"\n")
