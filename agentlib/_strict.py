@@ -9,9 +9,11 @@ accepts a subset of JSON Schema. `strict_schema` rewrites a schema into that sub
   `restore_optional` drops the nulls this added from a reply, so the caller's validation
   applies the field's default;
 - `oneOf` becomes `anyOf` and `allOf` is merged into its parent;
-- keywords the server does not enforce (`maxLength`, `default`, `uniqueItems`, ...) are moved
-  into the `description`, where the model reads them; the caller validates every reply against
-  the original schema, so they are still checked, after generation.
+- `const` becomes a one-value `enum`;
+- value keywords (`maxLength`, `pattern`, `minimum`, `default`, `uniqueItems`, ...) are moved
+  into the `description`, where the model reads them, unless listed in `keep=` as enforced by
+  the server; the caller validates every reply against the original schema, so they are still
+  checked, after generation.
 
 What strict mode cannot express at all (an object with arbitrary keys, an unconstrained `{}`,
 a recursive type, a non-object root) raises `ConfigurationError` up front, naming the place in
@@ -42,12 +44,12 @@ STRUCTURAL_KEYWORDS = frozenset(
         "items",
         "anyOf",
         "enum",
-        "const",
         "description",
         "title",
     }
 )
-"""Keywords strict mode always understands; `strict_schema` keeps (or sets) these."""
+"""Keywords strict mode always understands; `strict_schema` keeps (or sets) these. (`const`
+becomes a one-value `enum`, which every strict implementation accepts.)"""
 
 OPENAI_STRICT_KEYWORDS = frozenset(
     {
@@ -62,11 +64,12 @@ OPENAI_STRICT_KEYWORDS = frozenset(
         "maxItems",
     }
 )
-"""The value keywords OpenAI's strict mode documents as supported (strings: `pattern`, `format`;
-numbers: `multipleOf`, `minimum`, `maximum`, the exclusive bounds; arrays: `minItems`,
-`maxItems`). Not supported there, so moved to descriptions by default: `minLength`,
-`maxLength`, `default`, `examples`, `uniqueItems`, `contains`, `minProperties`,
-`maxProperties`, `patternProperties`, `propertyNames`, `not`, `if`/`then`/`else`, ..."""
+"""The value keywords OpenAI's guide lists as supported in strict mode (strings: `pattern`,
+`format`; numbers: `multipleOf`, `minimum`, `maximum`, the exclusive bounds; arrays:
+`minItems`, `maxItems`), for `keep=` when the model is known to accept them. Not the default:
+fine-tuned models reject them, and reports disagree on which models accept which; a keyword
+moved into the description is still checked after generation, while one the server rejects
+fails the request."""
 
 _OPENAI_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
@@ -75,17 +78,15 @@ _OPENAI_FORMATS = frozenset(
 _IGNORED = frozenset({"$schema", "$id", "$comment", "discriminator"})
 
 
-def strict_schema(
-    schema: Mapping[str, Any], *, keep: Collection[str] = OPENAI_STRICT_KEYWORDS
-) -> JSONSchema:
+def strict_schema(schema: Mapping[str, Any], *, keep: Collection[str] = ()) -> JSONSchema:
     """Rewrite `schema` into the strict-mode subset (see the module docstring for the rules).
 
     Args:
         schema: Any JSON schema whose root is an object.
-        keep: The value keywords the server enforces, kept as they are; every other
-            non-structural keyword is moved into the `description`. `format` is kept only for
-            the formats OpenAI lists (`date-time`, `email`, `uuid`, ...) unless `keep` is a
-            custom collection that contains `format`.
+        keep: The value keywords the server enforces, kept as they are (none by default);
+            every other non-structural keyword is moved into the `description`. With
+            `OPENAI_STRICT_KEYWORDS`, `format` is kept only for the formats OpenAI lists
+            (`date-time`, `email`, `uuid`, ...).
 
     Raises:
         ConfigurationError: The schema uses something strict mode cannot express; the message
@@ -97,7 +98,7 @@ def strict_schema(
             "strict mode needs an object at the root of the schema, got "
             f"{json.dumps(inlined.get('type', 'no type'))}; wrap the value in an object"
         )
-    restrict_formats = keep is OPENAI_STRICT_KEYWORDS
+    restrict_formats = frozenset(keep) == OPENAI_STRICT_KEYWORDS
     return _strict_node(inlined, frozenset(keep), restrict_formats, "$")
 
 
@@ -124,6 +125,8 @@ def _strict_node(
             out["items"] = _strict_node(value, keep, restrict_formats, f"{where}[]")
         elif key in ("properties", "required", "additionalProperties"):
             continue  # handled with the object below
+        elif key == "const":
+            out["enum"] = [value]
         elif key in STRUCTURAL_KEYWORDS or (
             key in keep
             and not (key == "format" and restrict_formats and value not in _OPENAI_FORMATS)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from agentlib import ConfigurationError, tool
 from agentlib._output import output_spec
-from agentlib._strict import restore_optional, strict_schema
+from agentlib._strict import OPENAI_STRICT_KEYWORDS, restore_optional, strict_schema
 from agentlib.actions import build_step_schema
 
 
@@ -50,7 +50,7 @@ def test_step_schema_becomes_strict() -> None:
                         {
                             "type": "object",
                             "properties": {
-                                "tool": {"type": "string", "const": "search"},
+                                "tool": {"type": "string", "enum": ["search"]},
                                 "arguments": {
                                     "type": "object",
                                     "properties": {
@@ -75,7 +75,7 @@ def test_step_schema_becomes_strict() -> None:
                         {
                             "type": "object",
                             "properties": {
-                                "tool": {"type": "string", "const": "final_answer"},
+                                "tool": {"type": "string", "enum": ["final_answer"]},
                                 "answer": {"type": "integer"},
                             },
                             "required": ["tool", "answer"],
@@ -122,9 +122,10 @@ def test_pydantic_model_with_refs_and_optional_fields_becomes_strict() -> None:
                     "additionalProperties": False,
                 },
                 "tags": {
+                    "description": "(maxItems: 3)",
                     "title": "Tags",
                     "anyOf": [
-                        {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+                        {"type": "array", "items": {"type": "string"}},
                         {"type": "null"},
                     ],
                 },
@@ -135,7 +136,24 @@ def test_pydantic_model_with_refs_and_optional_fields_becomes_strict() -> None:
     )
 
 
-def test_unsupported_keywords_move_to_the_description_and_supported_ones_stay() -> None:
+def test_value_keywords_move_to_the_description_by_default() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "minLength": 2, "pattern": "^[A-Z]+$"},
+            "n": {"type": "integer", "minimum": 1, "const": 3},
+        },
+        "required": ["code", "n"],
+    }
+    assert strict_schema(schema)["properties"] == snapshot(
+        {
+            "code": {"type": "string", "description": '(minLength: 2; pattern: "^[A-Z]+$")'},
+            "n": {"type": "integer", "enum": [3], "description": "(minimum: 1)"},
+        }
+    )
+
+
+def test_openai_keywords_stay_and_the_others_move_to_the_description() -> None:
     schema = {
         "type": "object",
         "properties": {
@@ -147,7 +165,7 @@ def test_unsupported_keywords_move_to_the_description_and_supported_ones_stay() 
         },
         "required": ["code", "site", "email", "ids", "score"],
     }
-    assert strict_schema(schema)["properties"] == snapshot(
+    assert strict_schema(schema, keep=OPENAI_STRICT_KEYWORDS)["properties"] == snapshot(
         {
             "code": {"type": "string", "pattern": "^[A-Z]+$", "description": "(minLength: 2)"},
             "site": {"type": "string", "description": 'Home page. (format: "uri")'},

@@ -43,7 +43,7 @@ from typing import Any, Literal, TypeAlias
 import jsonschema
 import openai
 
-from agentlib._strict import OPENAI_STRICT_KEYWORDS, restore_optional, strict_schema
+from agentlib._strict import restore_optional, strict_schema
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
     GenerationPath,
@@ -115,10 +115,10 @@ class OpenAIModel:
             SDK's default (2).
         context_window: The model's context size in tokens, reported to the loop.
         temperature: The sampling temperature; `None` keeps the server's default.
-        strict_keywords: The JSON-schema value keywords the server enforces in strict mode;
-            others are moved into descriptions and checked after generation. Defaults to
-            OpenAI's documented subset; servers with full grammar support (vLLM, llama.cpp)
-            can keep more, such as `maxLength`.
+        strict_keywords: JSON-schema value keywords (`pattern`, `minimum`, `maxLength`, ...)
+            the server enforces, kept in the schema sent. By default none: each is moved into
+            its property's description and checked after generation, which every server
+            accepts. `agentlib._strict.OPENAI_STRICT_KEYWORDS` is OpenAI's documented list.
 
     Raises:
         ConfigurationError: No API key for OpenAI itself, an unknown mode, or `client`
@@ -152,9 +152,7 @@ class OpenAIModel:
         self._client = _build_client(client, base_url, api_key, timeout, max_retries)
         self._timeout = timeout
         self._active_mode: str = "json_schema" if mode == "auto" else mode
-        self._strict_keywords = (
-            OPENAI_STRICT_KEYWORDS if strict_keywords is None else frozenset(strict_keywords)
-        )
+        self._strict_keywords = frozenset(strict_keywords or ())
         self._prepared: dict[tuple[str, str], _Prepared] = {}
         self._validators: dict[str, Any] = {}
         self._capabilities = ModelCapabilities(

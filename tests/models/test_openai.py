@@ -118,6 +118,14 @@ async def test_json_schema_mode_sends_a_strict_response_format() -> None:
     assert response.finish_reason == "stop"
 
 
+async def test_strict_keywords_the_server_enforces_stay_in_the_schema() -> None:
+    with run_server([chat({"name": "Oslo", "country": "Norway", "population": None})]) as server:
+        model = _model(server.base_url, mode="json_schema", strict_keywords={"maxLength"})
+        await model.agenerate(USER, output=CITY)
+    schema = server.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["name"] == {"type": "string", "maxLength": 50}
+
+
 async def test_auto_mode_is_json_schema_and_temperature_is_sent() -> None:
     with run_server([chat({"name": "Oslo", "country": "Norway", "population": 700000})]) as server:
         model = _model(server.base_url, temperature=0.0)
