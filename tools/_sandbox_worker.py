@@ -275,7 +275,7 @@ def _worker_main(
     os.setsid()
     keep = spare_channel.fileno()
     os.closerange(3, keep)
-    os.closerange(keep + 1, 65536)
+    os.closerange(keep + 1, max(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Before a session exists: everything that does not depend on the session's settings.
     baseline = os_layer.address_space_in_use()

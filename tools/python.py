@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,10 @@ class ExecutionResult:
         return "\n".join(parts)
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _clean_environment() -> dict[str, str]:
     """The template's environment: nothing from the host, single-threaded numeric libraries."""
     environment = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC"}
@@ -262,7 +267,8 @@ class SandboxPool:
         try:
             with self._lock:
                 for attempt in range(2):
-                    if self._control is None or self._process is None or self._process.poll():
+                    running = self._process is not None and self._process.poll() is None
+                    if self._control is None or not running:
                         self._stop_locked()
                         self._start()
                     assert self._control is not None
@@ -379,7 +385,9 @@ class PythonSession:
         self.allowed_imports = None if allowed_imports is None else frozenset(allowed_imports)
         self.audit_hook = audit_hook
         self._worker: _Worker | None = None
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._closed = False
 
     @property
@@ -400,7 +408,10 @@ class PythonSession:
     def _lock(self) -> asyncio.Lock:
         # One lock per event loop: `Toolset.close()` and sync callers use fresh loops.
         loop = asyncio.get_running_loop()
-        return self._locks.setdefault(id(loop), asyncio.Lock())
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
 
     def _spawn_request(self, session_dir: str) -> dict[str, Any]:
         uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
@@ -471,11 +482,12 @@ class PythonSession:
                 worker.kill()
                 self._worker = None
                 raise
+        # The worker runs untrusted code: take only strings from its reply.
         return ExecutionResult(
-            stdout=str(message.get("stdout", "")),
-            stderr=str(message.get("stderr", "")),
-            value=message.get("value"),
-            error=message.get("error"),
+            stdout=_text(message.get("stdout")) or "",
+            stderr=_text(message.get("stderr")) or "",
+            value=_text(message.get("value")),
+            error=_text(message.get("error")),
             state_lost=notice is not None,
             notice=notice,
         )
