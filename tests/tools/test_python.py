@@ -55,6 +55,14 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def uid_of(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return -1
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[SandboxPool]:
     sandbox_pool = SandboxPool()
@@ -320,4 +328,21 @@ async def test_agent_run_keeps_state_between_two_python_calls(pool: SandboxPool)
     assert second.content == "Result: 391"
     # The run used its own session, which the agent closed; the interpreter's own is unused.
     assert interpreter.session.worker_pid is None
+    template_pid = pool.template_pid
+    assert template_pid is not None
+    # Workers run as a sandbox uid; spares stay root until handed a session.
+    assert [pid for pid in children_of(template_pid) if uid_of(pid) >= 1_500_000_000] == []
     await interpreter.aclose()
+
+
+def test_the_tool_keeps_state_across_synchronous_calls_on_fresh_event_loops(
+    pool: SandboxPool,
+) -> None:
+    interpreter = PythonInterpreter(limits=FAST, pool=pool)
+    (python_tool,) = interpreter.tools
+    try:
+        assert python_tool.call({"code": "answer = 17 * 23"}).startswith("Done")
+        assert python_tool.call({"code": "answer"}) == "Result: 391"
+    finally:
+        interpreter.close()
+    assert interpreter.session.worker_pid is None
