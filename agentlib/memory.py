@@ -41,6 +41,7 @@ from agentlib.steps import Observation, RunResult, Step, StopReason, ToolCall, U
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.exc import DBAPIError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -1172,7 +1173,7 @@ def _import_sqlalchemy() -> None:
         ) from exc
 
 
-def _is_transient(exc: Exception) -> bool:
+def _is_transient(exc: DBAPIError) -> bool:
     """Whether a database error may pass if the transaction is tried again."""
     from sqlalchemy import exc as sa_exc
 
@@ -1198,7 +1199,8 @@ class SQLStore:
         url: A SQLAlchemy URL (`sqlite:///chat.db`, `postgresql+psycopg://user@host/db`) or
             the path of a SQLite file; or an existing `sqlalchemy.Engine` to use as it is.
         table_prefix: Prefix of the two tables (`<prefix>conversations`, `<prefix>turns`).
-        max_retries: How many times a transaction that met a lock is tried again.
+        max_retries: How many times a transaction that met a lock (after SQLite's own 10 s
+            busy timeout) or a concurrent insert is tried again.
 
     Raises:
         MissingExtraError: SQLAlchemy is not installed (`pip install "agentlib[sql]"`).
@@ -1209,7 +1211,7 @@ class SQLStore:
         url: str | Engine,
         *,
         table_prefix: str = "agentlib_",
-        max_retries: int = 12,
+        max_retries: int = 5,
     ) -> None:
         _import_sqlalchemy()
         import sqlalchemy as sa
@@ -1257,6 +1259,8 @@ class SQLStore:
             self.engine.dispose()
 
     def _transact(self, work: Callable[[Connection], T], *, read: bool = False) -> T:
+        from sqlalchemy.exc import DBAPIError
+
         delay = 0.005
         for attempt in range(self.max_retries + 1):
             try:
@@ -1265,7 +1269,7 @@ class SQLStore:
                         connection = connection.execution_options(agentlib_read=True)
                     with connection.begin():
                         return work(connection)
-            except Exception as exc:
+            except DBAPIError as exc:
                 if attempt == self.max_retries or not _is_transient(exc):
                     raise
                 logger.debug("retrying a conversation store transaction after: %s", exc)
@@ -1467,7 +1471,7 @@ def _create_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
-    options: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    options: dict[str, Any] = {"connect_args": {"timeout": 10, "check_same_thread": False}}
     if in_memory:
         options["poolclass"] = sa.StaticPool  # one shared connection, or each thread sees its own
     engine = sa.create_engine(url, **options)
@@ -1488,7 +1492,7 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA busy_timeout = 10000")
         if wal:
             cursor.execute("PRAGMA journal_mode = WAL")
             # Commits survive a crash of the process; only an OS crash or power cut may undo

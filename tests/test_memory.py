@@ -473,6 +473,25 @@ def _check_concurrent_result(store: SQLStore, workers: int, count: int) -> None:
     assert {info.id: info.turns for info in store.list_conversations()}["shared"] == workers * count
 
 
+def test_write_waits_for_another_connections_lock_instead_of_failing(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "chat.db"
+    store = SQLStore(str(path))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction holds the lock
+    locked = threading.Event()
+    release = threading.Timer(0.3, lambda: (holder.execute("COMMIT"), locked.set()))
+    release.start()
+    store.save_turn(Conversation("waits", store=store), Turn(task="queued", answer=1))
+    release.join()
+    holder.close()
+    assert locked.is_set()
+    loaded = store.load("waits")
+    assert loaded is not None and [turn.task for turn in loaded.turns] == ["queued"]
+    store.close()
+
+
 def test_concurrent_threads_do_not_corrupt_a_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'chat.db'}"
     SQLStore(url).close()
