@@ -245,7 +245,7 @@ class SandboxPool:
             }
         )
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 [self.python, "-I", str(_WORKER_PROGRAM), config],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -255,8 +255,15 @@ class SandboxPool:
                 start_new_session=True,
                 pass_fds=(template_end.fileno(),),
             )
+        except OSError as exc:
+            host_end.close()
+            raise ConfigurationError(
+                f"cannot start the sandbox template with {self.python!r}: {exc}; "
+                "pass SandboxPool(python=...) an existing Python interpreter"
+            ) from exc
         finally:
             template_end.close()
+        self._process = process
         self._control = host_end
         logger.debug("started sandbox template pid %s", self._process.pid)
 

@@ -346,3 +346,14 @@ def test_the_tool_keeps_state_across_synchronous_calls_on_fresh_event_loops(
     finally:
         interpreter.close()
     assert interpreter.session.worker_pid is None
+
+
+def test_a_missing_template_interpreter_is_a_configuration_error(tmp_path: Path) -> None:
+    from agentlib import ConfigurationError
+
+    broken_pool = SandboxPool(python=str(tmp_path / "no-python"))
+    python_session = PythonSession(broken_pool, limits=FAST)
+    with pytest.raises(ConfigurationError, match="cannot start the sandbox template"):
+        python_session.run("1")
+    python_session.close()
+    broken_pool.close()
