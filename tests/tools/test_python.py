@@ -357,3 +357,27 @@ def test_a_missing_template_interpreter_is_a_configuration_error(tmp_path: Path)
         python_session.run("1")
     python_session.close()
     broken_pool.close()
+
+
+async def test_concurrent_calls_on_one_session_run_one_after_the_other(
+    session: PythonSession,
+) -> None:
+    await session.arun("log = []")
+    first, second = await asyncio.gather(
+        session.arun("log.append('a')\nlen(log)"), session.arun("log.append('b')\nlen(log)")
+    )
+    assert sorted([first.value, second.value]) == ["1", "2"]
+    assert (await session.arun("sorted(log)")).value == "['a', 'b']"
+
+
+async def test_cancelling_a_call_kills_its_worker(session: PythonSession) -> None:
+    await session.arun("1")
+    worker_pid = session.worker_pid
+    assert worker_pid is not None
+    call_task = asyncio.create_task(session.arun("while True:\n    pass"))
+    await asyncio.sleep(0.3)
+    call_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call_task
+    assert not process_alive(worker_pid)
+    assert (await session.arun("'next call works'")).value == "'next call works'"
