@@ -463,7 +463,7 @@ class Conversation:
             raise ConfigurationError(f"a conversation id must be 1-128 characters, got {id!r}")
         self.store = store
         """Where the conversation is saved, if anywhere."""
-        self.memory: MemoryStrategy = memory or BudgetMemory()
+        self.memory: MemoryStrategy = memory if memory is not None else BudgetMemory()
         """The strategy that picks the earlier turns a run sees."""
         self.metadata: dict[str, Any] = dict(metadata or {})
         """Your own JSON data about the conversation."""
