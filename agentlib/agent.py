@@ -150,6 +150,8 @@ class Agent(Generic[OutputT]):
             observations this many times in a row.
         parallel_calls: The most tool calls one step may hold; they run concurrently.
         max_observation_chars: Observations longer than this are cut, with a visible marker.
+        max_thought_length: The bound on each step's thought, in characters (small models
+            otherwise ramble in it until they run out of tokens).
         max_tokens_per_step: The generation limit for one step.
 
     Raises:
@@ -170,6 +172,7 @@ class Agent(Generic[OutputT]):
         max_repeated_calls: int = 3,
         parallel_calls: int = 1,
         max_observation_chars: int = 4000,
+        max_thought_length: int = 300,
         max_tokens_per_step: int | None = 512,
     ) -> None:
         for label, value in (
@@ -195,7 +198,10 @@ class Agent(Generic[OutputT]):
         self.max_observation_chars = max_observation_chars
         self.max_tokens_per_step = max_tokens_per_step
         self.step_schema: StepSchema = build_step_schema(
-            self.tools, output_type, parallel_calls=parallel_calls
+            self.tools,
+            output_type,
+            parallel_calls=parallel_calls,
+            max_thought_length=max_thought_length,
         )
         self._system_prompt = self._render_system_prompt(self.tools)
 
@@ -447,9 +453,14 @@ class Agent(Generic[OutputT]):
         for observation in observations:
             yield ToolResultEvent(step=index, observation=observation)
         state.steps[-1] = replace(step, observations=tuple(observations), tool_seconds=tool_seconds)
-        state.messages.append(Message(role="assistant", content=self._echo(parsed)))
-        state.messages.append(Message(role="user", content=_observation_message(observations)))
         self._track_repeats(state, calls, observations)
+        state.messages.append(Message(role="assistant", content=self._echo(parsed)))
+        state.messages.append(
+            Message(
+                role="user",
+                content=_observation_message(observations, repeated=state.repeats > 1),
+            )
+        )
 
     async def _execute(self, call: ToolCall, item: Tool) -> Observation:
         began = time.perf_counter()
@@ -605,11 +616,18 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _observation_message(observations: Sequence[Observation]) -> str:
+def _observation_message(observations: Sequence[Observation], *, repeated: bool = False) -> str:
     parts = []
     for observation in observations:
         status = "error" if observation.is_error else "result"
         parts.append(f"Observation ({observation.tool_name} {status}):\n{observation.content}")
+    if repeated:
+        # Small models (seen with SmolLM2-135M) loop on a call whose result they already have;
+        # the loop stops them after max_repeated_calls, and this tells them why first.
+        parts.append(
+            "You already made this exact call and got this result. Do not repeat it: "
+            "give the final_answer now, or try something different."
+        )
     return "\n\n".join(parts)
 
 

@@ -159,6 +159,15 @@ def test_repeating_the_same_call_without_progress_stops_the_run() -> None:
     assert "called add with the same arguments 3 times in a row" in (result.error or "")
 
 
+def test_a_repeated_call_is_pointed_out_to_the_model() -> None:
+    model = ScriptedModel([call("add", a=1, b=1), call("add", a=1, b=1), final("2")])
+    Agent(model, tools=[add]).run("1+1")
+    first_observation = model.requests[1].messages[-1].content
+    second_observation = model.requests[2].messages[-1].content
+    assert "already made this exact call" not in first_observation
+    assert "You already made this exact call and got this result" in second_observation
+
+
 def test_same_call_with_changing_results_is_progress() -> None:
     counter = {"n": 0}
 
