@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
+import jsonschema
 import pytest
 
 from agentlib import ConfigurationError, Message, OutputSchema, tool
@@ -34,6 +36,102 @@ def weather(city: str) -> str:
 
 
 TOOLS = {"convert_temperature": convert_temperature, "weather": weather}
+
+
+def _random_transformers_model() -> Any:
+    """A 1-layer Llama with random weights and a byte-level tokenizer: no download, ~0.1 s.
+
+    Random weights produce noise; only the constraint can make their output valid.
+    """
+    import outlines
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocabulary = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    eos = vocabulary["<|end|>"] = len(vocabulary)
+    tokenizer = Tokenizer(models.BPE(vocab=vocabulary, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    hf_tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|end|>", pad_token="<|end|>"
+    )
+    hf_tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "
+    )
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(vocabulary), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        eos_token_id=eos, pad_token_id=eos,
+    )  # fmt: skip
+    return outlines.from_transformers(LlamaForCausalLM(config), hf_tokenizer)
+
+
+SMALL_SCHEMA = OutputSchema(
+    "small",
+    {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 8},
+            "count": {"type": "integer", "minimum": 0, "maximum": 99},
+            "unit": {"enum": ["m", "km"]},
+        },
+        "required": ["city", "count", "unit"],
+        "additionalProperties": False,
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def random_model() -> Any:
+    return _random_transformers_model()
+
+
+async def test_constraint_makes_a_random_model_produce_schema_valid_json(
+    random_model: Any,
+) -> None:
+    # (outlines_core is not run here: it ignores `maximum` and let this model write 3185.)
+    model = OutlinesModel(random_model)
+    response = await model.agenerate(
+        [Message(role="user", content="A city?")], output=SMALL_SCHEMA, max_tokens=60
+    )
+    assert response.path == "constrained"
+    jsonschema.validate(json.loads(response.text), dict(SMALL_SCHEMA.schema))
+    assert response.finish_reason == "stop"
+    assert response.input_tokens > 0
+    assert 0 < response.output_tokens <= 60
+
+
+async def test_free_text_through_outlines_reports_the_prompted_path_and_length(
+    random_model: Any,
+) -> None:
+    model = OutlinesModel(random_model)
+    response = await model.agenerate([Message(role="user", content="Hi")], max_tokens=5)
+    assert response.path == "prompted"
+    assert response.output_tokens == 5
+    assert response.finish_reason == "length"
+
+
+async def test_guide_is_compiled_once_per_schema(random_model: Any) -> None:
+    model = OutlinesModel(random_model)
+    for _ in range(2):
+        await model.agenerate(
+            [Message(role="user", content="x")], output=SMALL_SCHEMA, max_tokens=40
+        )
+    other = OutputSchema("other", {"type": "object", "properties": {"a": {"type": "boolean"}}})
+    await model.agenerate([Message(role="user", content="x")], output=other, max_tokens=40)
+    info = model.guide_cache_info()
+    assert (info.compilations, info.hits, info.size) == (2, 1, 2)
+
+
+def test_unsupported_keyword_is_rejected_before_generating(random_model: Any) -> None:
+    model = OutlinesModel(random_model)
+    with pytest.raises(ConfigurationError) as info:
+        model.compile(OutputSchema("unique", {"type": "array", "uniqueItems": True}))
+    assert "llguidance backend cannot enforce the schema 'unique'" in str(info.value)
+    assert "uniqueItems" in str(info.value)
+    assert model.guide_cache_info().size == 0
 
 
 def test_non_steerable_model_is_rejected_with_the_alternative() -> None:
