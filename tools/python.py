@@ -257,6 +257,8 @@ class SandboxPool:
             )
         except OSError as exc:
             host_end.close()
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
             raise ConfigurationError(
                 f"cannot start the sandbox template with {self.python!r}: {exc}; "
                 "pass SandboxPool(python=...) an existing Python interpreter"
@@ -436,6 +438,9 @@ class PythonSession:
         session_dir = tempfile.mkdtemp(prefix="agentlib-python-")
         try:
             channel = await asyncio.to_thread(self.pool.spawn, self._spawn_request(session_dir))
+        except OSError as exc:
+            shutil.rmtree(session_dir, ignore_errors=True)
+            raise ToolError(f"the Python sandbox could not start: {exc}") from exc
         except BaseException:
             shutil.rmtree(session_dir, ignore_errors=True)
             raise
