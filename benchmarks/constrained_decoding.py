@@ -58,7 +58,7 @@ LONG_TEXT = OutputSchema(
 )
 # outlines_core compiles in a child process under these bounds: it needed more than 3.3 GB and
 # 2 minutes for the 1-tool step schema in a first trial, and cannot be interrupted in-process.
-OUTLINES_CORE_TIMEOUT = 180.0
+OUTLINES_CORE_TIMEOUT = 120.0
 OUTLINES_CORE_MEMORY_MB = 6144
 
 

@@ -144,6 +144,7 @@ class Tally:
     right_tool: int = 0
     right_call: int = 0
     final_answers: int = 0
+    truncated: int = 0
     tokens: list[int] | None = None
     seconds: float = 0.0
 
@@ -168,6 +169,7 @@ async def run_mode(
         try:
             step = parse_step(response.text, agent.step_schema, tools)
         except ModelOutputError:
+            tally.truncated += response.finish_reason == "length"
             continue
         tally.valid += 1
         if step.is_final:
@@ -202,9 +204,11 @@ def main() -> None:
     make: Callable[[float], OutlinesModel] = lambda penalty: OutlinesModel(  # noqa: E731
         outlines_model, inference_kwargs={"temperature": 0.0, "repeat_penalty": penalty}
     )
-    print("\n| mode | parse and validate | right tool | right tool and arguments | "
-          "final answer instead | median tokens | seconds/step |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| mode | parse and validate | right tool | right tool and arguments | final answer "
+        "instead | invalid: cut at max_tokens | median tokens | seconds/step |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     total = len(TASKS)
     for label, constrained, penalty in modes:
         model = make(penalty)
@@ -213,7 +217,7 @@ def main() -> None:
         assert tally.tokens is not None
         print(
             f"| {label} | {tally.valid}/{total} | {tally.right_tool}/{total} | "
-            f"{tally.right_call}/{total} | {tally.final_answers}/{total} | "
+            f"{tally.right_call}/{total} | {tally.final_answers}/{total} | {tally.truncated} | "
             f"{statistics.median(tally.tokens):.0f} | {tally.seconds / total:.1f} |",
             flush=True,
         )

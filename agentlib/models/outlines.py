@@ -249,6 +249,15 @@ class _OutlinesCoreCompiler:
     def __init__(self, outlines_model: Any) -> None:
         from outlines.backends.outlines_core import OutlinesCoreBackend
 
+        if outlines_model.tensor_library_name == "numpy":
+            # outlines_core's numpy kernels (llama.cpp models) are written in numba.
+            try:
+                import numba  # noqa: F401
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "the outlines_core backend needs the 'numba' package for llama.cpp models; "
+                    "install it with: pip install numba (or use backend='llguidance')"
+                ) from exc
         self.backend = OutlinesCoreBackend(outlines_model)
         self.tensor_library_name: str = outlines_model.tensor_library_name
 
