@@ -152,7 +152,8 @@ class _LLGuidanceProcessor:
         import numpy as np
 
         width = int(logits.shape[-1])
-        # unpackbits is about 10x faster than llguidance.numpy's repeat/tile kernel.
+        # Same result as llguidance.numpy's repeat/tile kernel, ~2.5x faster (measured 0.27 vs
+        # 0.71 ms for SmolLM2's 49,152 tokens).
         allowed = np.unpackbits(self._bitmask.view(np.uint8), axis=1, bitorder="little")
         allowed = allowed[:, :width]
         if self._tensor_library_name == "numpy":
