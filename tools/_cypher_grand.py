@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from queue import Empty, Queue
 from typing import Any
 
+from agentlib.tools import _cypher_worker
 from agentlib.tools._cypher_syntax import CypherSyntaxInfo, Token, render
 from agentlib.tools._cypher_worker import execute, read_frame, write_frame
 
@@ -37,6 +38,7 @@ from agentlib import ToolError
 __all__ = ["GrandQuery", "QueryWorker", "translate"]
 
 _AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT"})
+_STARTUP_TIMEOUT = 120.0
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUPPORTED = (
     "grand-cypher supports MATCH patterns, WHERE, RETURN [DISTINCT] with properties, "
@@ -367,7 +369,8 @@ class QueryWorker:
 
     def _start(self) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "agentlib.tools._cypher_worker"],
+            # -P: do not put tools/ on sys.path (its web.py, sql.py... would shadow modules).
+            [sys.executable, "-P", _cypher_worker.__file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -386,7 +389,17 @@ class QueryWorker:
 
         threading.Thread(target=pump, name="cypher-worker-reader", daemon=True).start()
         self._replies = replies
-        write_frame(process.stdin, self._graph)
+        self._process = process
+        # The query clock starts once the child has imported grand-cypher and read the graph.
+        try:
+            write_frame(process.stdin, self._graph)
+            ready = replies.get(timeout=_STARTUP_TIMEOUT)
+        except (Empty, OSError) as exc:
+            self._kill()
+            raise ToolError("the query worker did not start; try again") from exc
+        if ready != "ready":
+            self._kill()
+            raise ToolError("the query worker did not start; try again")
         return process
 
     def run(self, query: GrandQuery, *, timeout: float) -> tuple[list[str], list[list[Any]]]:

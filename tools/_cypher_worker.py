@@ -1,10 +1,10 @@
 """Runs grand-cypher queries, in this process or in a worker process that can be killed.
 
 Pattern matching can take exponential time, and a thread cannot be stopped, so by default
-`agentlib.tools.cypher` sends each query to a child process (`python -m
-agentlib.tools._cypher_worker`) that holds a copy of the graph; on timeout the parent kills it
-and starts a fresh one for the next query. Frames on stdin/stdout are an 8-byte length followed
-by a pickle; only the parent writes requests, so the child trusts what it reads.
+`agentlib.tools.cypher` sends each query to a child process (`python -P <this file>`: run as a
+script, so it does not import agentlib) that holds a copy of the graph; on timeout the parent
+kills it and starts a fresh one for the next query. Frames on stdin/stdout are an 8-byte length
+followed by a pickle; only the parent writes requests, so the child trusts what it reads.
 
 This module imports nothing from agentlib, so the worker starts in about 0.3 s.
 """
@@ -114,12 +114,18 @@ def execute(
 
 
 def main() -> None:
-    """Serve requests: the first frame is the graph, each later one `(query, options)`."""
+    """Serve requests: the first frame is the graph (answered `ready`), then `(query, options)`."""
     sys.setrecursionlimit(10_000)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     # Keep stray prints (a library's warning) from corrupting the frames.
     sys.stdout = sys.stderr
-    graph = read_frame(stdin)
+    try:
+        graph = read_frame(stdin)
+    except EOFError:
+        return
+    import grandcypher  # noqa: F401  (imported before "ready", so queries do not pay for it)
+
+    write_frame(stdout, "ready")
     while True:
         try:
             query, options = read_frame(stdin)

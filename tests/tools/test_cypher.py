@@ -1,0 +1,435 @@
+"""GraphDatabase over NetworkX: schema, builders, answers on the sample graph, engine limits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pytest
+from agentlib.tools.cypher import (
+    GraphDatabase,
+    GraphSchema,
+    graph_from_edge_list,
+    graph_from_records,
+    load_sample_graph,
+)
+
+from agentlib import ConfigurationError, ToolError
+
+
+def _records() -> dict[str, list[dict[str, Any]]]:
+    text = resources.files("agentlib.tools").joinpath("data/movies.json").read_text("utf-8")
+    data: dict[str, list[dict[str, Any]]] = json.loads(text)
+    return data
+
+
+class Sample:
+    """Answers computed in plain Python from the records, independently of any Cypher engine."""
+
+    def __init__(self) -> None:
+        data = _records()
+        self.nodes = {node["id"]: node for node in data["nodes"]}
+        self.relationships = data["relationships"]
+
+    def name(self, node_id: str) -> str:
+        properties = self.nodes[node_id]["properties"]
+        return str(properties.get("name", properties.get("title")))
+
+    def links(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.relationships if r["type"] == kind]
+
+    def of_label(self, label: str) -> list[dict[str, Any]]:
+        return [node for node in self.nodes.values() if label in node["labels"]]
+
+
+@pytest.fixture(scope="module")
+def sample() -> Sample:
+    return Sample()
+
+
+@pytest.fixture(scope="module")
+def database() -> GraphDatabase:
+    # In-process: these tests check answers; the worker process has its own tests below.
+    return GraphDatabase(load_sample_graph(), timeout=None)
+
+
+def _column(rows: list[dict[str, Any]], name: str) -> list[Any]:
+    return [row[name] for row in rows]
+
+
+# ---- schema --------------------------------------------------------------------------------
+
+
+def test_schema_lists_labels_types_directions_properties_and_counts(sample: Sample) -> None:
+    schema = load_sample_graph_schema()
+    assert schema.label_names == ["Genre", "Movie", "Person"]
+    counts = {label.name: label.count for label in schema.labels}
+    assert counts == {label: len(sample.of_label(label)) for label in counts}
+    triples = {(r.source, r.type, r.target): r.count for r in schema.relationships}
+    expected = Counter(
+        (
+            sample.nodes[r["source"]]["labels"][0],
+            r["type"],
+            sample.nodes[r["target"]]["labels"][0],
+        )
+        for r in sample.relationships
+    )
+    assert triples == dict(expected)
+    movie = next(label for label in schema.labels if label.name == "Movie")
+    assert {p.name: p.types for p in movie.properties} == {
+        "released": ("INTEGER",),
+        "runtime": ("INTEGER",),
+        "title": ("STRING",),
+    }
+    title = next(p for p in movie.properties if p.name == "title")
+    assert title.examples == ("The Matrix", "The Matrix Reloaded", "John Wick")
+    assert schema.properties_of("REVIEWED") == ["rating", "summary"]
+    assert schema.node_count == len(sample.nodes)
+    assert schema.relationship_count == len(sample.relationships)
+
+
+def load_sample_graph_schema() -> GraphSchema:
+    return GraphDatabase(load_sample_graph(), timeout=None).schema
+
+
+def test_describe_graph_tool_shows_directions_and_hides_storage_conventions(
+    database: GraphDatabase,
+) -> None:
+    text = database.describe_graph.call()
+    assert "(:Person)-[:ACTED_IN]->(:Movie) (148)" in text
+    assert ".roles: LIST" in text
+    assert "__labels__" not in text
+
+
+def test_undirected_graph_and_unlabelled_graph_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="undirected"):
+        GraphDatabase(nx.Graph([(1, 2)]), timeout=None)
+    with pytest.raises(ConfigurationError, match="no node has a label"):
+        GraphDatabase(nx.DiGraph([(1, 2)]), timeout=None)
+    with pytest.raises(ConfigurationError, match="NetworkX graph or a CypherBackend"):
+        GraphDatabase({"nodes": []})
+
+
+# ---- builders ------------------------------------------------------------------------------
+
+
+def test_graph_from_records_takes_flat_or_nested_properties() -> None:
+    graph = graph_from_records(
+        [
+            {"id": "a", "label": "Team", "name": "Core"},
+            {"id": "b", "labels": ["Person", "Manager"], "properties": {"name": "Ada"}},
+        ],
+        [{"source": "b", "target": "a", "type": "LEADS", "since": 2020}],
+    )
+    rows = (
+        GraphDatabase(graph, timeout=None)
+        .run("MATCH (p:Manager)-[r:LEADS]->(t:Team) RETURN p.name, r.since, t.name")
+        .rows
+    )
+    assert rows == [{"p.name": "Ada", "r.since": 2020, "t.name": "Core"}]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "relationships", "message"),
+    [
+        ([{"name": "x"}], [], "has no 'id'"),
+        ([{"id": 1, "label": ""}], [], "non-empty strings"),
+        ([{"id": 1}], [{"source": 1, "target": 2, "type": "R"}], "unknown node 2"),
+        ([{"id": 1}], [{"source": 1, "target": 1}], "has no 'type'"),
+    ],
+)
+def test_graph_from_records_reports_bad_records(
+    nodes: list[dict[str, Any]], relationships: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        graph_from_records(nodes, relationships)
+
+
+def test_graph_from_csv_edge_list(tmp_path: Path) -> None:
+    path = tmp_path / "reports.csv"
+    path.write_text(
+        "source,target,type,since\nAda,Grace,MANAGES,2019\nAda,Linus,MANAGES,2021\n"
+        "Grace,Linus,MENTORS,\n",
+        encoding="utf-8",
+    )
+    graph = graph_from_edge_list(path, source_label="Employee")
+    database = GraphDatabase(graph, timeout=None)
+    assert database.schema.relationship_types == ["MANAGES", "MENTORS"]
+    rows = database.run(
+        "MATCH (a:Employee)-[r:MANAGES]->(b:Employee) RETURN b.name, r.since ORDER BY r.since"
+    ).rows
+    assert rows == [{"b.name": "Grace", "r.since": 2019}, {"b.name": "Linus", "r.since": 2021}]
+
+
+def test_graph_from_json_edge_list_with_two_labels(tmp_path: Path) -> None:
+    path = tmp_path / "edges.json"
+    path.write_text(
+        json.dumps([{"source": "alice", "target": "graphs", "weight": 0.5}]), encoding="utf-8"
+    )
+    graph = graph_from_edge_list(
+        path, relationship_type="LIKES", source_label="User", target_label="Topic"
+    )
+    rows = (
+        GraphDatabase(graph, timeout=None)
+        .run("MATCH (u:User)-[l:LIKES]->(t:Topic) RETURN u.name, l.weight, t.name")
+        .rows
+    )
+    assert rows == [{"u.name": "alice", "l.weight": 0.5, "t.name": "graphs"}]
+    with pytest.raises(ConfigurationError, match=r"\.csv or \.json"):
+        graph_from_edge_list(tmp_path / "edges.txt")
+
+
+# ---- answers on the sample graph -----------------------------------------------------------
+
+
+def test_movies_of_an_actor(database: GraphDatabase, sample: Sample) -> None:
+    expected = sorted(
+        sample.name(r["target"])
+        for r in sample.links("ACTED_IN")
+        if sample.name(r["source"]) == "Tom Hanks"
+    )
+    result = database.run(
+        "MATCH (p:Person {name: 'Tom Hanks'})-[:ACTED_IN]->(m:Movie) RETURN m.title"
+    )
+    assert sorted(_column(result.rows, "m.title")) == expected
+    assert result.columns == ["m.title"]
+    assert not result.truncated
+
+
+def test_directors_ranked_by_movie_count(database: GraphDatabase, sample: Sample) -> None:
+    counts = Counter(sample.name(r["source"]) for r in sample.links("DIRECTED"))
+    result = database.run(
+        "MATCH (d:Person)-[:DIRECTED]->(m:Movie) "
+        "RETURN d.name AS director, count(m) AS movies ORDER BY movies DESC LIMIT 3"
+    )
+    assert result.columns == ["director", "movies"]
+    assert _column(result.rows, "movies") == [n for _, n in counts.most_common(3)]
+    assert result.rows[0] == {
+        "director": "Christopher Nolan",
+        "movies": counts["Christopher Nolan"],
+    }
+
+
+def test_aggregation_with_limit_counts_every_match(database: GraphDatabase, sample: Sample) -> None:
+    # grand-cypher alone stops matching at LIMIT before counting; the tool pages afterwards.
+    per_genre = Counter(sample.name(r["target"]) for r in sample.links("IN_GENRE"))
+    rows = database.run(
+        "MATCH (m:Movie)-[:IN_GENRE]->(g:Genre) RETURN g.name, COUNT(m) AS n LIMIT 100"
+    ).rows
+    assert {row["g.name"]: row["n"] for row in rows} == dict(per_genre)
+    total = database.run("MATCH (m:Movie)-[:IN_GENRE]->(g:Genre) RETURN COUNT(m) AS n LIMIT 1")
+    assert total.rows == [{"n": len(sample.links("IN_GENRE"))}]
+
+
+def test_distinct_with_limit_returns_distinct_rows(database: GraphDatabase) -> None:
+    rows = database.run(
+        "MATCH (p:Person)-[:ACTED_IN]->(m:Movie) RETURN DISTINCT p.name LIMIT 5"
+    ).rows
+    assert len(rows) == 5
+    assert len({row["p.name"] for row in rows}) == 5
+
+
+def test_co_actors_and_filters(database: GraphDatabase, sample: Sample) -> None:
+    movies_of: dict[str, set[str]] = {}
+    for r in sample.links("ACTED_IN"):
+        movies_of.setdefault(sample.name(r["source"]), set()).add(r["target"])
+    expected = sorted(
+        name
+        for name, movies in movies_of.items()
+        if name != "Keanu Reeves" and movies & movies_of["Keanu Reeves"]
+    )
+    rows = database.run(
+        "MATCH (k:Person)-[:ACTED_IN]->(m:Movie)<-[:ACTED_IN]-(c:Person) "
+        "WHERE k.name = 'Keanu Reeves' RETURN DISTINCT c.name ORDER BY c.name"
+    ).rows
+    assert _column(rows, "c.name") == expected
+
+
+def test_is_not_null_and_comparisons(database: GraphDatabase, sample: Sample) -> None:
+    expected = sorted(
+        node["properties"]["name"]
+        for node in sample.of_label("Person")
+        if node["properties"].get("born") is not None and node["properties"]["born"] < 1935
+    )
+    rows = database.run(
+        "MATCH (p:Person) WHERE p.born IS NOT NULL AND p.born < 1935 RETURN p.name"
+    ).rows
+    assert sorted(_column(rows, "p.name")) == expected
+    critics = database.run("MATCH (p:Person) WHERE p.born IS NULL RETURN p.name").rows
+    assert len(critics) == sum(
+        1 for n in sample.of_label("Person") if "born" not in n["properties"]
+    )
+
+
+def test_nodes_and_relationships_come_back_as_plain_data(database: GraphDatabase) -> None:
+    rows = database.run(
+        "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) WHERE m.title = 'Heat' AND p.name = 'Al Pacino' "
+        "RETURN p, r, type(r) AS kind"
+    ).rows
+    assert rows == [
+        {
+            "p": {"labels": ["Person"], "properties": {"name": "Al Pacino", "born": 1940}},
+            "r": {"type": "ACTED_IN", "properties": {"roles": ["Vincent Hanna"]}},
+            "kind": "ACTED_IN",
+        }
+    ]
+
+
+def test_row_limit_truncates_and_says_so(sample: Sample) -> None:
+    database = GraphDatabase(load_sample_graph(), timeout=None, max_rows=10)
+    result = database.run("MATCH (p:Person) RETURN p.name")
+    assert len(result.rows) == 10
+    assert result.truncated
+    small = database.run("MATCH (g:Genre) RETURN g.name LIMIT 3")
+    assert len(small.rows) == 3 and not small.truncated
+
+
+def test_skip_and_limit_page_through_ordered_rows(database: GraphDatabase, sample: Sample) -> None:
+    titles = sorted(node["properties"]["title"] for node in sample.of_label("Movie"))
+    rows = database.run("MATCH (m:Movie) RETURN m.title ORDER BY m.title SKIP 5 LIMIT 3").rows
+    assert _column(rows, "m.title") == titles[5:8]
+
+
+# ---- what grand-cypher cannot do is a clear error, not a wrong answer -----------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("MATCH (p:Person)-[:ACTED_IN]-(m:Movie) RETURN p.name", "write the arrow.*ACTED_IN"),
+        (
+            "MATCH (p:Person) WHERE p.born = 1956 OR p.born = 1961 AND p.name = 'x' RETURN p.name",
+            "parentheses",
+        ),
+        ("OPTIONAL MATCH (p:Person) RETURN p.name", "OPTIONAL MATCH is not supported"),
+        ("MATCH (p:Person) WITH p RETURN p.name", "WITH is not supported"),
+        ("UNWIND [1] AS x MATCH (p:Person) RETURN p.name", "UNWIND is not supported"),
+        ("MATCH (p:Person) RETURN count(*)", r"COUNT\(\*\) is not supported"),
+        ("MATCH (p:Person)-[:ACTED_IN]->(m:Movie) RETURN count(DISTINCT m)", "DISTINCT"),
+        ("MATCH (p:Person) WHERE p.name =~ 'T.*' RETURN p.name", "regular expressions"),
+        ("MATCH (p:Person) WHERE NOT (p.born = 1956) RETURN p.name", "NOT only before"),
+        ("MATCH (p:Person) RETURN p.born + 1", "cannot parse the query at column"),
+        ("MATCH (p:Person) RETURN CASE WHEN p.born > 1 THEN 1 END", "CASE expressions"),
+        ("RETURN 1", "must start with MATCH"),
+    ],
+)
+def test_unsupported_queries_get_a_specific_one_line_error(
+    database: GraphDatabase, query: str, message: str
+) -> None:
+    with pytest.raises(ToolError, match=message) as caught:
+        database.run(query)
+    assert "\n" not in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_normalised_forms_run(database: GraphDatabase) -> None:
+    # lower-case aggregates, single quotes, != and comma-separated patterns are rewritten.
+    result = database.run(
+        "match (p:Person), (m:Movie) where p.name = 'Tom Hanks' and m.title != 'Heat' "
+        "and m.released = 1999 return count(m) as n"
+    )
+    assert result.rows == [{"n": 3}]  # The Matrix, Fight Club, The Green Mile (1999)
+    assert "COUNT(m)" in result.query and "MATCH" in result.query
+
+
+# ---- structured patterns -------------------------------------------------------------------
+
+
+def test_pattern_compiles_to_quoted_cypher_and_runs(
+    database: GraphDatabase, sample: Sample
+) -> None:
+    pattern = {
+        "start": {"variable": "p", "label": "Person"},
+        "steps": [
+            {
+                "relationship": "ACTED_IN",
+                "direction": "out",
+                "node": {"variable": "m", "label": "Movie"},
+            }
+        ],
+        "conditions": [
+            {"variable": "p", "property": "name", "operator": "=", "value": 'Ellis "Red" O\'Neil'},
+        ],
+        "returns": [{"variable": "m", "property": "title"}],
+    }
+    statement = database.compile(pattern)
+    assert statement.text == (
+        'MATCH (p:Person)-[:ACTED_IN]->(m:Movie) WHERE p.name = "Ellis \\"Red\\" O\'Neil" '
+        "RETURN m.title LIMIT 25"
+    )
+    assert statement.parameters == {}
+    assert database.execute(statement).rows == []
+
+
+def test_pattern_with_aggregate_order_and_reverse_step(
+    database: GraphDatabase, sample: Sample
+) -> None:
+    per_genre = Counter(sample.name(r["target"]) for r in sample.links("IN_GENRE"))
+    result = database.run_pattern(
+        {
+            "start": {"variable": "g", "label": "Genre"},
+            "steps": [
+                {
+                    "relationship": "IN_GENRE",
+                    "direction": "in",
+                    "node": {"variable": "m", "label": "Movie"},
+                }
+            ],
+            "returns": [
+                {"variable": "g", "property": "name", "alias": "genre"},
+                {"variable": "m", "aggregate": "count", "alias": "movies"},
+            ],
+            "order_by": [{"variable": "m", "aggregate": "count", "descending": True}],
+            "limit": 2,
+        }
+    )
+    assert result.rows == [
+        {"genre": name, "movies": count} for name, count in per_genre.most_common(2)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start": {"variable": "p", "label": "Film"}}, "start.label"),
+        (
+            {"returns": [{"variable": "x", "property": "name"}]},
+            "variable 'x' is not in the pattern",
+        ),
+        ({"returns": [{"variable": "p", "property": "title"}]}, "Person has no property 'title'"),
+        (
+            {"conditions": [{"variable": "p", "property": "name", "operator": "IN", "value": "x"}]},
+            "list value with IN",
+        ),
+    ],
+)
+def test_invalid_patterns_are_tool_errors(
+    database: GraphDatabase, change: dict[str, Any], message: str
+) -> None:
+    pattern: dict[str, Any] = {
+        "start": {"variable": "p", "label": "Person"},
+        "returns": [{"variable": "p", "property": "name"}],
+        **change,
+    }
+    with pytest.raises(ToolError, match=message):
+        database.compile(pattern)
+
+
+def test_pattern_model_enumerates_the_schema(database: GraphDatabase) -> None:
+    schema = database.pattern_model.model_json_schema()
+    definitions = schema["$defs"]
+    node = definitions["PatternNode"]["properties"]["label"]
+    assert node["anyOf"][0]["enum"] == ["Genre", "Movie", "Person"]
+    step = definitions["PatternStep"]["properties"]["relationship"]
+    assert step["enum"] == ["ACTED_IN", "DIRECTED", "FOLLOWS", "IN_GENRE", "REVIEWED"]
+    tool = next(t for t in database.tools if t.name == "find_pattern")
+    assert "pattern" in tool.parameters["properties"]
+
+
+def test_tools_can_be_limited_to_patterns() -> None:
+    database = GraphDatabase(load_sample_graph(), timeout=None, allow_cypher=False)
+    assert [t.name for t in database.tools] == ["describe_graph", "find_pattern"]

@@ -1,0 +1,80 @@
+"""Queries run in a child process that is killed on timeout, so a blow-up cannot hang the host."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
+
+from agentlib import ToolError
+
+
+def _worker_children() -> list[int]:
+    """Child processes of this test process that run the Cypher worker (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"_cypher_worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _dense_graph(size: int) -> nx.MultiDiGraph:
+    nodes = [{"id": index, "label": "N", "index": index} for index in range(size)]
+    edges = [
+        {"source": a, "target": b, "type": "TO"} for a in range(size) for b in range(size) if a != b
+    ]
+    return graph_from_records(nodes, edges)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+
+@needs_proc
+def test_a_blow_up_pattern_is_stopped_and_the_worker_replaced() -> None:
+    # 25 * 24 * 23 * 22 * 21 = 6.4 million matches before COUNT can answer: minutes of work.
+    database = GraphDatabase(_dense_graph(25), timeout=2.0)
+    try:
+        with pytest.raises(ToolError, match="took longer than 2 s and was stopped"):
+            database.run(
+                "MATCH (a:N)-[:TO]->(b:N)-[:TO]->(c:N)-[:TO]->(d:N)-[:TO]->(e:N) RETURN COUNT(a)"
+            )
+        assert _worker_children() == []  # killed, not left running in the background
+        result = database.run("MATCH (a:N)-[:TO]->(b:N) WHERE a.index = 0 RETURN COUNT(b) AS n")
+        assert result.rows == [{"n": 24}]
+        assert len(_worker_children()) == 1
+    finally:
+        database.close()
+    assert _worker_children() == []
+
+
+def test_worker_answers_match_in_process_answers() -> None:
+    query = (
+        "MATCH (p:Person)-[:DIRECTED]->(m:Movie)-[:IN_GENRE]->(g:Genre) "
+        "WHERE g.name = 'Crime' RETURN p.name, COUNT(m) AS n ORDER BY n DESC, p.name"
+    )
+    graph = load_sample_graph()
+    isolated = GraphDatabase(graph, timeout=30.0)
+    try:
+        assert isolated.run(query) == GraphDatabase(graph, timeout=None).run(query)
+    finally:
+        isolated.close()
+
+
+async def test_agent_close_stops_the_worker() -> None:
+    database = GraphDatabase(load_sample_graph(), timeout=30.0)
+    result = await database.arun("MATCH (g:Genre) RETURN COUNT(g) AS n")
+    assert result.rows == [{"n": 13}]
+    await database.aclose()
+    if Path("/proc/self/stat").exists():
+        assert _worker_children() == []
