@@ -152,6 +152,8 @@ class Agent(Generic[OutputT]):
         max_observation_chars: Observations longer than this are cut, with a visible marker.
         max_thought_length: The bound on each step's thought, in characters (small models
             otherwise ramble in it until they run out of tokens).
+        max_string_length: The bound given to every other string the schema leaves
+            unbounded (tool arguments, a `str` answer).
         max_tokens_per_step: The generation limit for one step.
 
     Raises:
@@ -173,6 +175,7 @@ class Agent(Generic[OutputT]):
         parallel_calls: int = 1,
         max_observation_chars: int = 4000,
         max_thought_length: int = 300,
+        max_string_length: int = 4000,
         max_tokens_per_step: int | None = 512,
     ) -> None:
         for label, value in (
@@ -202,6 +205,7 @@ class Agent(Generic[OutputT]):
             output_type,
             parallel_calls=parallel_calls,
             max_thought_length=max_thought_length,
+            max_string_length=max_string_length,
         )
         self._system_prompt = self._render_system_prompt(self.tools)
 

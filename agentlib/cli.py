@@ -35,6 +35,9 @@ from agentlib.tool import Tool, Toolset
 __all__ = ["build_model", "build_tools", "main"]
 
 DEFAULT_TOOLS = "calculator,python"
+# The embedded 135M model answered 3 of 4 arithmetic tasks with the calculator alone and lost
+# its way when the Python tool was offered too (agentlib run, 2026-11-28): it gets fewer tools.
+DEFAULT_LOCAL_TOOLS = "calculator"
 _PREVIEW = 300
 
 
@@ -144,9 +147,9 @@ class _Printer:
                 content = content[:_PREVIEW] + f"… ({len(content)} characters)"
             marker = "✗" if event.observation.is_error else "←"
             self._line(f"[step {event.step}] {marker} {content}")
-        elif isinstance(event, ErrorEvent):
-            retry = " (asking again)" if event.will_retry else ""
-            self._line(f"[step {event.step}] invalid step: {event.message}{retry}")
+        elif isinstance(event, ErrorEvent) and event.will_retry:
+            # A final error is reported once, by the run's stop line.
+            self._line(f"[step {event.step}] invalid step: {event.message} (asking again)")
         elif isinstance(event, FinalAnswerEvent):
             self._line(f"[step {event.step}] final answer")
 
@@ -192,7 +195,30 @@ async def _run_once(
 
 def _make_agent(args: argparse.Namespace) -> Agent[Any]:
     model = build_model(args.model, threads=args.threads)
-    return Agent(model, tools=build_tools(args.tools), max_steps=args.max_steps)
+    default = DEFAULT_LOCAL_TOOLS if args.model == "local" else DEFAULT_TOOLS
+    tools = build_tools(args.tools if args.tools is not None else default)
+    if args.model != "local":
+        return Agent(model, tools=tools, max_steps=args.max_steps)
+    # The embedded model is tiny: a worked example, a short thought and bounded strings keep
+    # it on track (without them it rambled in the thought and never answered).
+    examples = [example for example in map(_example_of, tools) if example]
+    return Agent(
+        model,
+        tools=tools,
+        max_steps=args.max_steps,
+        instructions="\n\n".join(examples) or None,
+        max_thought_length=100,
+        max_string_length=200,
+        max_tokens_per_step=512,
+    )
+
+
+def _example_of(item: Tool | Toolset) -> str | None:
+    if isinstance(item, Tool) and item.name == "calculator":
+        from agentlib.tools.calculator import EXAMPLE
+
+        return EXAMPLE
+    return None
 
 
 def _command_run(args: argparse.Namespace) -> int:
@@ -263,8 +289,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--tools",
-            default=DEFAULT_TOOLS,
-            help=f"comma-separated tools (default: {DEFAULT_TOOLS})",
+            default=None,
+            help=f"comma-separated tools: calculator, python, web, sql:<url>, none (default: "
+            f"{DEFAULT_LOCAL_TOOLS} on the local model, {DEFAULT_TOOLS} on others)",
         )
         sub.add_argument("--max-steps", type=int, default=6, help="step limit per run")
         sub.add_argument(

@@ -16,7 +16,20 @@ from typing import Any
 
 from agentlib import ToolError, tool
 
-__all__ = ["calculator", "evaluate"]
+__all__ = ["EXAMPLE", "calculator", "evaluate"]
+
+EXAMPLE = (
+    "Example:\n"
+    "Task: What is 6 + 4?\n"
+    '{"thought": "I use the calculator.", '
+    '"action": {"tool": "calculator", "arguments": {"expression": "6 + 4"}}}\n'
+    "Observation (calculator result):\n"
+    "10\n"
+    '{"thought": "The result is 10.", "action": {"tool": "final_answer", "answer": "10"}}'
+)
+"""A worked example for the system prompt. Tiny models (SmolLM2-135M) need one: without it
+they ramble in the thought and never give the final answer; with it they call the tool and
+answer (seen with `agentlib run "What is 17 * 23?"`)."""
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,

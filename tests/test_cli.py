@@ -1,0 +1,126 @@
+"""`agentlib run`: steps on stderr, the answer on stdout, one clear line per error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from agentlib.cli import main
+
+from .models._openai_server import chat, run_server
+
+
+def _arithmetic(body: dict[str, Any]) -> Any:
+    messages = body["messages"]
+    if messages[-1]["content"].startswith("Observation"):
+        value = messages[-1]["content"].rsplit("\n", 1)[-1]
+        step = {"thought": "Done.", "action": {"tool": "final_answer", "answer": value}}
+    else:
+        step = {
+            "thought": "Use the calculator.",
+            "action": {"tool": "calculator", "arguments": {"expression": "17 * 23"}},
+        }
+    return chat(step)
+
+
+def test_run_streams_steps_and_prints_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    with run_server(_arithmetic) as server:
+        code = main(
+            [
+                "run",
+                "What is 17 * 23?",
+                "--model",
+                f"openai-compatible:{server.base_url}#test-model",
+                "--tools",
+                "calculator",
+            ]
+        )
+        sent = server.chat_requests[0]
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.strip() == "391"
+    assert "[step 1] thought: Use the calculator." in captured.err
+    assert '[step 1] → calculator({"expression": "17 * 23"})' in captured.err
+    assert "[step 1] ← 391" in captured.err
+    assert sent["response_format"]["type"] == "json_schema"
+
+
+def test_json_output_holds_the_whole_result(capsys: pytest.CaptureFixture[str]) -> None:
+    with run_server(_arithmetic) as server:
+        code = main(
+            [
+                "run",
+                "What is 17 * 23?",
+                "--json",
+                "--tools",
+                "calculator",
+                "--model",
+                f"openai-compatible:{server.base_url}#test-model",
+            ]
+        )
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["output"] == "391" and result["ok"] is True
+    assert result["stop_reason"] == "final_answer"
+    assert result["steps"][0]["calls"][0]["tool_name"] == "calculator"
+    assert result["generation_paths"] == ["strict_schema"]
+
+
+def test_unreachable_server_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["run", "hi", "--tools", "none", "--model", "openai-compatible:http://127.0.0.1:9/v1#m"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "127.0.0.1:9" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--model", "gpt4"], "unknown --model 'gpt4'"),
+        (["--model", "openai-compatible:localhost"], "takes <base_url>#<model>"),
+        (["--tools", "hammer"], "unknown tool 'hammer'"),
+        (["--tools", "sql"], "needs a database URL"),
+    ],
+)
+def test_configuration_errors_are_one_line_with_what_to_do(
+    arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "hi", *arguments])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("agentlib: ") and message in err[0]
+
+
+def test_openai_without_a_key_says_which_variable_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert main(["run", "hi", "--model", "openai:gpt-4o-mini"]) == 2
+    assert "set OPENAI_API_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_readme_command_answers_on_the_embedded_model() -> None:
+    """README's main command, end to end: the real CLI, the embedded model, offline."""
+    pytest.importorskip("llama_cpp")
+    executable = shutil.which("agentlib") or ""
+    command = [executable] if executable else [sys.executable, "-m", "agentlib.cli"]
+    result = subprocess.run(
+        [*command, "run", "What is 17 * 23?"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "391" in result.stdout
+    assert "calculator" in result.stderr
