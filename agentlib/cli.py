@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from agentlib.agent import Agent
 from agentlib.errors import AgentlibError, ConfigurationError
-from agentlib.models.base import Message, Model
+from agentlib.models.base import Model
 from agentlib.steps import (
     ErrorEvent,
     FinalAnswerEvent,
@@ -182,10 +182,10 @@ def result_to_json(result: RunResult[Any]) -> dict[str, Any]:
 
 
 async def _run_once(
-    agent: Agent[Any], task: str, printer: _Printer, history: Sequence[Message] = ()
+    agent: Agent[Any], task: str, printer: _Printer, *, conversation: Any = None
 ) -> RunResult[Any]:
     result: RunResult[Any] | None = None
-    async for event in agent.stream(task, history=history):
+    async for event in agent.stream(task, conversation=conversation):
         printer.show(event)
         if isinstance(event, RunFinishedEvent):
             result = event.result
@@ -217,7 +217,8 @@ def _example_of(item: Tool | Toolset) -> str | None:
     if isinstance(item, Tool) and item.name == "calculator":
         from agentlib.tools.calculator import EXAMPLE
 
-        return EXAMPLE
+        example: str = EXAMPLE
+        return example
     return None
 
 
@@ -240,11 +241,22 @@ def _command_run(args: argparse.Namespace) -> int:
     return 2 if result.stop_reason == "model_error" else 1
 
 
+def _open_conversation(args: argparse.Namespace) -> Any:
+    from agentlib.memory import Conversation, SQLStore
+
+    if args.store is None:
+        return Conversation(args.conversation or "cli")
+    store = SQLStore(args.store)
+    return Conversation.open(store, args.conversation or "cli")
+
+
 def _command_chat(args: argparse.Namespace) -> int:
     agent = _make_agent(args)
     printer = _Printer(sys.stderr, quiet=args.quiet)
-    history: list[Message] = []
-    print("agentlib chat: type a message, or 'exit' to leave.", file=sys.stderr)
+    conversation = _open_conversation(args)
+    earlier = len(conversation.turns)
+    where = f" (continuing {earlier} earlier turn(s))" if earlier else ""
+    print(f"agentlib chat{where}: type a message, or 'exit' to leave.", file=sys.stderr)
     while True:
         try:
             task = input("you> ").strip()
@@ -254,10 +266,9 @@ def _command_chat(args: argparse.Namespace) -> int:
             return 0
         if not task:
             continue
-        result = asyncio.run(_run_once(agent, task, printer, history))
+        result = asyncio.run(_run_once(agent, task, printer, conversation=conversation))
         answer = str(result.output) if result.ok else f"(no answer: {result.stop_reason})"
         print(f"agent> {answer}", flush=True)
-        history += [Message(role="user", content=task), Message(role="assistant", content=answer)]
 
 
 def _command_demo(args: argparse.Namespace) -> int:
@@ -309,6 +320,12 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_command_run)
 
     chat = commands.add_parser("chat", help="talk with an agent, turn by turn")
+    chat.add_argument(
+        "--store",
+        default=None,
+        help="keep the conversation in this database (a SQLAlchemy URL or a SQLite file path)",
+    )
+    chat.add_argument("--conversation", default=None, help="the conversation id (default: cli)")
     common(chat)
     chat.set_defaults(handler=_command_chat)
 

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,6 +108,35 @@ def test_openai_without_a_key_says_which_variable_to_set(
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert main(["run", "hi", "--model", "openai:gpt-4o-mini"]) == 2
     assert "set OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def _chatty(body: dict[str, Any]) -> Any:
+    tasks = [m["content"] for m in body["messages"] if m["role"] == "user"]
+    return chat({"thought": "", "action": {"tool": "final_answer", "answer": f"I saw {tasks}"}})
+
+
+def test_chat_remembers_earlier_turns_across_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "chat.db")
+    with run_server(_chatty) as server:
+        model = f"openai-compatible:{server.base_url}#test-model"
+        lines = iter(["first question", "exit"])
+        monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+        assert main(["chat", "--model", model, "--tools", "none", "--store", store]) == 0
+        lines = iter(["second question"])  # then EOF
+        monkeypatch.setattr("builtins.input", lambda prompt="": _next_or_eof(lines))
+        assert main(["chat", "--model", model, "--tools", "none", "--store", store]) == 0
+    captured = capsys.readouterr()
+    assert "continuing 1 earlier turn(s)" in captured.err
+    assert "agent> I saw ['first question', 'second question']" in captured.out
+
+
+def _next_or_eof(lines: Iterator[str]) -> str:
+    try:
+        return next(lines)
+    except StopIteration:
+        raise EOFError from None
 
 
 @pytest.mark.slow
