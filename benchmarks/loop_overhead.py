@@ -92,7 +92,9 @@ def main() -> None:
     asyncio.run(measure_run(10))  # warm caches (step schema, prompt template)
     samples = [asyncio.run(measure_run(per_run)) for _ in range(args.runs)]
     median_us = statistics.median(samples) * 1e6
-    print(f"python {platform.python_version()} on {platform.machine()}, {per_run * args.runs} steps")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {per_run * args.runs} steps"
+    )
     print(f"loop overhead: median {median_us:.0f} µs/step over {args.runs} runs of {per_run} steps")
     print(f"  (min {min(samples) * 1e6:.0f}, max {max(samples) * 1e6:.0f} µs/step)")
     print(f"import agentlib: median {import_time_ms():.0f} ms (python -X importtime, 7 runs)")
