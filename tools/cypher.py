@@ -723,6 +723,7 @@ async def atext_to_cypher(
     *,
     mode: Literal["pattern", "cypher"] = "pattern",
     retries: int = 2,
+    max_tokens: int | None = None,
 ) -> CypherStatement:
     """Turn a question into a validated Cypher statement for `graph`.
 
@@ -737,6 +738,7 @@ async def atext_to_cypher(
         question: The question in natural language.
         mode: `pattern` (structured, for any model) or `cypher` (free text, strong models).
         retries: Extra attempts after an invalid reply.
+        max_tokens: The generation limit per attempt.
 
     Raises:
         ModelOutputError: No valid pattern or query after the retries.
@@ -745,7 +747,12 @@ async def atext_to_cypher(
     if mode == "pattern":
         instructions = _PATTERN_INSTRUCTIONS.format(schema=database.describe())
         pattern = await agenerate(
-            model, database.pattern_model, question, instructions=instructions, retries=retries
+            model,
+            database.pattern_model,
+            question,
+            instructions=instructions,
+            retries=retries,
+            max_tokens=max_tokens,
         )
         return database.compile(pattern)
 
@@ -761,7 +768,12 @@ async def atext_to_cypher(
     )
     instructions = _CYPHER_INSTRUCTIONS.format(schema=database.describe())
     answer = await agenerate(
-        model, answer_model, question, instructions=instructions, retries=retries
+        model,
+        answer_model,
+        question,
+        instructions=instructions,
+        retries=retries,
+        max_tokens=max_tokens,
     )
     return database.check(answer.query)  # type: ignore[attr-defined]
 
@@ -773,6 +785,9 @@ def text_to_cypher(
     *,
     mode: Literal["pattern", "cypher"] = "pattern",
     retries: int = 2,
+    max_tokens: int | None = None,
 ) -> CypherStatement:
     """Synchronous `atext_to_cypher`."""
-    return asyncio.run(atext_to_cypher(model, graph, question, mode=mode, retries=retries))
+    return asyncio.run(
+        atext_to_cypher(model, graph, question, mode=mode, retries=retries, max_tokens=max_tokens)
+    )

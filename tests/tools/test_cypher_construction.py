@@ -15,6 +15,7 @@ from agentlib.tools.cypher import (
     GraphDatabase,
     Neo4jBackend,
     compile_pattern,
+    graph_from_records,
     load_sample_graph,
     text_to_cypher,
 )
@@ -306,11 +307,21 @@ def test_neo4j_backend_reads_in_read_mode_with_parameters(monkeypatch: pytest.Mo
 
 
 @pytest.mark.slow
-def test_embedded_model_builds_a_valid_pattern(database: GraphDatabase) -> None:
+@pytest.mark.timeout(1200)
+def test_embedded_model_builds_a_valid_pattern() -> None:
     from agentlib import LocalModel
 
+    # A small graph keeps the pattern schema (and the constrained decoding) short.
+    graph = graph_from_records(
+        [
+            {"id": 1, "label": "City", "name": "Paris", "population": 2100000},
+            {"id": 2, "label": "Country", "name": "France"},
+        ],
+        [{"source": 1, "target": 2, "type": "IN_COUNTRY"}],
+    )
+    database = GraphDatabase(graph, timeout=None)
     statement = text_to_cypher(
-        LocalModel(), database, "List the titles of movies released in 1999."
+        LocalModel(), database, "Which cities are in France?", retries=1, max_tokens=300
     )
     assert statement.text.startswith("MATCH (")
     result = database.execute(statement)  # compiled and validated, so it runs

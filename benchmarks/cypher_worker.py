@@ -1,0 +1,79 @@
+"""Cost of running Cypher queries in a killable worker process, and why it is needed.
+
+    python benchmarks/cypher_worker.py
+
+Prints: worker start-up (spawn + import grand-cypher + copy the graph), per-query latency in
+this process and through the worker on the sample graph, how a 3-hop pattern grows on complete
+graphs (the blow-up the timeout guards against), and how soon a timed-out query returns control.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
+
+QUERY = (
+    "MATCH (p:Person)-[:ACTED_IN]->(m:Movie)-[:IN_GENRE]->(g:Genre) "
+    "WHERE g.name = 'Drama' RETURN p.name, COUNT(m) AS n ORDER BY n DESC LIMIT 5"
+)
+
+
+def timed(function, repeat: int = 5) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def dense(size: int):
+    nodes = [{"id": i, "label": "N"} for i in range(size)]
+    edges = [
+        {"source": a, "target": b, "type": "TO"} for a in range(size) for b in range(size) if a != b
+    ]
+    return graph_from_records(nodes, edges)
+
+
+def main() -> None:
+    graph = load_sample_graph()
+    in_process = GraphDatabase(graph, timeout=None)
+    worker = GraphDatabase(graph, timeout=30.0)
+    start = time.perf_counter()
+    worker.run("MATCH (g:Genre) RETURN g.name LIMIT 1")
+    print(f"worker start-up + first query: {time.perf_counter() - start:.3f} s")
+    print(
+        f"sample query, in process:   {timed(lambda: in_process.run(QUERY)) * 1000:.1f} ms (median of 5)"
+    )
+    print(
+        f"sample query, via worker:   {timed(lambda: worker.run(QUERY)) * 1000:.1f} ms (median of 5)"
+    )
+    worker.close()
+
+    pattern = "MATCH (a:N)-[:TO]->(b:N)-[:TO]->(c:N)-[:TO]->(d:N) RETURN COUNT(a) AS n"
+    for size in (6, 9, 12):
+        database = GraphDatabase(dense(size), timeout=None)
+        seconds = timed(lambda: database.run(pattern), repeat=1)
+        print(f"3-hop COUNT on a complete graph of {size:2d} nodes: {seconds:7.3f} s")
+
+    guarded = GraphDatabase(dense(25), timeout=2.0)
+    guarded.run("MATCH (a:N) RETURN COUNT(a) AS n")  # start the worker first
+    start = time.perf_counter()
+    try:
+        guarded.run(pattern.replace("(d:N)", "(d:N)-[:TO]->(e:N)"))
+    except ToolError:
+        pass
+    print(
+        f"4-hop COUNT on 25 nodes with timeout=2.0: control back after {time.perf_counter() - start:.3f} s"
+    )
+    start = time.perf_counter()
+    guarded.run("MATCH (a:N) RETURN COUNT(a) AS n")
+    print(f"next query (fresh worker): {time.perf_counter() - start:.3f} s")
+    guarded.close()
+
+
+if __name__ == "__main__":
+    main()
