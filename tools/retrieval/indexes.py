@@ -257,7 +257,9 @@ class ExactIndex:
             raise ConfigurationError(f"dimension must be positive, got {dimension}")
         self._dimension = dimension
         self._embedder_name = embedder_name
-        self._vectors: NDArray[np.float32] = np.zeros((0, dimension), dtype=np.float32)
+        # Rows beyond len(self) are spare capacity, so adding in many small batches stays
+        # linear overall (the buffer doubles instead of being copied on every add).
+        self._buffer: NDArray[np.float32] = np.zeros((0, dimension), dtype=np.float32)
         self._table = ChunkTable()
 
     @classmethod
@@ -277,6 +279,10 @@ class ExactIndex:
 
     def __len__(self) -> int:
         return len(self._table)
+
+    @property
+    def _vectors(self) -> NDArray[np.float32]:
+        return self._buffer[: len(self._table)]
 
     @property
     def vectors(self) -> NDArray[np.float32]:
@@ -299,11 +305,19 @@ class ExactIndex:
             for position, row in existing:
                 table.chunks[row] = chunks[position]
         if new:
-            self._vectors = np.concatenate([self._vectors, array[new]])
+            self._reserve(len(table.chunks) + len(new))
+            start = len(table.chunks)
+            self._buffer[start : start + len(new)] = array[new]
             for position in new:
                 table.rows[chunks[position].id] = len(table.chunks)
                 table.chunks.append(chunks[position])
         table.invalidate()
+
+    def _reserve(self, rows: int) -> None:
+        if rows > self._buffer.shape[0]:
+            grown = np.zeros((max(rows, 2 * self._buffer.shape[0]), self._dimension), np.float32)
+            grown[: len(self._table)] = self._vectors
+            self._buffer = grown
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove chunks by id; unknown ids are ignored."""
@@ -313,7 +327,7 @@ class ExactIndex:
             return 0
         keep = np.ones(len(table.chunks), dtype=bool)
         keep[rows] = False
-        self._vectors = self._vectors[keep]
+        self._buffer = np.ascontiguousarray(self._vectors[keep])
         table.chunks = [chunk for chunk, kept in zip(table.chunks, keep, strict=True) if kept]
         table.rebuild_rows()
         return len(rows)
@@ -417,7 +431,7 @@ class ExactIndex:
                 f"{str(folder)!r} is damaged: {vectors.shape[0]} vectors for {len(chunks)} "
                 "chunks; re-index the documents"
             )
-        index._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index._buffer = np.ascontiguousarray(vectors, dtype=np.float32)
         index._table.chunks = chunks
         index._table.rebuild_rows()
         return index
