@@ -2,6 +2,7 @@
 
     /work/venv/bin/python benchmarks/retrieval.py quality      # nDCG@10, recall@10
     /work/venv/bin/python benchmarks/retrieval.py speed        # embedding, exact, ANN at 100k
+    /work/venv/bin/python benchmarks/retrieval.py exact        # embedding and exact only
     /work/venv/bin/python benchmarks/retrieval.py ann-1m       # ANN at 1M (minutes; run once)
 
 Quality: no PyPI package ships a standard IR test collection with its judgments (ir-datasets,
@@ -352,13 +353,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("part", choices=["quality", "speed", "ann-1m"])
+    parser.add_argument("part", choices=["quality", "speed", "exact", "ann-1m"])
     parser.add_argument("--pairs", type=int, default=3000, help="known-item pairs (quality)")
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds")
     args = parser.parse_args()
     out: dict[str, Any] = {"machine": machine(), "part": args.part}
     if args.part == "quality":
         out["quality"] = quality(args)
+    elif args.part == "exact":
+        out["embedding"] = embedding_speed()
+        out["exact"] = [exact_speed(10_000), exact_speed(100_000)]
     elif args.part == "speed":
         out["embedding"] = embedding_speed()
         out["exact"] = [exact_speed(10_000), exact_speed(100_000)]
