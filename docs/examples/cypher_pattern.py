@@ -1,7 +1,8 @@
 """Constrained construction: the model fills in a pattern whose names are the schema's enums."""
 
-from agentlib import ScriptedModel
 from agentlib.tools.cypher import GraphDatabase, load_sample_graph, text_to_cypher
+
+from agentlib import ScriptedModel
 
 database = GraphDatabase(load_sample_graph())
 
