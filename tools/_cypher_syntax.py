@@ -11,7 +11,6 @@ Translation to grand-cypher's dialect lives in `_cypher_grand.py`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import unicodedata
@@ -119,7 +118,14 @@ def _read_string(query: str, start: int) -> tuple[str, int]:
                 width = 4 if escape == "u" else 8
                 digits = query[index + 2 : index + 2 + width]
                 if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
-                    parts.append(chr(int(digits, 16)))
+                    code = int(digits, 16)
+                    if 0xDC00 <= code <= 0xDFFF and parts and "\ud800" <= parts[-1] <= "\udbff":
+                        # A UTF-16 surrogate pair written as two \u escapes: one character.
+                        high = ord(parts.pop())
+                        code = 0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00)
+                    if code > 0x10FFFF:
+                        raise ToolError(f"\\U{digits} is not a Unicode character")
+                    parts.append(chr(code))
                     index += 2 + width
                     continue
             raise ToolError(
@@ -228,8 +234,9 @@ def tokenize(query: str) -> list[Token]:
 def quote_literal(value: object) -> str:
     """Render a Python value as a Cypher literal: the library's own quoting, never raw splicing.
 
-    Strings become double-quoted with every quote, backslash and control character escaped
-    (the form both grand-cypher and Neo4j read); lists render element by element.
+    Strings become double-quoted and plain ASCII: quotes, backslashes and control characters
+    are escaped, other characters become escapes with 4 or 8 hex digits (the forms both
+    grand-cypher and Neo4j read); lists render element by element.
 
     Raises:
         ToolError: The value has no Cypher literal form (a dict, NaN, an object).
@@ -245,12 +252,23 @@ def quote_literal(value: object) -> str:
             raise ToolError(f"{value!r} has no Cypher literal; use a finite number")
         return repr(value)
     if isinstance(value, str):
-        # json.dumps escapes '"', '\\' and every control character, and ensure_ascii turns
-        # everything else non-ASCII into \uXXXX, which both engines decode.
-        return json.dumps(value, ensure_ascii=True)
+        return '"' + "".join(_escape(character) for character in value) + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(quote_literal(item) for item in value) + "]"
     raise ToolError(f"cannot use a {type(value).__name__} as a Cypher value")
+
+
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(character: str) -> str:
+    """One character in the form both grand-cypher (Python string rules) and Neo4j read."""
+    if character in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[character]
+    code = ord(character)
+    if 0x20 <= code < 0x7F:
+        return character
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _token_text(token: Token) -> str:

@@ -365,6 +365,23 @@ def test_pattern_compiles_to_quoted_cypher_and_runs(
     assert database.execute(statement).rows == []
 
 
+def test_quoted_values_match_exactly_in_grand_cypher() -> None:
+    names = ['Ellis "Red" Redding', "back\\slash", "Mélanie 🎬", "two\nlines"]
+    graph = graph_from_records([{"id": i, "label": "P", "name": n} for i, n in enumerate(names)])
+    database = GraphDatabase(graph, timeout=None)
+    for name in names:
+        rows = database.run_pattern(
+            {
+                "start": {"variable": "p", "label": "P"},
+                "conditions": [
+                    {"variable": "p", "property": "name", "operator": "=", "value": name}
+                ],
+                "returns": [{"variable": "p", "property": "name"}],
+            }
+        ).rows
+        assert rows == [{"p.name": name}]
+
+
 def test_pattern_with_aggregate_order_and_reverse_step(
     database: GraphDatabase, sample: Sample
 ) -> None:

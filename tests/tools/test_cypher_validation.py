@@ -139,7 +139,15 @@ def test_overlong_queries_are_rejected() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ['Ellis Boyd "Red" Redding', "it's", "back\\slash", "line\nbreak\ttab", "Cuarón", "\u2028"],
+    [
+        'Ellis Boyd "Red" Redding',
+        "it's",
+        "back\\slash",
+        "line\nbreak\ttab",
+        "Cuarón",
+        "\u2028",
+        "🎬 emoji",
+    ],
 )
 def test_quoted_literals_round_trip_through_the_tokenizer(value: str) -> None:
     quoted = quote_literal(value)
