@@ -119,9 +119,13 @@ def build_tools(spec: str) -> list[Tool | Toolset]:
                     "--tools sql:<url> needs a database URL, e.g. sql:sqlite:///music.db"
                 )
             tools.append(SQLDatabase(argument))
+        elif name == "cypher":
+            from agentlib.tools.cypher import GraphDatabase, load_sample_graph
+
+            tools.append(GraphDatabase(load_sample_graph()))
         else:
             raise ConfigurationError(
-                f"unknown tool {raw!r}; known: calculator, python, web, sql:<url>, none"
+                f"unknown tool {raw!r}; known: calculator, python, web, sql:<url>, cypher, none"
             )
     return tools
 
@@ -301,8 +305,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--tools",
             default=None,
-            help=f"comma-separated tools: calculator, python, web, sql:<url>, none (default: "
-            f"{DEFAULT_LOCAL_TOOLS} on the local model, {DEFAULT_TOOLS} on others)",
+            help="comma-separated tools: calculator, python, web, sql:<url>, cypher, none "
+            f"(default: {DEFAULT_LOCAL_TOOLS} on the local model, {DEFAULT_TOOLS} on others)",
         )
         sub.add_argument("--max-steps", type=int, default=6, help="step limit per run")
         sub.add_argument(
