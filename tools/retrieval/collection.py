@@ -99,7 +99,8 @@ class Collection:
         """Cut documents into chunks with the configured (or default) splitter."""
         documents = list(documents)
         if self.splitter is not None:
-            return self.splitter.split(documents)
+            split: list[Chunk] = self.splitter.split(documents)
+            return split
         base: RecursiveSplitter | TokenSplitter
         if isinstance(self.embedder, TokenCounter):
             base = TokenSplitter(self.embedder, chunk_size=200, chunk_overlap=30)
@@ -143,7 +144,8 @@ class Collection:
         """Remove chunks by id; return how many were removed."""
         ids = list(ids)
         self._bm25.delete(ids)
-        return self.index.delete(ids)
+        removed: int = self.index.delete(ids)
+        return removed
 
     def delete_source(self, source: str | os.PathLike[str]) -> int:
         """Remove every chunk of one source (a path as it was added)."""
@@ -171,7 +173,8 @@ class Collection:
         mode: SearchMode | None = None,
     ) -> list[SearchHit]:
         """The `k` chunks that best answer `query`, optionally within a metadata `filter`."""
-        return await self.retriever(mode).asearch(query, k, filter=filter)
+        hits: list[SearchHit] = await self.retriever(mode).asearch(query, k, filter=filter)
+        return hits
 
     def search(
         self,

@@ -84,7 +84,8 @@ def _progress(iterable: Iterable[T], *, total: int, enabled: bool, description: 
         from tqdm.auto import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, total=total, desc=description, unit="batch")
+    bar: Iterable[T] = tqdm(iterable, total=total, desc=description, unit="batch")
+    return bar
 
 
 class HashingEmbedder:

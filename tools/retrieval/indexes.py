@@ -449,5 +449,6 @@ def load_index(path: str | os.PathLike[str], *, embedder: Embedder | None = None
     if manifest["kind"] == "ann":
         from agentlib.tools.retrieval.ann import ANNIndex
 
-        return ANNIndex.load(path, embedder=embedder)
+        index: VectorIndex = ANNIndex.load(path, embedder=embedder)
+        return index
     raise ConfigurationError(f"{str(path)!r} holds an unknown index kind {manifest['kind']!r}")

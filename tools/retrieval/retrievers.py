@@ -95,7 +95,8 @@ class DenseRetriever(_SyncSearch):
     ) -> list[SearchHit]:
         """Nearest chunks to the query's embedding."""
         vector = await asyncio.to_thread(self.embedder.embed, [query])
-        return self.index.search(vector[0], k, filter=filter)
+        hits: list[SearchHit] = self.index.search(vector[0], k, filter=filter)
+        return hits
 
 
 def default_tokenize(text: str) -> list[str]:
@@ -408,7 +409,8 @@ class HyDERetriever(_SyncSearch):
         passage = await self.hypothetical_passage(query)
         vectors = await asyncio.to_thread(self.embedder.embed, [query, passage])
         combined = normalize(vectors.mean(axis=0))[0]
-        return self.index.search(combined, k, filter=filter)
+        hits: list[SearchHit] = self.index.search(combined, k, filter=filter)
+        return hits
 
 
 @runtime_checkable
