@@ -14,6 +14,7 @@ import codecs
 import io
 import re
 import ssl
+import zlib
 from dataclasses import dataclass, field
 from html import unescape
 from typing import Literal
@@ -460,12 +461,40 @@ def _content_type(header: str) -> tuple[str, str | None]:
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """Read the (decompressed) body, stopping once it passes `max_bytes`."""
+    """Read and decompress the body, stopping once it passes `max_bytes` decompressed bytes.
+
+    Decompression is done here rather than by httpx so that it is bounded too: a small gzip
+    body can expand a thousandfold, and httpx inflates each network chunk whole.
+    """
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+        raise ToolError(f"{response.url} uses the unsupported content encoding {encoding!r}")
+    decompressor = None if encoding in ("identity", "") else _Inflater()
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         room = max_bytes - len(body)
-        if len(chunk) > room:
-            body += chunk[:room]
+        data = chunk if decompressor is None else decompressor.inflate(chunk, room + 1)
+        if len(data) > room:
+            body += data[:room]
             return bytes(body), True
-        body += chunk
+        body += data
     return bytes(body), False
+
+
+class _Inflater:
+    """Inflates gzip or zlib data (and raw deflate, which some servers send), bounded."""
+
+    def __init__(self) -> None:
+        self._decompressor = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header
+        self._started = False
+
+    def inflate(self, chunk: bytes, limit: int) -> bytes:
+        try:
+            data = self._decompressor.decompress(chunk, limit)
+        except zlib.error as exc:
+            if self._started:
+                raise ToolError(f"the compressed response is corrupt ({exc})") from exc
+            self._decompressor = zlib.decompressobj(wbits=-15)
+            data = self._decompressor.decompress(chunk, limit)
+        self._started = True
+        return data

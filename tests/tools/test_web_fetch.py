@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -506,3 +507,25 @@ async def test_html_meta_charset_is_used_when_the_header_has_none(server: WebSer
     page = await loopback_tools().afetch(server.url("/ru"))
     assert russian in page.text
     assert page.title == "Выдры"
+
+
+async def test_compressed_bombs_stop_at_the_size_cap(server: WebServer) -> None:
+    bomb = gzip.compress(b"\0" * 50_000_000)  # about 50 KB on the wire
+    server.page("/bomb.txt", bomb, "text/plain", headers={"Content-Encoding": "gzip"})
+    page = await loopback_tools(max_bytes=100_000).afetch(server.url("/bomb.txt"))
+    assert page.download_truncated
+    assert len(page.text) <= 100_000
+
+
+async def test_raw_deflate_bodies_are_read(server: WebServer) -> None:
+    compressor = zlib.compressobj(wbits=-15)
+    body = compressor.compress(ARTICLE.encode()) + compressor.flush()
+    server.page("/deflate", body, headers={"Content-Encoding": "deflate"})
+    page = await loopback_tools().afetch(server.url("/deflate"))
+    assert "favourite stone" in page.text
+
+
+async def test_unrequested_content_encodings_are_refused(server: WebServer) -> None:
+    server.page("/br", b"\x8b\x02\x80", "text/plain", headers={"Content-Encoding": "br"})
+    with pytest.raises(ToolError, match="unsupported content encoding 'br'"):
+        await loopback_tools().afetch(server.url("/br"))
