@@ -8,9 +8,10 @@ with `allowed_hosts`. With a real model and `WebTools()`, the same agent searche
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from agentlib.tools.web import FetchConfig, InMemorySearchBackend, SearchResult, WebTools
+
 from agentlib import Agent, ScriptedModel
 from agentlib.models.testing import call, final
-from agentlib.tools.web import FetchConfig, InMemorySearchBackend, SearchResult, WebTools
 
 PAGE = b"""<html><head><title>How sea otters use tools</title></head><body>
 <nav>Home | Animals | Shop</nav>
@@ -21,7 +22,10 @@ Many keep the same stone for weeks in a pouch of loose skin under the forearm.</
 
 
 class Handler(BaseHTTPRequestHandler):
+    """Serves the article at every path."""
+
     def do_GET(self) -> None:
+        """Answer with the article."""
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(PAGE)))
@@ -29,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(PAGE)
 
     def log_message(self, format: str, *args: object) -> None:
-        pass
+        """Keep the example's output quiet."""
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

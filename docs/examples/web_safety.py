@@ -3,8 +3,9 @@
 Nothing here touches the network: each URL is refused before any connection is made.
 """
 
-from agentlib import ToolError
 from agentlib.tools.web import WebTools
+
+from agentlib import ToolError
 
 web = WebTools()
 for url in [
