@@ -6,11 +6,16 @@ state); everything else (agent, history, sandbox session, cancel token) is per b
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import logging
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agentlib import CancelToken, Message, Model
@@ -23,7 +28,17 @@ SMALL_MODEL_NOTE = (
     "OpenAI-compatible endpoint and pick it in the model menu."
 )
 
+PATH_LABELS = {
+    "constrained": "constrained decoding (Outlines): invalid output could not be produced",
+    "strict_schema": "the server's strict JSON schema",
+    "native_tools": "the server's strict tool calling",
+    "prompted": "prompted, then validated (and retried on errors)",
+    "scripted": "a scripted test model, validated",
+}
+"""How each generation path is described to the user."""
+
 ModelFactory = Callable[[], Model]
+logger = logging.getLogger(__name__)
 
 
 def default_model_factories() -> dict[str, ModelFactory]:
@@ -77,6 +92,43 @@ def available(module: str) -> bool:
         return False
 
 
+def importable(module: str) -> bool:
+    """Whether `module` imports: its optional dependencies are installed too."""
+    try:
+        importlib.import_module(module)
+    except ImportError:  # MissingExtraError is an ImportError
+        return False
+    return True
+
+
+def session_directory(prefix: str) -> Path:
+    """A new private temporary folder for one session's uploads."""
+    return Path(tempfile.mkdtemp(prefix=f"agentlib-demo-{prefix}-"))
+
+
+def remove_directory(path: Path | None) -> None:
+    """Delete a session's upload folder, if it has one."""
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def close_in_background(name: str, close: Callable[[], None]) -> None:
+    """Run a session's cleanup in a thread, logging (never raising) what fails.
+
+    Gradio calls `gr.State` delete callbacks from its event loop, where a toolset's synchronous
+    `close()` (an `asyncio.run`) cannot run, and an exception would stop the loop's cleanup task
+    for every other session.
+    """
+
+    def run() -> None:
+        try:
+            close()
+        except Exception:
+            logger.exception("closing a demo session's %s failed", name)
+
+    threading.Thread(target=run, name=f"close-{name}", daemon=True).start()
+
+
 @dataclass
 class ChatSession:
     """One browser session's chat state."""
@@ -86,14 +138,17 @@ class ChatSession:
     toolsets: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
-        for toolset in self.toolsets.values():
+        """Close every toolset the session opened (sandbox sessions, connections, workers)."""
+        toolsets = list(self.toolsets.values())
+        self.toolsets.clear()
+        for toolset in toolsets:
             close = getattr(toolset, "close", None)
             if callable(close):
                 close()
-        self.toolsets.clear()
 
 
 def close_session(session: Any) -> None:
     """`gr.State` delete callback: release a session's sandbox and connections."""
-    if isinstance(session, ChatSession):
-        session.close()
+    close = getattr(session, "close", None)
+    if callable(close):
+        close_in_background(type(session).__name__, close)

@@ -23,7 +23,9 @@ if __package__ in (None, ""):  # run as a script (Spaces, `python demos/app.py`)
 
 from ._shared import ModelFactory, ModelPool, default_model_factories
 from .chat import build_chat_tab
+from .docs_qa import build_docs_tab, embedder_name, warm_up
 from .extraction import build_extraction_tab
+from .sql_explorer import build_sql_tab
 
 CSS = """
 .small-note { font-size: 0.85em; opacity: 0.8; }
@@ -34,16 +36,30 @@ CONCURRENCY = int(os.environ.get("AGENTLIB_DEMO_CONCURRENCY", "2"))
 QUEUE_SIZE = int(os.environ.get("AGENTLIB_DEMO_QUEUE", "32"))
 
 
-def build_app(models: Mapping[str, ModelFactory] | None = None) -> gr.Blocks:
-    """Build the demo app; `models` replaces the model menu (tests pass deterministic ones)."""
+def build_app(
+    models: Mapping[str, ModelFactory] | None = None, *, embedder: str | None = None
+) -> gr.Blocks:
+    """Build the demo app.
+
+    Args:
+        models: Replaces the model menu (tests pass deterministic ones).
+        embedder: `minilm` (the offline all-MiniLM-L6-v2, the default) or `hashing` (no model,
+            deterministic, for tests); default from `AGENTLIB_DEMO_EMBEDDER`.
+    """
     pool = ModelPool(models or default_model_factories())
-    with gr.Blocks(title="agentlib demos") as app:
+    embedder = embedder_name(embedder)
+    app = gr.Blocks(title="agentlib demos")
+    with app:
         gr.Markdown(
             "# agentlib\nAgents that use tools and return typed, schema-valid output. "
             "Each step the model takes is valid against one compiled JSON schema."
         )
         with gr.Tab("Agent chat", id="chat"):
-            build_chat_tab(pool)
+            build_chat_tab(pool, embedder=embedder)
+        with gr.Tab("SQL explorer", id="sql"):
+            build_sql_tab(pool)
+        with gr.Tab("Docs Q&A", id="docs"):
+            build_docs_tab(pool, embedder=embedder)
         with gr.Tab("Structured extraction", id="extraction"):
             build_extraction_tab(pool)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
@@ -57,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     )
     args = parser.parse_args(argv)
-    build_app().launch(
+    app = build_app()
+    warm_up(embedder_name())  # index the project docs while the first visitor reads the page
+    app.launch(
         server_name=args.host,
         server_port=args.port,
         share=False,

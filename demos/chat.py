@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,7 +22,14 @@ from agentlib import (
     ToolResultEvent,
 )
 
-from ._shared import SMALL_MODEL_NOTE, ChatSession, ModelPool, available, close_session
+from ._shared import (
+    SMALL_MODEL_NOTE,
+    ChatSession,
+    ModelPool,
+    available,
+    close_session,
+    importable,
+)
 
 ToolFactory = Callable[[ChatSession], Any]
 _RESULT_PREVIEW = 1500
@@ -42,11 +51,63 @@ def _python(session: ChatSession) -> Any:
     return session.toolsets["python"]
 
 
-def tool_choices() -> dict[str, ToolFactory]:
-    """The tools offered in the picker, for the modules that are installed."""
+def _sql(session: ChatSession) -> Any:
+    # A per-session read-only connection to the sample database (created once per process).
+    if "sql" not in session.toolsets:
+        from .sql_explorer import open_database, sample_database
+
+        session.toolsets["sql"] = open_database(sample_database())
+    return session.toolsets["sql"]
+
+
+_graph_lock = threading.Lock()
+_graph: list[Any] = []
+
+
+def _sample_graph() -> Any:
+    with _graph_lock:
+        if not _graph:
+            from agentlib.tools.cypher import load_sample_graph
+
+            _graph.append(load_sample_graph())
+        return _graph[0]
+
+
+def _movies(session: ChatSession) -> Any:
+    # Per session: its queries run in its own worker process, killed on timeout, closed with it.
+    if "graph" not in session.toolsets:
+        from agentlib.tools.cypher import GraphDatabase
+
+        session.toolsets["graph"] = GraphDatabase(_sample_graph(), max_rows=50, timeout=10.0)
+    return session.toolsets["graph"]
+
+
+def _docs_search(embedder: str | None) -> ToolFactory:
+    def factory(session: ChatSession) -> Any:
+        from agentlib.tools.retrieval import RetrievalTool
+
+        from .docs_qa import embedder_name, project_docs
+
+        return RetrievalTool(project_docs(embedder_name(embedder)), k=4, max_k=8)
+
+    return factory
+
+
+def tool_choices(*, embedder: str | None = None) -> dict[str, ToolFactory]:
+    """The tools offered in the picker, for the modules that import (their extras installed).
+
+    Args:
+        embedder: The docs search embedder (`minilm` or `hashing`); default from the env.
+    """
     choices: dict[str, ToolFactory] = {"calculator": _calculator}
     if available("agentlib.tools.python"):
         choices["python (sandboxed)"] = _python
+    if importable("agentlib.tools.sql"):
+        choices["SQL (sample music store)"] = _sql
+    if importable("agentlib.tools.cypher"):
+        choices["graph (sample movies)"] = _movies
+    if importable("agentlib.tools.retrieval.collection"):
+        choices["docs search"] = _docs_search(embedder)
     return choices
 
 
@@ -130,14 +191,24 @@ def _footer(event: RunFinishedEvent) -> gr.ChatMessage | None:
     return gr.ChatMessage(content=f"_{text}_ ({summary})")
 
 
-def build_chat_tab(pool: ModelPool, *, max_steps: int = 6, time_budget: float = 120.0) -> None:
+def build_chat_tab(
+    pool: ModelPool,
+    *,
+    max_steps: int = 6,
+    time_budget: float = 120.0,
+    embedder: str | None = None,
+) -> None:
     """Lay out the chat tab inside the current `gr.Blocks`."""
-    choices = tool_choices()
+    choices = tool_choices(embedder=embedder)
     session_state = gr.State(lambda: ChatSession(), delete_callback=close_session)
     with gr.Row():
         model_name = gr.Dropdown(pool.names, value=pool.names[0], label="Model", scale=2)
         tools = gr.CheckboxGroup(
-            list(choices), value=list(choices)[:1], label="Tools the agent may use", scale=3
+            list(choices),
+            value=list(choices)[:1],
+            label="Tools the agent may use",
+            scale=3,
+            elem_id="chat-tools",
         )
     gr.Markdown(SMALL_MODEL_NOTE, elem_classes=["small-note"])
     chatbot = gr.Chatbot(label="Agent", height=460, elem_id="agent-chat")
@@ -169,9 +240,13 @@ def build_chat_tab(pool: ModelPool, *, max_steps: int = 6, time_budget: float = 
         yield messages, ""
         try:
             model = pool.get(model_choice)
+            # Opening a tool may build an index or connect: keep it off the event loop.
+            toolsets = await asyncio.to_thread(
+                lambda: [choices[name](session) for name in tool_names if name in choices]
+            )
             agent: Agent[str] = Agent(
                 model,
-                tools=[choices[name](session) for name in tool_names if name in choices],
+                tools=toolsets,
                 max_steps=max_steps,
                 time_budget=time_budget,
             )

@@ -9,7 +9,7 @@ import gradio as gr
 
 from agentlib import AgentlibError, agenerate_result
 
-from ._shared import SMALL_MODEL_NOTE, ModelPool
+from ._shared import PATH_LABELS, SMALL_MODEL_NOTE, ModelPool
 
 MAX_TEXT_CHARS = 8000
 MAX_SCHEMA_CHARS = 10_000
@@ -46,13 +46,6 @@ SAMPLE_TEXTS = {
     "Person": "Maria Svensson is 34 years old and lives in Gothenburg, where she teaches maths.",
     "Invoice": "Invoice INV-2041 — total due: 1,250.50 EUR, payable within 30 days.",
     "Sentiment": "The delivery was late, but support sorted it out quickly. Great service!",
-}
-PATH_LABELS = {
-    "constrained": "constrained decoding (Outlines): invalid output could not be produced",
-    "strict_schema": "the server's strict JSON schema",
-    "native_tools": "the server's strict tool calling",
-    "prompted": "prompted, then validated (and retried on errors)",
-    "scripted": "a scripted test model, validated",
 }
 
 

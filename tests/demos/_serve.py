@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -12,22 +13,70 @@ from agentlib import FunctionModel, Message, OutputSchema
 from agentlib.models.testing import call, final
 from demos.app import CSS, build_app
 
+GENRE_QUERY = {
+    "table": "tracks",
+    "select": [{"column": "genres.name"}, {"column": "tracks.track_id", "aggregate": "count"}],
+    "joins": [{"on": "tracks.genre_id = genres.genre_id"}],
+    "order_by": [{"column": "tracks.track_id", "aggregate": "count", "direction": "desc"}],
+    "limit": 5,
+}
+
+
+def structured_query(question: str, schema: Any) -> dict[str, Any]:
+    """A query object for text_to_sql: tracks per genre, or the row count of the first table."""
+    if "genre" in question.lower():
+        return GENRE_QUERY
+    table = schema["properties"]["table"]
+    first = table["enum"][0] if "enum" in table else table["const"]
+    return {"table": first, "select": [{"column": "*", "aggregate": "count"}]}
+
+
+def rows_answer(prompt: str) -> dict[str, Any]:
+    """An answer read from the first row of the rows shown in the prompt."""
+    fenced = re.search(r"<untrusted-data[^>]*>\n(.*?)\n</untrusted-data>", prompt, re.DOTALL)
+    assert fenced is not None, "the rows prompt shows the rows as fenced data"
+    row = json.loads(fenced.group(1))["rows"][0]
+    if len(row) == 1:
+        return {"answer": f"The answer is {row[0]}."}
+    return {"answer": f"{row[0]} comes first, with {row[1]}."}
+
+
+def cited_answer(prompt: str) -> dict[str, Any]:
+    """An answer citing the first passage found in the prompt."""
+    first = re.search(r"^\[1\] (.+?) \(score", prompt, re.MULTILINE)
+    assert first is not None, "the docs prompt numbers its passages"
+    return {"answer": f"Passage [1] ({first.group(1)}) answers this.", "sources": [1]}
+
+
+def structured_reply(task: str, output: OutputSchema) -> dict[str, Any]:
+    """Replies for the requests the SQL, docs and extraction tabs make, by schema name."""
+    if output.name == "StructuredQuery":
+        return structured_query(task, output.schema)
+    if output.name == "RowsAnswer":
+        return rows_answer(task)
+    if output.name == "CitedAnswer":
+        return cited_answer(task)
+    return {"name": "Maria Svensson", "age": 34, "city": "Gothenburg"}
+
 
 async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -> Any:
-    """A deterministic model for the demos: arithmetic through the calculator, slow on demand."""
+    """A deterministic model for the demos: arithmetic through the calculator, slow on demand;
+    SQL queries, answers from rows and cited answers for the SQL and docs tabs."""
     task = next(
         m.content
         for m in reversed(messages)
         if m.role == "user" and not m.content.startswith("Observation")
     )
     last = messages[-1].content
-    if output is not None and output.name != "agent_step":  # structured extraction
-        return {"name": "Maria Svensson", "age": 34, "city": "Gothenburg"}
+    if output is not None and output.name != "agent_step":
+        return structured_reply(task, output)
     if "slowly" in task:
         await asyncio.sleep(60)
     if last.startswith("Observation"):
         value = last.rsplit("\n", 1)[-1]
         return final(f"The answer is {value}.", "I have the result.")
+    if "which tables" in task.lower():
+        return call("list_tables", "List the tables of the database.")
     if "remember" in task.lower():
         turns = sum(1 for m in messages if m.role == "assistant")
         return final(f"I see {turns} earlier answer(s) in this conversation.")
@@ -39,7 +88,9 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
 
 def main() -> None:
     port = int(sys.argv[1])
-    app = build_app({"Deterministic test model": lambda: FunctionModel(demo_brain)})
+    app = build_app(
+        {"Deterministic test model": lambda: FunctionModel(demo_brain)}, embedder="hashing"
+    )
     app.launch(server_name="127.0.0.1", server_port=port, quiet=True, css=CSS, share=False)
 
 

@@ -3,6 +3,8 @@ loopback, with a deterministic model so that what appears can be checked exactly
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,4 +94,120 @@ def test_extraction_rejects_a_broken_schema_clearly(browser: Any, demo_url: str)
     page.click("#extract-run")
     page.locator("#extract-status").get_by_text("Could not extract").wait_for()
     assert "schema is not valid" in page.locator("#extract-status").inner_text()
+    page.context.close()
+
+
+def test_chat_offers_the_sample_database_as_a_tool(browser: Any, demo_url: str) -> None:
+    page = _open(browser, demo_url)
+    tools = page.locator("#chat-tools")
+    for name in ("SQL (sample music store)", "graph (sample movies)", "docs search"):
+        assert tools.get_by_label(name).count() == 1, name
+    tools.get_by_label("SQL (sample music store)").check()
+    _ask(page, "Which tables are there?")
+    chat = page.locator("#agent-chat")
+    chat.get_by_text("The answer is").wait_for()
+    text = chat.inner_text()
+    assert "Tool call · list_tables" in text
+    # The final answer quotes the observation's last line: a table of the real sample schema.
+    assert "tracks: track_id, name, album_id, genre_id" in text
+    page.context.close()
+
+
+def _sql_tab(browser: Any, url: str) -> Any:
+    page = _open(browser, url)
+    page.get_by_role("tab", name="SQL explorer").click()
+    page.wait_for_selector("#sql-question textarea")
+    return page
+
+
+def test_sql_explorer_shows_the_query_its_rows_and_an_answer(
+    browser: Any, demo_url: str, tmp_path: Path
+) -> None:
+    from agentlib.tools.sql import create_music_store
+
+    # The same deterministic sample, queried directly: the genre with the most tracks.
+    create_music_store(tmp_path / "music.db")
+    with sqlite3.connect(tmp_path / "music.db") as connection:
+        genre, count = connection.execute(
+            "SELECT g.name, COUNT(*) FROM tracks t JOIN genres g ON t.genre_id = g.genre_id "
+            "GROUP BY g.name ORDER BY COUNT(*) DESC LIMIT 1"
+        ).fetchone()
+    page = _sql_tab(browser, demo_url)
+    page.fill("#sql-question textarea", "Which genres have the most tracks?")
+    page.click("#sql-ask")
+    page.locator("#sql-answer").get_by_text("comes first").wait_for()
+    assert f"{genre} comes first, with {count}." in page.locator("#sql-answer").inner_text()
+    shown_sql = page.locator("#sql-query .cm-content").inner_text()
+    assert "JOIN genres" in shown_sql and "ON tracks.genre_id = genres.genre_id" in shown_sql
+    rows = page.locator("#sql-rows").inner_text()
+    assert genre in rows and str(count) in rows
+    status = page.locator("#sql-status").inner_text()
+    assert "scripted test model" in status and "sample music store" in status
+    page.screenshot(path=str(SCREENSHOTS / "demo-sql.png"), full_page=True)
+    page.context.close()
+
+
+def test_sql_explorer_refuses_a_non_sqlite_upload_and_queries_a_real_one(
+    browser: Any, demo_url: str, tmp_path: Path
+) -> None:
+    fake = tmp_path / "notes.db"
+    fake.write_text("name,age\nAda,36\n")
+    garden = tmp_path / "garden.db"
+    with sqlite3.connect(garden) as connection:
+        connection.execute("CREATE TABLE plants (plant_id INTEGER PRIMARY KEY, name TEXT)")
+        connection.executemany(
+            "INSERT INTO plants (name) VALUES (?)", [("fern",), ("ivy",), ("moss",)]
+        )
+    page = _sql_tab(browser, demo_url)
+    upload = page.locator("#sql-upload input[type=file]")
+    upload.set_input_files(str(fake))
+    page.locator("#sql-database").get_by_text("not a SQLite database").wait_for()
+    page.locator("#sql-upload button[aria-label='Clear']").click()
+    page.locator("#sql-database").get_by_text("sample music store").wait_for()
+    upload.set_input_files(str(garden))
+    page.locator("#sql-database").get_by_text("garden.db").wait_for()
+    page.fill("#sql-question textarea", "How many plants are there?")
+    page.click("#sql-ask")
+    page.locator("#sql-answer").get_by_text("The answer is 3.").wait_for()
+    assert "FROM plants" in page.locator("#sql-query .cm-content").inner_text()
+    assert "garden.db" in page.locator("#sql-status").inner_text()
+    page.context.close()
+
+
+def _docs_tab(browser: Any, url: str) -> Any:
+    page = _open(browser, url)
+    page.get_by_role("tab", name="Docs Q&A").click()
+    page.wait_for_selector("#docs-question textarea")
+    return page
+
+
+def test_docs_qa_cites_the_project_docs(browser: Any, demo_url: str) -> None:
+    page = _docs_tab(browser, demo_url)
+    page.fill("#docs-question textarea", "How do I deploy the demos to a Hugging Face Space?")
+    page.click("#docs-ask")
+    page.locator("#docs-answer").get_by_text("Sources").wait_for()
+    answer = page.locator("#docs-answer").inner_text()
+    assert "how-to/demos.md" in answer and "Deploy to a Hugging Face Space" in answer
+    sources = page.locator("#docs-sources").inner_text()
+    assert "how-to/demos.md" in sources and "cited" in sources
+    assert "scripted test model" in page.locator("#docs-status").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "demo-docs-qa.png"), full_page=True)
+    page.context.close()
+
+
+def test_docs_qa_answers_from_uploaded_files_with_their_headings(
+    browser: Any, demo_url: str, tmp_path: Path
+) -> None:
+    pump = tmp_path / "pump.md"
+    pump.write_text("# Pump\n\n## Care\n\nReplace the filter every six months.\n")
+    cats = tmp_path / "cats.txt"
+    cats.write_text("Cats purr when they are content.\n")
+    page = _docs_tab(browser, demo_url)
+    page.locator("#docs-upload input[type=file]").set_input_files([str(pump), str(cats)])
+    page.locator("#docs-upload-status").get_by_text("Indexed").wait_for()
+    page.fill("#docs-question textarea", "How often should the filter be replaced?")
+    page.click("#docs-ask")
+    page.locator("#docs-answer").get_by_text("Sources").wait_for()
+    assert "pump.md, Pump > Care" in page.locator("#docs-answer").inner_text()
+    assert "your files" in page.locator("#docs-status").inner_text()
     page.context.close()
