@@ -15,8 +15,10 @@ from agentlib.errors import (
     MissingExtraError,
     ModelError,
     ModelOutputError,
+    StoreError,
     ToolError,
 )
+from agentlib.memory import Conversation
 from agentlib.models.base import Message, Model, ModelCapabilities, ModelResponse, OutputSchema
 from agentlib.models.testing import FunctionModel, ScriptedModel
 from agentlib.steps import (
@@ -51,6 +53,7 @@ __all__ = [
     "AgentlibError",
     "CancelToken",
     "ConfigurationError",
+    "Conversation",
     "ErrorEvent",
     "FinalAnswerEvent",
     "FunctionModel",
@@ -73,6 +76,7 @@ __all__ = [
     "Step",
     "StepStartedEvent",
     "StopReason",
+    "StoreError",
     "ThoughtEvent",
     "Tool",
     "ToolCall",

@@ -6,6 +6,7 @@ AgentlibError
 │   └── MissingExtraError     also an ImportError; names the extra
 ├── ModelError                the backend failed
 │   └── ModelOutputError      still invalid after retries; keeps the raw text
+├── StoreError                a conversation store failed; keeps the store's URL
 └── ToolError                 becomes an observation inside the loop
 ```
 
@@ -21,6 +22,7 @@ __all__ = [
     "MissingExtraError",
     "ModelError",
     "ModelOutputError",
+    "StoreError",
     "ToolError",
 ]
 
@@ -74,6 +76,15 @@ class ModelOutputError(ModelError):
         """The last raw text the model produced."""
         self.attempts = attempts
         """How many generations were tried."""
+
+
+class StoreError(AgentlibError):
+    """A conversation store failed: the database is unreachable, unwritable or stayed locked."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+        """The store's URL (without its password)."""
 
 
 class ToolError(AgentlibError):

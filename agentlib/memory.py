@@ -13,35 +13,46 @@
 The JSON format (`Conversation.to_dict`, `Turn.to_dict`) carries `"version": 1`; every later
 agentlib release reads version 1. A record that cannot be read is reported as a `LoadProblem`
 naming its row, and the other records still load.
+
+`Turn`, `LoadProblem` and the JSON format live in `agentlib._memory_format`, `SQLStore` (which
+builds on `Conversation`) in `agentlib._sql_store`, loaded on first use; both are re-exported
+here, the one place to import them from.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import math
-import random
 import re
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from agentlib.errors import ConfigurationError, MissingExtraError, ModelError
+from agentlib._memory_format import (
+    FORMAT_VERSION,
+    ConversationRecord,
+    LoadProblem,
+    Turn,
+    aware,
+    check_version,
+    jsonable,
+    parse_record,
+    preview,
+    utc_now,
+)
+from agentlib._prompts import template
+from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import Message, Model
-from agentlib.steps import Observation, RunResult, Step, StopReason, ToolCall, Usage
+from agentlib.steps import RunResult, Step
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.exc import DBAPIError
+    from agentlib._sql_store import SQLStore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -65,370 +76,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""The version of the JSON format written by this release; every later release reads it."""
-
 _CHARS_PER_TOKEN = 4  # the same deliberate over-estimate the loop uses
 _SHORTENED = "…[shortened to fit the context: {total} characters]"
-_STEP_PREVIEW = 200
-
-T = TypeVar("T")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _jsonable(value: Any) -> Any:
-    """`value` as plain JSON data (pydantic models and dataclasses dumped; the rest via `str`)."""
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-# -- the JSON format, read with pydantic so a bad record gets a precise message -------------
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _UsageRecord(_Record):
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-class _CallRecord(_Record):
-    id: str
-    tool_name: str
-    arguments: dict[str, Any]
-
-
-class _ObservationRecord(_Record):
-    call_id: str
-    tool_name: str
-    content: str
-    is_error: bool = False
-    error_type: str | None = None
-    duration: float = 0.0
-
-
-class _StepRecord(_Record):
-    index: int
-    thought: str
-    calls: list[_CallRecord] = []
-    observations: list[_ObservationRecord] = []
-    is_final: bool = False
-    final_answer: Any = None
-    raw_output: str = ""
-    retries: int = 0
-    generation_path: str = ""
-    usage: _UsageRecord = _UsageRecord()
-    model_seconds: float = 0.0
-    tool_seconds: float = 0.0
-
-
-class _TurnRecord(_Record):
-    id: str
-    task: str
-    answer: Any = None
-    stop_reason: StopReason | None = None
-    error: str | None = None
-    created_at: datetime
-    duration: float = 0.0
-    usage: _UsageRecord = _UsageRecord()
-    generation_paths: list[str] = []
-    metadata: dict[str, Any] = {}
-    steps: list[_StepRecord] = []
-
-
-class _ConversationRecord(_Record):
-    id: str
-    created_at: datetime
-    metadata: dict[str, Any] = {}
-    memory: dict[str, Any] = {}
-    turns: list[Any] = []
-
-
-def _check_version(data: Any, what: str) -> None:
-    if not isinstance(data, Mapping):
-        raise ConfigurationError(f"{what} is not a JSON object (got {type(data).__name__})")
-    version = data.get("version")
-    if version is None:
-        raise ConfigurationError(
-            f"{what} has no 'version' field, so it was not written by agentlib"
-        )
-    if not isinstance(version, int) or version < 1:
-        raise ConfigurationError(f"{what} has an invalid format version {version!r}")
-    if version > FORMAT_VERSION:
-        raise ConfigurationError(
-            f"{what} uses format version {version}, newer than this agentlib reads "
-            f"({FORMAT_VERSION}); upgrade agentlib to read it"
-        )
-
-
-def _parse(record: type[T], data: Mapping[str, Any], what: str) -> T:
-    try:
-        return record.model_validate(data)  # type: ignore[attr-defined, no-any-return]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
-            for error in exc.errors()[:3]
-        )
-        raise ConfigurationError(f"{what} is not a valid agentlib record: {problems}") from None
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-    }
-
-
-def _usage(record: _UsageRecord) -> Usage:
-    return Usage(
-        requests=record.requests,
-        input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens,
-    )
-
-
-def _step_dict(step: Step) -> dict[str, Any]:
-    return {
-        "index": step.index,
-        "thought": step.thought,
-        "calls": [
-            {"id": c.id, "tool_name": c.tool_name, "arguments": _jsonable(dict(c.arguments))}
-            for c in step.calls
-        ],
-        "observations": [
-            {
-                "call_id": o.call_id,
-                "tool_name": o.tool_name,
-                "content": o.content,
-                "is_error": o.is_error,
-                "error_type": o.error_type,
-                "duration": o.duration,
-            }
-            for o in step.observations
-        ],
-        "is_final": step.is_final,
-        "final_answer": _jsonable(step.final_answer),
-        "raw_output": step.raw_output,
-        "retries": step.retries,
-        "generation_path": step.generation_path,
-        "usage": _usage_dict(step.usage),
-        "model_seconds": step.model_seconds,
-        "tool_seconds": step.tool_seconds,
-    }
-
-
-def _step(record: _StepRecord) -> Step:
-    return Step(
-        index=record.index,
-        thought=record.thought,
-        calls=tuple(
-            ToolCall(id=c.id, tool_name=c.tool_name, arguments=c.arguments) for c in record.calls
-        ),
-        observations=tuple(
-            Observation(
-                call_id=o.call_id,
-                tool_name=o.tool_name,
-                content=o.content,
-                is_error=o.is_error,
-                error_type=o.error_type,
-                duration=o.duration,
-            )
-            for o in record.observations
-        ),
-        final_answer=record.final_answer,
-        is_final=record.is_final,
-        raw_output=record.raw_output,
-        retries=record.retries,
-        generation_path=record.generation_path,
-        usage=_usage(record.usage),
-        model_seconds=record.model_seconds,
-        tool_seconds=record.tool_seconds,
-    )
-
-
-# -- turns and conversations ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoadProblem:
-    """A stored record that could not be read; it was skipped and the others were loaded."""
-
-    row_id: str
-    """The record's id: a turn id, a conversation id, or `turns[3]` inside a JSON document."""
-    kind: str
-    """What the record should have been: `turn` or `conversation`."""
-    message: str
-    """What is wrong with it."""
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.row_id!r} was skipped: {self.message}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Turn:
-    """One run in a conversation: the task, the final answer, the steps, and metadata."""
-
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    """Unique across conversations."""
-    task: str
-    """The task the run was given."""
-    answer: Any = None
-    """The final answer as JSON data (a pydantic answer is stored as its JSON dump)."""
-    stop_reason: StopReason | None = None
-    """How the run ended; `None` while it runs, or if its process died mid-run."""
-    error: str | None = None
-    """What went wrong, when the run ended without an answer."""
-    steps: tuple[Step, ...] = ()
-    """The steps, as far as they were saved (tool return values are not stored)."""
-    created_at: datetime = field(default_factory=_now)
-    """When the run started (UTC)."""
-    duration: float = 0.0
-    """Wall-clock seconds of the run."""
-    usage: Usage = field(default_factory=Usage)
-    """Tokens and requests of the run."""
-    generation_paths: tuple[str, ...] = ()
-    """The generation paths the run used."""
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    """Your own JSON data about the turn (user id, feedback, ...)."""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the run ended with a final answer."""
-        return self.stop_reason == "final_answer"
-
-    @classmethod
-    def from_result(
-        cls,
-        result: RunResult[Any],
-        *,
-        task: str | None = None,
-        id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Turn:
-        """The turn for a finished run, ready to be the next run's history.
-
-        Args:
-            result: The run's result.
-            task: The task, when it differs from `result.task`.
-            id: The turn id to use (a fresh one by default).
-            metadata: Your own JSON data to keep with the turn.
-        """
-        return cls(
-            id=id or uuid.uuid4().hex,
-            task=result.task if task is None else task,
-            answer=_jsonable(result.output),
-            stop_reason=result.stop_reason,
-            error=result.error,
-            steps=result.steps,
-            created_at=_now(),
-            duration=result.duration,
-            usage=result.usage,
-            generation_paths=tuple(result.generation_paths),
-            metadata=dict(metadata or {}),
-        )
-
-    def messages(self, *, include_steps: bool = False) -> list[Message]:
-        """The turn as chat messages: the user's task, then the answer.
-
-        Args:
-            include_steps: Put a compact summary of the steps (thought, call, start of the
-                observation) before the answer.
-        """
-        if self.ok:
-            reply = _text(self.answer)
-        elif self.stop_reason is None:
-            reply = "(no answer: the run was interrupted)"
-        else:
-            reply = f"(no answer: the run stopped with {self.stop_reason}: {self.error or ''})"
-        if include_steps and any(not step.is_final for step in self.steps):
-            reply = f"{self._step_summary()}\nAnswer: {reply}"
-        return [Message(role="user", content=self.task), Message(role="assistant", content=reply)]
-
-    def _step_summary(self) -> str:
-        lines = ["Steps:"]
-        for step in self.steps:
-            if step.is_final:
-                continue
-            thought = _preview(step.thought)
-            for position, call in enumerate(step.calls):
-                arguments = json.dumps(_jsonable(dict(call.arguments)), ensure_ascii=False)
-                observation = (
-                    step.observations[position] if position < len(step.observations) else None
-                )
-                seen = _preview(observation.content) if observation else "(no result)"
-                lines.append(f"{step.index}. {thought} -> {call.tool_name}({arguments}) -> {seen}")
-                thought = ""
-            if not step.calls:
-                lines.append(f"{step.index}. {thought}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The turn in the versioned JSON format (see the memory concepts page)."""
-        return {
-            "version": FORMAT_VERSION,
-            "id": self.id,
-            "task": self.task,
-            "answer": _jsonable(self.answer),
-            "stop_reason": self.stop_reason,
-            "error": self.error,
-            "created_at": self.created_at.isoformat(),
-            "duration": self.duration,
-            "usage": _usage_dict(self.usage),
-            "generation_paths": list(self.generation_paths),
-            "metadata": _jsonable(dict(self.metadata)),
-            "steps": [_step_dict(step) for step in self.steps],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, what: str = "turn") -> Turn:
-        """Read a turn written by `to_dict` (by this or any earlier release).
-
-        Raises:
-            ConfigurationError: The data is not a turn, or uses a newer format version.
-        """
-        _check_version(data, what)
-        record = _parse(_TurnRecord, data, what)
-        return cls(
-            id=record.id,
-            task=record.task,
-            answer=record.answer,
-            stop_reason=record.stop_reason,
-            error=record.error,
-            steps=tuple(_step(step) for step in record.steps),
-            created_at=_aware(record.created_at),
-            duration=record.duration,
-            usage=_usage(record.usage),
-            generation_paths=tuple(record.generation_paths),
-            metadata=record.metadata,
-        )
-
-
-def _preview(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _STEP_PREVIEW else text[:_STEP_PREVIEW] + "…"
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Conversation:
@@ -469,7 +118,7 @@ class Conversation:
         """Your own JSON data about the conversation."""
         self.memory_state: dict[str, Any] = {}
         """Data a memory strategy keeps with the conversation (a running summary, ...)."""
-        self.created_at = created_at or _now()
+        self.created_at = created_at or utc_now()
         """When the conversation was created (UTC)."""
         self.problems: tuple[LoadProblem, ...] = ()
         """Records that could not be read when the conversation was loaded."""
@@ -496,7 +145,7 @@ class Conversation:
         title = self.metadata.get("title")
         if isinstance(title, str) and title:
             return title[:200]
-        return _preview(self._turns[0].task)[:80] if self._turns else ""
+        return preview(self._turns[0].task)[:80] if self._turns else ""
 
     def messages(self, *, include_steps: bool = False) -> list[Message]:
         """Every turn as chat messages, oldest first (no memory strategy applied)."""
@@ -613,8 +262,8 @@ class Conversation:
             "version": FORMAT_VERSION,
             "id": self.id,
             "created_at": self.created_at.isoformat(),
-            "metadata": _jsonable(self.metadata),
-            "memory": _jsonable(self.memory_state),
+            "metadata": jsonable(self.metadata),
+            "memory": jsonable(self.memory_state),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -637,8 +286,8 @@ class Conversation:
             ConfigurationError: The data is not a conversation, or uses a newer format.
         """
         what = "conversation"
-        _check_version(data, what)
-        record = _parse(_ConversationRecord, data, what)
+        check_version(data, what)
+        record = parse_record(ConversationRecord, data, what)
         turns: list[Turn] = []
         problems: list[LoadProblem] = []
         for position, item in enumerate(record.turns):
@@ -653,7 +302,7 @@ class Conversation:
             memory=memory,
             metadata=record.metadata,
             turns=turns,
-            created_at=_aware(record.created_at),
+            created_at=aware(record.created_at),
         )
         conversation.memory_state = dict(record.memory)
         conversation.problems = tuple(problems)
@@ -782,13 +431,6 @@ class WindowMemory:
         )
 
 
-_SUMMARY_INSTRUCTIONS = (
-    "You keep a running summary of a conversation between a user and an assistant. Merge the "
-    "new turns into the summary so far. Keep names, numbers, decisions, preferences and open "
-    "questions; drop pleasantries. Reply with the updated summary only, in plain prose."
-)
-
-
 @dataclass(slots=True)
 class SummaryMemory:
     """Recent turns verbatim, older ones folded into a running summary written by a model.
@@ -884,7 +526,7 @@ class SummaryMemory:
         )
         response = await model.agenerate(
             [
-                Message(role="system", content=_SUMMARY_INSTRUCTIONS),
+                Message(role="system", content=template("summary").substitute().strip()),
                 Message(role="user", content=prompt),
             ],
             max_tokens=self.max_summary_chars // _CHARS_PER_TOKEN,
@@ -1127,8 +769,8 @@ class InMemoryStore:
         header = conversation._header()
         header["title"] = conversation.title
         previous = self._conversations.get(conversation.id)
-        header["saved_at"] = previous["saved_at"] if previous else _now().isoformat()
-        header["updated_at"] = _now().isoformat()
+        header["saved_at"] = previous["saved_at"] if previous else utc_now().isoformat()
+        header["updated_at"] = utc_now().isoformat()
         self._conversations[conversation.id] = json.loads(json.dumps(header))
         self._turns.setdefault(conversation.id, {})
 
@@ -1164,346 +806,12 @@ class InMemoryStore:
             return self._conversations.pop(conversation_id, None) is not None
 
 
-def _import_sqlalchemy() -> None:
-    try:
-        import sqlalchemy  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError(
-            "sqlalchemy", "sql", feature="SQLStore (conversations in a database)"
-        ) from exc
+def __getattr__(name: str) -> Any:
+    # `SQLStore` lives in `agentlib._sql_store`, which builds on this module (it reads and
+    # writes `Conversation`s); loading it on first use also keeps sqlalchemy out of
+    # `import agentlib.memory` until a store is made.
+    if name == "SQLStore":
+        from agentlib._sql_store import SQLStore
 
-
-def _is_transient(exc: DBAPIError) -> bool:
-    """Whether a database error may pass if the transaction is tried again."""
-    from sqlalchemy import exc as sa_exc
-
-    if isinstance(exc, sa_exc.IntegrityError):
-        return True  # two writers inserted the same new conversation or position at once
-    if isinstance(exc, sa_exc.OperationalError):
-        text = str(exc.orig).lower()
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        return "locked" in text or "busy" in text or sqlstate in ("40001", "40P01")
-    return False
-
-
-class SQLStore:
-    """Conversations in any SQL database SQLAlchemy reaches; a SQLite file by default.
-
-    Each turn is one row holding its JSON document, rewritten in one transaction as each step
-    finishes, so a crash loses at most the step in flight. Writers may be many threads and
-    processes: SQLite runs in WAL mode with `BEGIN IMMEDIATE` transactions and a busy timeout,
-    and transactions that meet a lock or a concurrent insert are retried with backoff.
-    PostgreSQL (`postgresql+psycopg://...`) serves many processes and machines.
-
-    Args:
-        url: A SQLAlchemy URL (`sqlite:///chat.db`, `postgresql+psycopg://user@host/db`) or
-            the path of a SQLite file; or an existing `sqlalchemy.Engine` to use as it is.
-        table_prefix: Prefix of the two tables (`<prefix>conversations`, `<prefix>turns`).
-        max_retries: How many times a transaction that met a lock (after SQLite's own 10 s
-            busy timeout) or a concurrent insert is tried again.
-
-    Raises:
-        MissingExtraError: SQLAlchemy is not installed (`pip install "agentlib[sql]"`).
-    """
-
-    def __init__(
-        self,
-        url: str | Engine,
-        *,
-        table_prefix: str = "agentlib_",
-        max_retries: int = 5,
-    ) -> None:
-        _import_sqlalchemy()
-        import sqlalchemy as sa
-
-        if isinstance(url, sa.Engine):
-            self.engine = url
-            self._owns_engine = False
-        else:
-            self.engine = _create_engine(url)
-            self._owns_engine = True
-        self.max_retries = max_retries
-        metadata = sa.MetaData()
-        self._conversations = sa.Table(
-            f"{table_prefix}conversations",
-            metadata,
-            sa.Column("id", sa.String(128), primary_key=True),
-            sa.Column("title", sa.String(200), nullable=False),
-            sa.Column("created_at", sa.Float, nullable=False),
-            sa.Column("updated_at", sa.Float, nullable=False),
-            sa.Column("data", sa.Text, nullable=False),
-        )
-        self._turns = sa.Table(
-            f"{table_prefix}turns",
-            metadata,
-            sa.Column("id", sa.String(64), primary_key=True),
-            sa.Column(
-                "conversation_id",
-                sa.String(128),
-                sa.ForeignKey(f"{table_prefix}conversations.id", ondelete="CASCADE"),
-                nullable=False,
-            ),
-            sa.Column("position", sa.Integer, nullable=False),
-            sa.Column("updated_at", sa.Float, nullable=False),
-            sa.Column("data", sa.Text, nullable=False),
-            sa.UniqueConstraint("conversation_id", "position"),
-        )
-        self._transact(lambda connection: metadata.create_all(connection))
-
-    def __repr__(self) -> str:
-        return f"SQLStore({self.engine.url.render_as_string(hide_password=True)!r})"
-
-    def close(self) -> None:
-        """Close the connections (of an engine the store created)."""
-        if self._owns_engine:
-            self.engine.dispose()
-
-    def _transact(self, work: Callable[[Connection], T], *, read: bool = False) -> T:
-        from sqlalchemy.exc import DBAPIError
-
-        delay = 0.005
-        for attempt in range(self.max_retries + 1):
-            try:
-                with self.engine.connect() as connection:
-                    if read:
-                        connection = connection.execution_options(agentlib_read=True)
-                    with connection.begin():
-                        return work(connection)
-            except DBAPIError as exc:
-                if attempt == self.max_retries or not _is_transient(exc):
-                    raise
-                logger.debug("retrying a conversation store transaction after: %s", exc)
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def save(self, conversation: Conversation) -> None:
-        """Write the conversation's metadata and every turn, in one transaction."""
-        turns = conversation.turns
-
-        def work(connection: Connection) -> None:
-            self._write_header(connection, conversation)
-            for turn in turns:
-                self._write_turn(connection, conversation.id, turn)
-
-        self._transact(work)
-
-    def save_turn(self, conversation: Conversation, turn: Turn) -> None:
-        """Write one turn and the conversation's metadata, in one transaction."""
-
-        def work(connection: Connection) -> None:
-            self._write_header(connection, conversation)
-            self._write_turn(connection, conversation.id, turn)
-
-        self._transact(work)
-
-    def _write_header(self, connection: Connection, conversation: Conversation) -> None:
-        # The UPDATE comes first: it locks the conversation's row (PostgreSQL), so concurrent
-        # writers to one conversation take turns and positions stay unique.
-        table = self._conversations
-        now = time.time()
-        values = {
-            "title": conversation.title[:200],
-            "updated_at": now,
-            "data": json.dumps(conversation._header(), ensure_ascii=False),
-        }
-        updated = connection.execute(
-            table.update().where(table.c.id == conversation.id).values(**values)
-        )
-        if updated.rowcount == 0:
-            connection.execute(
-                table.insert().values(
-                    id=conversation.id, created_at=conversation.created_at.timestamp(), **values
-                )
-            )
-
-    def _write_turn(self, connection: Connection, conversation_id: str, turn: Turn) -> None:
-        import sqlalchemy as sa
-
-        table = self._turns
-        if not 0 < len(turn.id) <= 64:
-            raise ConfigurationError(f"a turn id must be 1-64 characters, got {turn.id!r}")
-        data = json.dumps(turn.to_dict(), ensure_ascii=False)
-        owner = connection.execute(
-            sa.select(table.c.conversation_id).where(table.c.id == turn.id)
-        ).scalar_one_or_none()
-        if owner is not None:
-            if owner != conversation_id:
-                raise ConfigurationError(
-                    f"turn {turn.id!r} is stored in conversation {owner!r}, not "
-                    f"{conversation_id!r}; give each turn its own id"
-                )
-            connection.execute(
-                table.update()
-                .where(table.c.id == turn.id)
-                .values(data=data, updated_at=time.time())
-            )
-            return
-        last = connection.execute(
-            sa.select(sa.func.max(table.c.position)).where(
-                table.c.conversation_id == conversation_id
-            )
-        ).scalar_one_or_none()
-        connection.execute(
-            table.insert().values(
-                id=turn.id,
-                conversation_id=conversation_id,
-                position=0 if last is None else last + 1,
-                updated_at=time.time(),
-                data=data,
-            )
-        )
-
-    def load(self, conversation_id: str) -> Conversation | None:
-        """The stored conversation, or `None`; unreadable turn rows go to `problems`."""
-        import sqlalchemy as sa
-
-        def work(connection: Connection) -> tuple[Any, list[Any]]:
-            header = connection.execute(
-                sa.select(self._conversations).where(self._conversations.c.id == conversation_id)
-            ).first()
-            rows = connection.execute(
-                sa.select(self._turns.c.id, self._turns.c.data)
-                .where(self._turns.c.conversation_id == conversation_id)
-                .order_by(self._turns.c.position)
-            ).all()
-            return header, list(rows)
-
-        header, rows = self._transact(work, read=True)
-        if header is None:
-            return None
-        problems: list[LoadProblem] = []
-        conversation = self._read_header(header, problems)
-        turns: list[Turn] = []
-        for row in rows:
-            try:
-                turns.append(_read_turn(row.id, row.data))
-            except ConfigurationError as exc:
-                problems.append(LoadProblem(row_id=row.id, kind="turn", message=str(exc)))
-        conversation._turns = turns
-        conversation.problems = tuple(problems)
-        for problem in problems:
-            logger.warning("conversation %s: %s", conversation_id, problem)
-        return conversation
-
-    def _read_header(self, header: Any, problems: list[LoadProblem]) -> Conversation:
-        created_at = datetime.fromtimestamp(header.created_at, UTC)
-        try:
-            data = json.loads(header.data)
-            if not isinstance(data, dict):
-                raise ConfigurationError(f"its data is a JSON {type(data).__name__}, not an object")
-            document = Conversation.from_dict(
-                {"id": header.id, "created_at": created_at.isoformat(), **data, "turns": []},
-                store=self,
-            )
-        except (json.JSONDecodeError, ConfigurationError) as exc:
-            message = (
-                f"its data is not valid JSON: {exc}"
-                if isinstance(exc, json.JSONDecodeError)
-                else str(exc)
-            )
-            problems.append(LoadProblem(row_id=header.id, kind="conversation", message=message))
-            return Conversation(header.id, store=self, created_at=created_at)
-        document.id = header.id  # the row's key wins over the document
-        return document
-
-    def list_conversations(self) -> list[ConversationInfo]:
-        """Every stored conversation, most recently updated first."""
-        import sqlalchemy as sa
-
-        counts = (
-            sa.select(self._turns.c.conversation_id, sa.func.count().label("turns"))
-            .group_by(self._turns.c.conversation_id)
-            .subquery()
-        )
-        table = self._conversations
-        query = (
-            sa.select(
-                table.c.id, table.c.title, table.c.created_at, table.c.updated_at, counts.c.turns
-            )
-            .outerjoin(counts, counts.c.conversation_id == table.c.id)
-            .order_by(table.c.updated_at.desc(), table.c.id)
-        )
-        rows = self._transact(lambda connection: connection.execute(query).all(), read=True)
-        return [
-            ConversationInfo(
-                id=row.id,
-                title=row.title,
-                turns=row.turns or 0,
-                created_at=datetime.fromtimestamp(row.created_at, UTC),
-                updated_at=datetime.fromtimestamp(row.updated_at, UTC),
-            )
-            for row in rows
-        ]
-
-    def delete(self, conversation_id: str) -> bool:
-        """Remove the conversation and its turns; whether it existed."""
-
-        def work(connection: Connection) -> bool:
-            connection.execute(
-                self._turns.delete().where(self._turns.c.conversation_id == conversation_id)
-            )
-            deleted = connection.execute(
-                self._conversations.delete().where(self._conversations.c.id == conversation_id)
-            )
-            return bool(deleted.rowcount)
-
-        return self._transact(work)
-
-
-def _read_turn(row_id: str, text: str) -> Turn:
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ConfigurationError(f"its data is not valid JSON: {exc}") from None
-    turn = Turn.from_dict(data, what="the row")
-    if turn.id != row_id:
-        raise ConfigurationError(f"the row holds turn {turn.id!r}, which belongs elsewhere")
-    return turn
-
-
-def _create_engine(url: str) -> Engine:
-    import sqlalchemy as sa
-
-    if "://" not in url:
-        url = f"sqlite:///{url}"
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
-    in_memory = parsed.database in (None, "", ":memory:")
-    options: dict[str, Any] = {"connect_args": {"timeout": 10, "check_same_thread": False}}
-    if in_memory:
-        options["poolclass"] = sa.StaticPool  # one shared connection, or each thread sees its own
-    engine = sa.create_engine(url, **options)
-    _configure_sqlite(engine, wal=not in_memory)
-    return engine
-
-
-def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
-    """WAL (readers never block the writer), a busy timeout, and `BEGIN IMMEDIATE`.
-
-    `BEGIN IMMEDIATE` takes the write lock when the transaction starts, so two writers cannot
-    both read and then fail to upgrade to a write (the classic source of "database is locked"
-    that no busy timeout resolves).
-    """
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 10000")
-        if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            # Commits survive a crash of the process; only an OS crash or power cut may undo
-            # the last ones (never corrupting the file). FULL costs an fsync per step: 16 ms
-            # per step and 30 writes/s for four writers on the benchmark machine.
-            cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # Readers need no lock in WAL mode: a deferred BEGIN reads a consistent snapshot.
-        read = connection.get_execution_options().get("agentlib_read", False)
-        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+        return SQLStore
+    raise AttributeError(f"module 'agentlib.memory' has no attribute {name!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -29,6 +30,7 @@ from agentlib import (
     RunFinishedEvent,
     ScriptedModel,
     StepStartedEvent,
+    StoreError,
     tool,
 )
 from agentlib.agent import ConversationLike
@@ -265,6 +267,48 @@ def test_sql_store_without_sqlalchemy_names_the_extra() -> None:
     assert issubclass(MissingExtraError, ImportError)
 
 
+def test_unwritable_sqlite_path_raises_store_error_naming_the_url(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    path = tmp_path / "no-such-folder" / "chat.db"
+    with pytest.raises(StoreError) as raised:
+        SQLStore(path.as_posix())
+    error = raised.value
+    assert error.url == f"sqlite:///{path.as_posix()}"
+    assert str(error).startswith(f"conversation store {error.url} could not create its tables: ")
+    assert "unable to open database file" in str(error)
+    assert "check that the database exists, is reachable" in str(error)
+    assert isinstance(error.__cause__, OperationalError)
+
+
+def test_store_whose_tables_disappeared_raises_store_error(sqlite_store: SQLStore) -> None:
+    Conversation("kept", store=sqlite_store).save()
+    with sqlite_store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE agentlib_turns")
+    with pytest.raises(StoreError, match=r"could not load conversation 'kept': no such table"):
+        sqlite_store.load("kept")
+
+
+def test_store_still_locked_after_retries_raises_store_error(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    path = tmp_path / "chat.db"
+    # A user's engine without a busy timeout, so a held lock fails at once instead of in 10 s.
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    store = SQLStore(engine, max_retries=2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError) as raised:
+            Conversation("busy", store=store).save()
+    finally:
+        holder.close()
+        engine.dispose()
+    message = str(raised.value)
+    assert "could not save conversation 'busy': database is locked" in message
+    assert "after 3 attempts" in message and "max_retries (now 2)" in message
+
+
 # -- the JSON format --------------------------------------------------------------------------
 
 
@@ -481,7 +525,12 @@ def test_write_waits_for_another_connections_lock_instead_of_failing(tmp_path: P
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another process's write transaction holds the lock
     locked = threading.Event()
-    release = threading.Timer(0.3, lambda: (holder.execute("COMMIT"), locked.set()))
+
+    def commit() -> None:
+        holder.execute("COMMIT")
+        locked.set()
+
+    release = threading.Timer(0.3, commit)
     release.start()
     store.save_turn(Conversation("waits", store=store), Turn(task="queued", answer=1))
     release.join()
