@@ -135,7 +135,7 @@ def warm_up(name: EmbedderName) -> None:
 class CitedAnswer(BaseModel):
     """An answer grounded in numbered passages."""
 
-    answer: str = Field(max_length=800, description="The answer, citing passages like [1]")
+    answer: str = Field(max_length=800, description="One to three sentences answering the question")
     sources: list[int] = Field(
         default_factory=list, max_length=PASSAGES, description="The numbers of the passages used"
     )
