@@ -16,10 +16,10 @@ model = OpenAIModel("gpt-4o-mini")
 ```
 
 Thread count: llama.cpp's decode speed collapses when its threads compete with other busy
-processes for the same cores (measured on 2 shared cores: `n_threads=2` fell to 5 tokens/s
-while `n_threads=1` kept 15-21 tokens/s; see `benchmarks/constrained_decoding.md`). The default
-is therefore 1 thread; set `n_threads=` or the `AGENTLIB_THREADS` environment variable to use
-more on an idle machine with more cores.
+processes for the same cores (`benchmarks/llama_threads.py` on 2 shared cores: 2 threads gave
+7.1 tokens/s as the machine was and 1.0 with a busy process per core; 1 thread gave 6.0 and
+4.8). The default is therefore 1 thread; set `n_threads=` or the `AGENTLIB_THREADS`
+environment variable to use more on an idle machine with more cores.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _THREADS_VARIABLE = "AGENTLIB_THREADS"
 ProgressCallback = Callable[[str], None]
 """Receives one human-readable line per loading stage (for a CLI or a UI)."""
 
-_loaded: dict[tuple[str, int, int, int, float], OutlinesModel] = {}
+_loaded: dict[tuple[str, int, int, tuple[tuple[str, float], ...]], OutlinesModel] = {}
 _load_lock = threading.Lock()
 
 
@@ -108,6 +108,9 @@ class LocalModel:
         verbose: Let llama.cpp print its own logs to stderr.
         path: Another GGUF file to run instead of the embedded one.
         temperature: Sampling temperature; 0 (the default) decodes greedily, reproducibly.
+        repeat_penalty: llama.cpp's repetition penalty. 1.1 measured best on the tool-call
+            benchmark (60/60 valid steps, 55/60 right tool; at 1.0 greedy decoding looped in
+            the thought until 4 of 60 steps ran out of tokens).
         on_progress: Called with one line per loading stage, e.g. to show it in a CLI.
 
     Raises:
@@ -124,6 +127,7 @@ class LocalModel:
         verbose: bool = False,
         path: str | os.PathLike[str] | None = None,
         temperature: float = 0.0,
+        repeat_penalty: float = 1.1,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         threads = n_threads if n_threads is not None else default_threads()
@@ -141,9 +145,8 @@ class LocalModel:
         self.n_threads = threads
         """The llama.cpp thread count in use."""
         self._label = _MODEL_LABEL if path is None else model_path.stem
-        self._model = _load(
-            model_path, self._label, threads, n_ctx, seed, verbose, temperature, on_progress
-        )
+        sampling = {"temperature": temperature, "repeat_penalty": repeat_penalty, "seed": seed}
+        self._model = _load(model_path, self._label, threads, n_ctx, verbose, sampling, on_progress)
 
     @property
     def name(self) -> str:
@@ -188,12 +191,11 @@ def _load(
     label: str,
     n_threads: int,
     n_ctx: int,
-    seed: int,
     verbose: bool,
-    temperature: float,
+    sampling: dict[str, float],
     on_progress: ProgressCallback | None,
 ) -> OutlinesModel:
-    key = (str(path.resolve()), n_threads, n_ctx, seed, temperature)
+    key = (str(path.resolve()), n_threads, n_ctx, tuple(sorted(sampling.items())))
     with _load_lock:
         model = _loaded.get(key)
         if model is not None:
@@ -205,13 +207,17 @@ def _load(
         from llama_cpp import Llama
 
         llama = Llama(
-            model_path=str(path), n_threads=n_threads, n_ctx=n_ctx, seed=seed, verbose=verbose
+            model_path=str(path),
+            n_threads=n_threads,
+            n_ctx=n_ctx,
+            seed=int(sampling["seed"]),
+            verbose=verbose,
         )
         model = OutlinesModel(
             outlines.from_llamacpp(llama),
             context_window=n_ctx,
             name=f"local:{label}",
-            inference_kwargs={"temperature": temperature, "seed": seed},
+            inference_kwargs=sampling,
         )
         _report(on_progress, f"loaded {label} in {time.perf_counter() - started:.1f} s")
         _loaded[key] = model
