@@ -25,12 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agentlib.tools.calculator import calculator, evaluate
-
 from agentlib import Agent, Message, ModelOutputError, tool
 from agentlib.actions import parse_step
 from agentlib.models.local import LocalModel
 from agentlib.models.outlines import OutlinesModel
+from agentlib.tools.calculator import calculator, evaluate
 
 CAPITALS = {"france": "Paris", "japan": "Tokyo", "italy": "Rome", "spain": "Madrid"}
 WEATHER = {"paris": "sunny, 21 °C", "london": "rain, 14 °C", "tokyo": "cloudy, 18 °C"}

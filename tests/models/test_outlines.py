@@ -53,7 +53,7 @@ def _random_transformers_model() -> Any:
     tokenizer = Tokenizer(models.BPE(vocab=vocabulary, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()
-    hf_tokenizer = PreTrainedTokenizerFast(
+    hf_tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer, eos_token="<|end|>", pad_token="<|end|>"
     )
     hf_tokenizer.chat_template = (
@@ -65,7 +65,7 @@ def _random_transformers_model() -> Any:
         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
         eos_token_id=eos, pad_token_id=eos,
     )  # fmt: skip
-    return outlines.from_transformers(LlamaForCausalLM(config), hf_tokenizer)
+    return outlines.from_transformers(LlamaForCausalLM(config), hf_tokenizer)  # type: ignore[arg-type]
 
 
 SMALL_SCHEMA = OutputSchema(
