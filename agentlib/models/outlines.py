@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,17 @@ _OUTLINES_CORE_WHITESPACE = r"[ ]?"
 _GUIDE_CACHE_SIZE = 64
 # Generation-length keyword per Outlines model class; llama.cpp and MLX use `max_tokens`.
 _MAX_TOKENS_KEYWORD = {"Transformers": "max_new_tokens", "TransformersMultiModal": "max_new_tokens"}
+
+
+# One lock per underlying model, shared by every OutlinesModel wrapping it: llama.cpp
+# contexts are not thread-safe, and two wrappers of one Llama must not decode at once.
+_generation_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_generation_locks_guard = threading.Lock()
+
+
+def _generation_lock(model: Any) -> threading.Lock:
+    with _generation_locks_guard:
+        return _generation_locks.setdefault(model, threading.Lock())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,7 +371,9 @@ class OutlinesModel:
         )
         self._guides: OrderedDict[str, _Guide] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._generation_lock = threading.Lock()
+        self._generation_lock = _generation_lock(
+            self._llama if self._llama is not None else outlines_model
+        )
         self._hits = 0
         self._compilations = 0
         self._compile_seconds = 0.0
