@@ -56,7 +56,11 @@ def build_model(spec: str, *, threads: int | None = None) -> Model:
         # No repetition penalty: it helps single tool choices (benchmarks/small_model_tool_calls)
         # but over a whole run it kept SmolLM2 from copying the observation's digits into its
         # answer (`agentlib run "What is 17 * 23?"` failed with 1.1 and answered 391 with 1.0).
-        return LocalModel(n_threads=threads, repeat_penalty=1.0)
+        return LocalModel(
+            n_threads=threads,
+            repeat_penalty=1.0,
+            on_progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     if spec.startswith("openai:"):
         from agentlib.models.openai import OpenAIModel
 
