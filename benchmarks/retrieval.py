@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from agentlib.tools.retrieval import (
     ANNIndex,
     BM25Retriever,

@@ -2,6 +2,7 @@
 
 import json
 
+from agentlib import FunctionModel
 from agentlib.tools.retrieval import (
     Chunk,
     DenseRetriever,
@@ -12,8 +13,6 @@ from agentlib.tools.retrieval import (
     RerankingRetriever,
     TermOverlapReranker,
 )
-
-from agentlib import FunctionModel
 
 texts = [
     "Income tax returns are due on the 30th of April.",

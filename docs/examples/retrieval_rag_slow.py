@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from agentlib.tools.retrieval import Collection, RetrievalTool
-
 from agentlib import Agent, ScriptedModel
 from agentlib.models.testing import call, final
+from agentlib.tools.retrieval import Collection, RetrievalTool
 
 Path("docs").mkdir(exist_ok=True)  # a folder of your documents: .md .txt .html .pdf .json(l)
 Path("docs/pump.md").write_text("# Pump\n\n## Care\n\nReplace the filter every six months.\n")

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from agentlib import ConfigurationError
 from agentlib.tools.retrieval.documents import Chunk, Document, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, SentenceTransformerEmbedder
 from agentlib.tools.retrieval.indexes import (
@@ -42,8 +43,6 @@ from agentlib.tools.retrieval.splitters import (
     TokenCounter,
     TokenSplitter,
 )
-
-from agentlib import ConfigurationError
 
 __all__ = ["Collection", "SearchMode"]
 

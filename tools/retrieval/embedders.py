@@ -20,10 +20,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
-from agentlib.tools.retrieval.errors import IndexMismatchError
 from numpy.typing import NDArray
 
 from agentlib import ConfigurationError, MissingExtraError, ModelError
+from agentlib.tools.retrieval.errors import IndexMismatchError
 
 if TYPE_CHECKING:
     import openai

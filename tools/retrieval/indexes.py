@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
-from agentlib.tools.retrieval.embedders import Embedder, Vectors
-from agentlib.tools.retrieval.errors import IndexMismatchError
 from numpy.typing import NDArray
 
 from agentlib import ConfigurationError
+from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
+from agentlib.tools.retrieval.embedders import Embedder, Vectors
+from agentlib.tools.retrieval.errors import IndexMismatchError
 
 __all__ = ["ExactIndex", "VectorIndex", "load_index"]
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from agentlib import MissingExtraError
 from agentlib.tools.retrieval.documents import Document
 from agentlib.tools.retrieval.errors import DocumentLoadError
-
-from agentlib import MissingExtraError
 
 __all__ = [
     "DirectoryLoader",

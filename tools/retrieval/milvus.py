@@ -15,12 +15,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from agentlib import ConfigurationError, MissingExtraError
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, Vectors
 from agentlib.tools.retrieval.errors import IndexMismatchError
 from agentlib.tools.retrieval.indexes import check_embedder, check_vectors
-
-from agentlib import ConfigurationError, MissingExtraError
 
 __all__ = ["MilvusIndex", "filter_expression"]
 

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from agentlib import ConfigurationError, Model, agenerate_result
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, normalize
 from agentlib.tools.retrieval.indexes import ChunkTable, VectorIndex, check_embedder, top_k
-
-from agentlib import ConfigurationError, Model, agenerate_result
 
 __all__ = [
     "BM25Retriever",

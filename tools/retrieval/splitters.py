@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from agentlib.tools.retrieval.documents import Chunk, Document, chunk_id
-
 from agentlib import ConfigurationError
+from agentlib.tools.retrieval.documents import Chunk, Document, chunk_id
 
 __all__ = [
     "MarkdownHeaderSplitter",

@@ -6,10 +6,9 @@ fenced as untrusted data, so instructions inside documents are not taken as inst
 
 from __future__ import annotations
 
+from agentlib import ToolError, Toolset, fence_untrusted, tool
 from agentlib.tools.retrieval.documents import SearchHit
 from agentlib.tools.retrieval.retrievers import Retriever
-
-from agentlib import ToolError, Toolset, fence_untrusted, tool
 
 __all__ = ["RetrievalTool", "format_hits"]
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from agentlib import ModelError
 from agentlib.tools.retrieval import (
     Embedder,
     HashingEmbedder,
@@ -17,8 +19,6 @@ from agentlib.tools.retrieval import (
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
 )
-
-from agentlib import ModelError
 
 
 def test_hashing_embedder_is_deterministic_and_normalised() -> None:

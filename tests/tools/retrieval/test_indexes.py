@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from agentlib import ConfigurationError
 from agentlib.tools.retrieval import (
     ANNIndex,
     Chunk,
@@ -17,8 +19,6 @@ from agentlib.tools.retrieval import (
     VectorIndex,
     load_index,
 )
-
-from agentlib import ConfigurationError
 
 TEXTS = {
     "a1": ("alpha.md", "Volcanoes erupt lava and ash."),

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pypdf
 import pytest
+
+from agentlib import ConfigurationError
 from agentlib.tools.retrieval import (
     DirectoryLoader,
     DocumentLoadError,
@@ -15,8 +17,6 @@ from agentlib.tools.retrieval import (
     TextLoader,
     load_file,
 )
-
-from agentlib import ConfigurationError
 
 from .conftest import write_pdf
 

@@ -4,6 +4,8 @@ import json
 from collections.abc import Sequence
 
 import pytest
+
+from agentlib import FunctionModel, Message, OutputSchema
 from agentlib.tools.retrieval import (
     BM25Retriever,
     Chunk,
@@ -20,8 +22,6 @@ from agentlib.tools.retrieval import (
     TermOverlapReranker,
     reciprocal_rank_fusion,
 )
-
-from agentlib import FunctionModel, Message, OutputSchema
 
 DOCS = {
     "lava": "Volcanoes erupt molten lava and ash over nearby towns.",

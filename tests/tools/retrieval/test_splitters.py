@@ -3,6 +3,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
+from agentlib import ConfigurationError
 from agentlib.tools.retrieval import (
     Document,
     HashingEmbedder,
@@ -10,8 +12,6 @@ from agentlib.tools.retrieval import (
     RecursiveSplitter,
     TokenSplitter,
 )
-
-from agentlib import ConfigurationError
 
 PROSE = " ".join(
     f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(60)

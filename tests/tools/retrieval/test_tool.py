@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from agentlib.tools.retrieval import Collection, HashingEmbedder, RetrievalTool
 
 from agentlib import Agent, FunctionModel, Message, OutputSchema, ScriptedModel, ToolError
 from agentlib.models.testing import call, final
+from agentlib.tools.retrieval import Collection, HashingEmbedder, RetrievalTool
 
 
 @pytest.fixture
