@@ -205,9 +205,9 @@ async def _run_once(
 
 
 def _make_agent(args: argparse.Namespace) -> Agent[Any]:
-    model = build_model(args.model, threads=args.threads)
     default = DEFAULT_LOCAL_TOOLS if args.model == "local" else DEFAULT_TOOLS
-    tools = build_tools(args.tools if args.tools is not None else default)
+    tools = build_tools(args.tools if args.tools is not None else default)  # fails fast
+    model = build_model(args.model, threads=args.threads)
     if args.model != "local":
         return Agent(model, tools=tools, max_steps=args.max_steps)
     # The embedded model is tiny: a worked example, a short thought and bounded strings keep

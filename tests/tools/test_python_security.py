@@ -184,11 +184,29 @@ async def test_host_files_are_hidden_from_the_sandbox(
 async def test_filesystem_view_holds_only_python_and_the_working_directory(
     bare: PythonSession,
 ) -> None:
+    import sys
+
+    # Python's own folders are mounted read-only; where they live depends on the machine
+    # (CI's virtual environment may sit under /tmp), so only the other host folders must be
+    # absent, and a file beside Python's folders must stay invisible.
+    python_roots = {
+        Path(path).parts[1]
+        for path in (*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix)
+        if path and Path(path).is_absolute() and len(Path(path).parts) > 1
+    }
     result = await bare.arun("import os\nsorted(os.listdir('/')), os.getcwd()")
     assert result.value is not None
-    for host_directory in ("'etc'", "'tmp'", "'home'", "'proc'", "'var'", "'boot'"):
-        assert host_directory not in result.value
+    for host_directory in ("etc", "tmp", "home", "proc", "var", "boot"):
+        if host_directory not in python_roots:
+            assert f"'{host_directory}'" not in result.value
     assert "'/sandbox'" in result.value
+    neighbour = Path(sys.prefix).parent / f"agentlib_neighbour_{secrets.token_hex(4)}"
+    neighbour.write_text("host secret")
+    try:
+        seen = await bare.arun(f"import os\nos.path.exists({str(neighbour)!r})")
+        assert seen.value == "False"
+    finally:
+        neighbour.unlink()
 
 
 async def test_writes_outside_the_working_directory_never_reach_the_host(
