@@ -1,7 +1,8 @@
 """agentlib: agents that use tools and return typed, schema-valid output.
 
 The public API is re-exported here; nothing else is public. Backends with heavy dependencies
-(`OpenAIModel`, `OutlinesModel`, `LocalModel`) load on first use, so `import agentlib` is light.
+(`OpenAIModel`, `OutlinesModel`, `LocalModel`) and `Conversation` load on first use, so
+`import agentlib` is light.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from agentlib.errors import (
     StoreError,
     ToolError,
 )
-from agentlib.memory import Conversation
 from agentlib.models.base import Message, Model, ModelCapabilities, ModelResponse, OutputSchema
 from agentlib.models.testing import FunctionModel, ScriptedModel
 from agentlib.steps import (
@@ -41,6 +41,7 @@ from agentlib.structured import Generation, agenerate, agenerate_result, generat
 from agentlib.tool import Tool, Toolset, fence_untrusted, render_observation, tool
 
 if TYPE_CHECKING:
+    from agentlib.memory import Conversation
     from agentlib.models.local import LocalModel
     from agentlib.models.openai import OpenAIModel
     from agentlib.models.outlines import OutlinesModel
@@ -96,6 +97,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # Loaded on first use: agentlib.memory's record models cost ~45 ms of `import agentlib`
+    # (python -X importtime), and most programs never hold a conversation.
+    if name == "Conversation":
+        from agentlib.memory import Conversation
+
+        return Conversation
     if name in ("OpenAIModel", "OutlinesModel", "LocalModel"):
         from agentlib import models
 
