@@ -19,8 +19,13 @@ from typing import Any, Generic, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
-from agentlib._prompts import template
-from agentlib.actions import FINAL_ANSWER, ParsedStep, StepSchema, build_step_schema, parse_step
+from agentlib._prompting import (
+    echo_step,
+    fit_to_context,
+    observation_message,
+    render_system_prompt,
+)
+from agentlib.actions import ParsedStep, StepSchema, build_step_schema, parse_step
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
 from agentlib.models.base import Message, Model, ModelResponse
 from agentlib.steps import (
@@ -46,9 +51,6 @@ __all__ = ["Agent", "CancelToken", "ConversationLike"]
 logger = logging.getLogger(__name__)
 
 OutputT = TypeVar("OutputT", default=str)
-
-_SHORTENED = "…[shortened to fit the context: {total} characters]"
-_CHARS_PER_TOKEN = 4  # a deliberate over-estimate for English and code; keeps prompts in budget
 
 
 class CancelToken:
@@ -125,6 +127,8 @@ class _RunState:
     deadline: float | None
     cancel_token: CancelToken | None
     messages: list[Message]
+    first_shortenable: int
+    """Messages before this index (system prompt, history, task) are never shortened."""
     steps: list[Step] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     paths: list[str] = field(default_factory=list)
@@ -207,7 +211,12 @@ class Agent(Generic[OutputT]):
             max_thought_length=max_thought_length,
             max_string_length=max_string_length,
         )
-        self._system_prompt = self._render_system_prompt(self.tools)
+        self._system_prompt = render_system_prompt(
+            self.tools,
+            instructions=instructions,
+            parallel_calls=parallel_calls,
+            answer_schema=self.step_schema.answer.json_schema,
+        )
 
     # -- public API -------------------------------------------------------------------------
 
@@ -288,6 +297,7 @@ class Agent(Generic[OutputT]):
                 *history,
                 Message(role="user", content=task),
             ],
+            first_shortenable=len(history) + 2,
         )
         run_toolsets, tools = self._tools_for_run()
         reason: StopReason = "max_steps"
@@ -362,7 +372,12 @@ class Agent(Generic[OutputT]):
     ) -> tuple[ParsedStep, list[AgentEvent]]:
         """Ask the model for one valid step, retrying invalid ones; returns it and its events."""
         events: list[AgentEvent] = []
-        messages = self._fit_to_context(state.messages)
+        messages = fit_to_context(
+            state.messages,
+            context_window=self.model.capabilities.context_window,
+            reserve_tokens=(self.max_tokens_per_step or 1024) + 64,
+            first=state.first_shortenable,
+        )
         step_usage = Usage()
         model_seconds = 0.0
         for attempt in range(self.max_retries + 1):
@@ -437,7 +452,11 @@ class Agent(Generic[OutputT]):
         step = state.steps[-1]
         index = step.index
         if parsed.is_final:
-            state.messages.append(Message(role="assistant", content=self._echo(parsed)))
+            state.messages.append(
+                Message(
+                    role="assistant", content=echo_step(parsed, parallel_calls=self.parallel_calls)
+                )
+            )
             yield FinalAnswerEvent(step=index, output=parsed.answer)
             return
         calls = []
@@ -458,11 +477,13 @@ class Agent(Generic[OutputT]):
             yield ToolResultEvent(step=index, observation=observation)
         state.steps[-1] = replace(step, observations=tuple(observations), tool_seconds=tool_seconds)
         self._track_repeats(state, calls, observations)
-        state.messages.append(Message(role="assistant", content=self._echo(parsed)))
+        state.messages.append(
+            Message(role="assistant", content=echo_step(parsed, parallel_calls=self.parallel_calls))
+        )
         state.messages.append(
             Message(
                 role="user",
-                content=_observation_message(observations, repeated=state.repeats > 1),
+                content=observation_message(observations, repeated=state.repeats > 1),
             )
         )
 
@@ -554,89 +575,8 @@ class Agent(Generic[OutputT]):
             raise _Stop("cancelled", "the run was cancelled with its cancel token")
         raise _Stop("time_budget", f"the time budget of {self.time_budget} s ran out")
 
-    # -- prompts ------------------------------------------------------------------------------
-
-    def _render_system_prompt(self, tools: Sequence[Tool]) -> str:
-        lines = []
-        for item in tools:
-            schema = json.dumps(item.parameters.get("properties", {}), separators=(",", ":"))
-            lines.append(
-                f"- {item.name}: {item.description or '(no description)'}\n  arguments: {schema}"
-            )
-        tool_text = "\n".join(lines) if lines else "(no tools: answer directly)"
-        if self.parallel_calls > 1:
-            step_format = (
-                '{"thought": "...", "actions": [{"tool": "<tool name>", "arguments": {...}}, ...]}'
-                f" (at most {self.parallel_calls} actions; they run at the same time)"
-            )
-        else:
-            step_format = (
-                '{"thought": "...", "action": {"tool": "<tool name>", "arguments": {...}}}'
-            )
-        return template("react").substitute(
-            instructions=self.instructions or "",
-            step_format=step_format,
-            tools=tool_text,
-            answer_schema=json.dumps(self.step_schema.answer.json_schema, separators=(",", ":")),
-        )
-
-    def _echo(self, parsed: ParsedStep) -> str:
-        """The accepted step as compact JSON, as the model will see it in the history."""
-        if parsed.is_final:
-            action: Any = {"tool": FINAL_ANSWER, "answer": _jsonable(parsed.answer)}
-        else:
-            action = [{"tool": name, "arguments": args} for name, args in parsed.calls]
-            if self.parallel_calls == 1:
-                action = action[0]
-        key = "actions" if self.parallel_calls > 1 else "action"
-        return json.dumps({"thought": parsed.thought, key: action}, default=str, ensure_ascii=False)
-
-    def _fit_to_context(self, messages: list[Message]) -> list[Message]:
-        """Shorten old observations (oldest first, visibly) until the prompt fits the budget."""
-        window = self.model.capabilities.context_window
-        reserve = (self.max_tokens_per_step or 1024) + 64
-        budget_chars = max(1, window - reserve) * _CHARS_PER_TOKEN
-        total = sum(len(message.content) for message in messages)
-        if total <= budget_chars:
-            return messages
-        fitted = list(messages)
-        # Candidates: observation messages, oldest first; never the system prompt or the task.
-        for keep in (400, 100, 0):
-            for position in range(2, len(fitted) - 1):
-                message = fitted[position]
-                if message.role != "user" or len(message.content) <= keep + 80:
-                    continue
-                shortened = message.content[:keep] + _SHORTENED.format(total=len(message.content))
-                total -= len(message.content) - len(shortened)
-                fitted[position] = Message(role="user", content=shortened)
-                if total <= budget_chars:
-                    return fitted
-        return fitted
-
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark an abandoned future's outcome as seen, so asyncio does not log it as lost."""
     if not future.cancelled():
         future.exception()
-
-
-def _observation_message(observations: Sequence[Observation], *, repeated: bool = False) -> str:
-    parts = []
-    for observation in observations:
-        status = "error" if observation.is_error else "result"
-        parts.append(f"Observation ({observation.tool_name} {status}):\n{observation.content}")
-    if repeated:
-        # Small models (seen with SmolLM2-135M) loop on a call whose result they already have;
-        # the loop stops them after max_repeated_calls, and this tells them why first.
-        parts.append(
-            "You already made this exact call and got this result. Do not repeat it: "
-            "give the final_answer now, or try something different."
-        )
-    return "\n\n".join(parts)
-
-
-def _jsonable(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    return value

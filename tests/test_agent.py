@@ -430,6 +430,31 @@ def test_old_observations_are_shortened_to_fit_the_context() -> None:
     assert "page 5" in last_prompt[-1].content  # the newest observation is intact
 
 
+def test_history_and_task_are_never_shortened() -> None:
+    @tool
+    def page(number: int) -> str:
+        """Read a long page.
+
+        Args:
+            number: Which page.
+        """
+        return f"page {number} " + "lorem ipsum " * 300
+
+    def decide(messages: Sequence[Message], output: OutputSchema | None) -> dict[str, Any]:
+        done = sum(1 for m in messages if m.role == "assistant") - 1  # minus the history's
+        return call("page", number=done + 1) if done < 4 else final("read")
+
+    earlier = "an earlier question " * 100
+    task = "read the pages " + "carefully " * 100
+    model = FunctionModel(decide, context_window=2048)
+    history = [Message(role="user", content=earlier), Message(role="assistant", content="ok")]
+    result = Agent(model, tools=[page], max_tokens_per_step=256).run(task, history=history)
+    assert result.ok
+    last = model.requests[-1].messages
+    assert last[1].content == earlier and last[3].content == task
+    assert any("shortened to fit the context" in m.content for m in last[4:])
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"max_steps": 0}, {"parallel_calls": 0}, {"max_retries": -1}, {"max_repeated_calls": 0}],
