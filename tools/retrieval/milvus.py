@@ -92,6 +92,10 @@ class MilvusIndex:
             dimension, embedder_name = embedder.dimension, embedder.name
         if client is None:
             try:
+                # pymilvus imports scipy.sparse lazily on its first search, from a worker
+                # thread, and that import raced another one in CI ("partially initialized
+                # module scipy.sparse._base"); importing it here, once, avoids the race.
+                import scipy.sparse  # noqa: F401
                 from pymilvus import MilvusClient
             except ImportError as exc:
                 raise MissingExtraError("pymilvus", "retrieval", feature="MilvusIndex") from exc
