@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from agentlib._lazy import lazy_exports
 from agentlib._memory_format import (
     FORMAT_VERSION,
     ConversationRecord,
@@ -806,12 +807,9 @@ class InMemoryStore:
             return self._conversations.pop(conversation_id, None) is not None
 
 
-def __getattr__(name: str) -> Any:
-    # `SQLStore` lives in `agentlib._sql_store`, which builds on this module (it reads and
-    # writes `Conversation`s); loading it on first use also keeps sqlalchemy out of
-    # `import agentlib.memory` until a store is made.
-    if name == "SQLStore":
-        from agentlib._sql_store import SQLStore
-
-        return SQLStore
-    raise AttributeError(f"module 'agentlib.memory' has no attribute {name!r}")
+# `SQLStore` lives in `agentlib._sql_store`, which builds on this module (it reads and writes
+# `Conversation`s); loading it on first use also keeps sqlalchemy out of `import agentlib.memory`
+# until a store is made.
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"SQLStore": "agentlib._sql_store"}, __all__
+)

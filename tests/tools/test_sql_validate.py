@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agentlib.tools._sql_connection import execute_read_only
+from agentlib.tools.sql._connection import execute_read_only
 from agentlib.tools.sql import SQLDatabase
 
 from agentlib import ToolError

@@ -28,8 +28,8 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import networkx as nx
 import pydantic
-from agentlib.tools._cypher_grand import QueryWorker, run_in_process, translate
-from agentlib.tools._cypher_pattern import (
+from ._grand import QueryWorker, run_in_process, translate
+from ._pattern import (
     CypherStatement,
     GraphPattern,
     PatternCondition,
@@ -40,7 +40,7 @@ from agentlib.tools._cypher_pattern import (
     compile_pattern,
     pattern_model,
 )
-from agentlib.tools._cypher_schema import (
+from ._schema import (
     LABELS,
     GraphSchema,
     LabelInfo,
@@ -48,7 +48,7 @@ from agentlib.tools._cypher_schema import (
     RelationshipInfo,
     schema_from_networkx,
 )
-from agentlib.tools._cypher_syntax import check_names, quote_literal, tokenize, validate_read_only
+from ._syntax import check_names, quote_literal, tokenize, validate_read_only
 from pydantic import AfterValidator, BaseModel
 
 from agentlib import (
