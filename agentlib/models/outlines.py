@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 from agentlib.errors import ConfigurationError, MissingExtraError, ModelError
 from agentlib.models._schema_check import compile_schema_guarded
 from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
+from agentlib.models.profiles import ModelProfile, profile_for
 
 __all__ = ["ConstraintBackend", "GuideCacheInfo", "OutlinesModel", "compile_schema_guarded"]
 
@@ -387,6 +388,23 @@ class OutlinesModel:
     def capabilities(self) -> ModelCapabilities:
         """Constrained JSON schema and regex (CFG too with llguidance)."""
         return self._capabilities
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The step options and generation defaults matched from the model's name."""
+        return profile_for(self._name)
+
+    def count_tokens(self, text: str) -> int:
+        """The number of tokens `text` takes, counted with the model's own tokenizer."""
+        if self._llama is not None:
+            return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        tokenizer = getattr(self.outlines_model, "tokenizer", None)
+        encode = getattr(tokenizer, "encode", None)
+        if callable(encode):
+            ids = encode(text)
+            first = ids[0] if isinstance(ids, tuple) else ids
+            return int(getattr(first, "shape", [len(first)])[-1])
+        return len(text) // 4  # no tokenizer exposed: a characters-based estimate
 
     def guide_cache_info(self) -> GuideCacheInfo:
         """How often a compiled guide was reused, and how many schemas were compiled."""

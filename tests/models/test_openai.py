@@ -173,7 +173,7 @@ async def test_tools_mode_exposes_each_action_as_a_strict_function() -> None:
             "type": "function",
             "function": {
                 "name": "add",
-                "description": "Call the tool 'add'.",
+                "description": "Add two integers.",
                 "parameters": {
                     "type": "object",
                     "properties": {
