@@ -249,6 +249,7 @@ class Agent(Generic[OutputT]):
             output_type,
             parallel_calls=parallel_calls,
             options=options,
+            max_tokens=max_tokens_per_step,
         )
         """The step format: schema, prompt text, parser (see `agentlib.step_format`)."""
         self._narrowed: StepFormat | None = None
@@ -555,6 +556,7 @@ class Agent(Generic[OutputT]):
                 self.tools,
                 self.output_type,
                 parallel_calls=self.parallel_calls,
+                max_tokens=self.max_tokens_per_step,
                 options=replace(
                     options,
                     max_thought_length=max(1, options.max_thought_length // 2),

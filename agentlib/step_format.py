@@ -96,6 +96,7 @@ class StepFormat:
         "_tools",
         "action_key",
         "answer",
+        "max_tokens",
         "name_key",
         "options",
         "output",
@@ -110,6 +111,7 @@ class StepFormat:
         *,
         parallel_calls: int,
         options: StepOptions,
+        max_tokens: int | None = None,
     ) -> None:
         if parallel_calls < 1:
             raise ConfigurationError(f"parallel_calls must be at least 1, got {parallel_calls}")
@@ -121,6 +123,7 @@ class StepFormat:
         self.tool_names = tuple(key[0] for key in tool_keys)
         self.parallel_calls = parallel_calls
         self.options = options
+        self.max_tokens = max_tokens
         self.action_key = "actions" if parallel_calls > 1 else "action"
         self.name_key = options.key_shape
         self.output = OutputSchema(_SCHEMA_NAME, self._schema(), actions=self._actions())
@@ -135,6 +138,7 @@ class StepFormat:
         *,
         parallel_calls: int = 1,
         options: StepOptions | None = None,
+        max_tokens: int | None = None,
     ) -> StepFormat:
         """Build (or fetch from the cache) the format for `tools` and `output_type`.
 
@@ -143,6 +147,8 @@ class StepFormat:
             output_type: The type of the final answer (or a raw JSON schema as a dict).
             parallel_calls: The most tool calls one step may hold.
             options: The format's variants; the defaults when omitted.
+            max_tokens: The step's token budget: string bounds shrink so that a step always
+                closes within it (see `fit_strings`); `None` keeps the options' bounds.
         """
         options = options or StepOptions()
         keys = tuple(_tool_key(item) for item in tools)
@@ -151,10 +157,14 @@ class StepFormat:
         else:
             output_key = ("type", output_type)
         try:
-            return _cached(keys, output_key, parallel_calls, options)
+            return _cached(keys, output_key, parallel_calls, options, max_tokens)
         except TypeError:  # an unhashable output type: build without the cache
             return cls(
-                keys, output_spec(output_type), parallel_calls=parallel_calls, options=options
+                keys,
+                output_spec(output_type),
+                parallel_calls=parallel_calls,
+                options=options,
+                max_tokens=max_tokens,
             )
 
     def _payload_key(self, name: str) -> str:
@@ -177,9 +187,46 @@ class StepFormat:
             return self.answer.json_schema
         return _answer_object(self.answer.json_schema)
 
+    def _thought_bound(self) -> int:
+        bound = self.options.max_thought_length
+        if self.max_tokens is not None and self.options.thought != "none":
+            bound = max(1, min(bound, self.max_tokens // 4))
+        return bound
+
+    def _fitted(self, name: str, payload: Mapping[str, Any], calls: int) -> dict[str, Any]:
+        """`payload` with its free strings bounded to fit the token budget.
+
+        The budget is `max_tokens` less the thought's bound and the branch's skeleton (the
+        step written with empty strings), shared by the `calls` calls one step may hold and
+        by the payload's free strings. It counts one token per character: every vocabulary
+        token holds at least one character of ASCII text, and the constrained decoder allows
+        no control-character escapes (an escaped quote, backslash, newline or tab still takes
+        two characters). Not covered: numbers (unbounded digits), arrays without `maxItems`
+        (counted once), and non-ASCII text (up to 4 tokens a character).
+        """
+        bound = self.options.max_string_length
+        if self.max_tokens is not None:
+            free, fixed = _string_costs(payload)
+            empty = example_value(payload, text="")
+            action = (
+                self.final_action(empty.get("answer") if isinstance(empty, dict) else empty)
+                if name == FINAL_ANSWER
+                else self.call_action(name, empty if isinstance(empty, dict) else {})
+            )
+            skeleton = len(self._line("", [action] * calls))
+            room = self.max_tokens - self._thought_bound() - skeleton - calls * fixed
+            bound = max(1, min(bound, room // max(1, calls * free)))
+        return bound_strings(payload, bound)
+
     def _schema(self) -> dict[str, Any]:
-        calls = [self._branch_schema(name, parameters) for name, _, parameters in self._tools]
-        final = self._branch_schema(FINAL_ANSWER, self._final_payload())
+        calls_per_step = self.parallel_calls
+        calls = [
+            self._branch_schema(name, self._fitted(name, parameters, calls_per_step))
+            for name, _, parameters in self._tools
+        ]
+        final = self._branch_schema(
+            FINAL_ANSWER, self._fitted(FINAL_ANSWER, self._final_payload(), 1)
+        )
         action: dict[str, Any]
         if self.parallel_calls == 1:
             action = {"anyOf": [*calls, final]}
@@ -200,14 +247,14 @@ class StepFormat:
                 )
             action = {"anyOf": branches}
         properties: dict[str, Any] = {}
-        thought = {"type": "string", "maxLength": self.options.max_thought_length}
+        thought = {"type": "string", "maxLength": self._thought_bound()}
         if self.options.thought == "before":
             properties["thought"] = thought
         properties[self.action_key] = action
         if self.options.thought == "after":
             properties["thought"] = thought
         schema = {"type": "object", "properties": properties, "required": list(properties)}
-        return close_objects(bound_strings(schema, self.options.max_string_length))
+        return close_objects(schema)
 
     def _actions(self) -> StepActions:
         branches = [
@@ -280,24 +327,49 @@ class StepFormat:
         self, instructions: str | None, *, examples: Sequence[WorkedExample] = ()
     ) -> str:
         """The system prompt: instructions, worked examples, the format, its rules, the tools."""
-        shown = [self.render_example(item) for item in examples if item.tool in self.tool_names]
+        usable = [item for item in examples if item.tool in self.tool_names]
+        shown = [self.render_example(item) for item in usable]
         preamble = "\n\n".join(part for part in (*shown, instructions or "") if part)
         return template("react").substitute(
             instructions=preamble,
-            step_format=self.describe(),
+            step_format=self.describe(usable[0] if usable else None),
             rules=self.rules(),
             tools=self.describe_tools(),
             answer_schema=json.dumps(self.answer.json_schema, separators=(",", ":")),
         )
 
-    def describe(self) -> str:
-        """The format line(s) of the prompt."""
-        if self.parallel_calls > 1:
-            return (
-                '{"thought": "...", "actions": [{"tool": "<tool name>", "arguments": {...}}, ...]}'
-                f" (at most {self.parallel_calls} actions; they run at the same time)"
+    def describe(self, example: WorkedExample | None = None) -> str:
+        """The format part of the prompt: filled examples, never a template to copy.
+
+        Small models copy template placeholders (`"<tool name>"`, `{...}`) as values (issue
+        25, item 4), so the prompt shows real steps: a call of `example`'s tool (or of the
+        first tool, with arguments generated from its schema) and a final answer.
+        """
+        lines = []
+        if example is not None:
+            call = self.call_action(example.tool, example.arguments)
+            lines.append(self._line(example.thought, [call]))
+        elif self._tools:
+            name, _, parameters = self._tools[0]
+            calls = [self.call_action(name, example_value(parameters))]
+            if self.parallel_calls > 1 and len(self._tools) > 1:
+                second, _, second_parameters = self._tools[1]
+                calls.append(self.call_action(second, example_value(second_parameters)))
+            lines.append(
+                self._line(f"I call {' and '.join(c[self.name_key] for c in calls)}.", calls)
             )
-        return '{"thought": "...", "action": {"tool": "<tool name>", "arguments": {...}}}'
+        answer = example.answer if example is not None else example_value(self.answer.json_schema)
+        thought = example.answer_thought if example is not None else "I know the answer."
+        lines.append(self._line(thought, [self.final_action(answer)]))
+        if self.parallel_calls > 1:
+            lines.append(
+                f"(at most {self.parallel_calls} tool calls per step; they run at the same "
+                "time; the final answer comes alone)"
+            )
+        return "\n".join(lines)
+
+    def _line(self, thought: str, actions: Sequence[Mapping[str, Any]]) -> str:
+        return json.dumps(self.step(thought, actions), ensure_ascii=False)
 
     def rules(self) -> str:
         """The rules of the format, as prompt lines."""
@@ -327,8 +399,7 @@ class StepFormat:
             if self.options.tool_descriptions == "signature":
                 lines.append(_signature_entry(name, summary, parameters))
             else:
-                schema = json.dumps(parameters.get("properties", {}), separators=(",", ":"))
-                lines.append(f"- {name}: {summary}\n  arguments: {schema}")
+                lines.append(_schema_entry(name, summary, parameters))
             if self.options.tool_examples:
                 call = self.step("", [self.call_action(name, example_value(parameters))])
                 lines.append(f"  example: {json.dumps(call, ensure_ascii=False)}")
@@ -458,12 +529,45 @@ def _cached(
     output_key: tuple[str, Any],
     parallel_calls: int,
     options: StepOptions,
+    max_tokens: int | None,
 ) -> StepFormat:
     kind, value = output_key
     output_type = json.loads(value) if kind == "json-schema" else value
     return StepFormat(
-        tool_keys, output_spec(output_type), parallel_calls=parallel_calls, options=options
+        tool_keys,
+        output_spec(output_type),
+        parallel_calls=parallel_calls,
+        options=options,
+        max_tokens=max_tokens,
     )
+
+
+def _string_costs(schema: Any) -> tuple[int, int]:
+    """`(free strings, characters of bounded ones)` in a schema, for the token budget."""
+    if not isinstance(schema, Mapping):
+        return 0, 0
+    kind = schema.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string:
+        if "maxLength" in schema:
+            return 0, int(schema["maxLength"])
+        if any(key in schema for key in ("enum", "const", "pattern", "format")):
+            return 0, 0  # short or shaped: counted in the skeleton
+        return 1, 0
+    free = fixed = 0
+    for key in ("anyOf", "oneOf"):
+        options = [_string_costs(item) for item in schema.get(key, ())]
+        if options:
+            free += max(item[0] for item in options)
+            fixed += max(item[1] for item in options)
+    for sub in schema.get("properties", {}).values():
+        sub_free, sub_fixed = _string_costs(sub)
+        free, fixed = free + sub_free, fixed + sub_fixed
+    if "items" in schema:
+        count = int(schema.get("maxItems", 1))
+        sub_free, sub_fixed = _string_costs(schema["items"])
+        free, fixed = free + count * sub_free, fixed + count * sub_fixed
+    return free, fixed
 
 
 def _answer_object(answer_schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -499,6 +603,33 @@ def _python_type(schema: Mapping[str, Any]) -> str:
     if kind == "array":
         return f"list[{_python_type(schema.get('items', {}))}]"
     return _PY_TYPES.get(str(kind), "Any")
+
+
+def _is_nullable(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_is_nullable(item) for key in ("anyOf", "oneOf") for item in schema.get(key, ()))
+
+
+def _shown_property(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A property as the prompt shows it: no `"default": null` on a type that is not nullable."""
+    if "default" in schema and schema["default"] is None and not _is_nullable(schema):
+        return {key: value for key, value in schema.items() if key != "default"}
+    return dict(schema)
+
+
+def _schema_entry(name: str, summary: str, parameters: Mapping[str, Any]) -> str:
+    properties: Mapping[str, Any] = parameters.get("properties", {})
+    shown = {key: _shown_property(value) for key, value in properties.items()}
+    required = [key for key in properties if key in set(parameters.get("required", ()))]
+    optional = [key for key in properties if key not in required]
+    text = f"- {name}: {summary}\n  arguments: {json.dumps(shown, separators=(',', ':'))}"
+    if properties:
+        text += f"\n  required: {', '.join(required) or '(none)'}"
+        if optional:
+            text += f"; optional: {', '.join(optional)}"
+    return text
 
 
 def _signature_entry(name: str, summary: str, parameters: Mapping[str, Any]) -> str:

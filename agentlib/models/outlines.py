@@ -50,6 +50,7 @@ ConstraintBackend = Literal["llguidance", "outlines_core"]
 
 _ITEM_SEPARATOR = ", "
 _KEY_SEPARATOR = ": "
+_ALLOWED_ESCAPES = '"\\nt'  # llguidance's escape letters: \" \\ \n \t, nothing else
 # outlines_core takes a whitespace regex instead of separators; one optional space keeps the
 # model close to the `", "` / `": "` layout it saw in training, and bounds it.
 _OUTLINES_CORE_WHITESPACE = r"[ ]?"
@@ -206,7 +207,14 @@ class _OutlinesCoreGuide:
 
 
 def llguidance_grammar(schema: Mapping[str, Any]) -> str:
-    """The llguidance grammar for `schema`, with fixed separators and no free whitespace."""
+    """The llguidance grammar for `schema`: fixed separators, no free whitespace, few escapes.
+
+    Strings may escape only a quote, a backslash, a newline and a tab: with llguidance's
+    default a small model filled a 300-character thought with control-character escapes
+    (`u001b` after a backslash: 6 characters, several tokens each) until the step ran out of
+    tokens (issue 25, item 2). Without them a character costs at most two JSON characters, so
+    the step format's string bounds keep a step within its token budget.
+    """
     from llguidance import LLMatcher
 
     grammar: str = LLMatcher.grammar_from_json_schema(
@@ -215,6 +223,7 @@ def llguidance_grammar(schema: Mapping[str, Any]) -> str:
             "whitespace_flexible": False,
             "item_separator": _ITEM_SEPARATOR,
             "key_separator": _KEY_SEPARATOR,
+            "json_allowed_escapes": _ALLOWED_ESCAPES,
         },
     )
     return grammar
