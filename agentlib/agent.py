@@ -551,18 +551,7 @@ class Agent(Generic[OutputT]):
         if previous is None or previous.finish_reason != "length":
             return self.step_format.output
         if self._narrowed is None:
-            options = self.step_format.options
-            self._narrowed = StepFormat.build(
-                self.tools,
-                self.output_type,
-                parallel_calls=self.parallel_calls,
-                max_tokens=self.max_tokens_per_step,
-                options=replace(
-                    options,
-                    max_thought_length=max(1, options.max_thought_length // 2),
-                    max_string_length=max(1, options.max_string_length // 2),
-                ),
-            )
+            self._narrowed = self.step_format.narrowed()
         return self._narrowed.output
 
     async def _ask_model(

@@ -26,7 +26,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agentlib._json_schema import bound_strings, close_objects
@@ -89,10 +89,14 @@ class StepFormat:
         tool_names: The tools the step may call, in order.
         parallel_calls: How many tool calls one step may hold.
         options: The format's variants.
+        max_tokens: The token budget the string bounds were fitted to (`None`: not fitted).
+        thought_length: The thought's bound in characters, after fitting.
+        string_length: The largest bound given to a free string, after fitting.
         action_key: `action`, or `actions` when a step may hold several calls.
     """
 
     __slots__ = (
+        "_keys",
         "_tools",
         "action_key",
         "answer",
@@ -101,6 +105,8 @@ class StepFormat:
         "options",
         "output",
         "parallel_calls",
+        "string_length",
+        "thought_length",
         "tool_names",
     )
 
@@ -115,6 +121,7 @@ class StepFormat:
     ) -> None:
         if parallel_calls < 1:
             raise ConfigurationError(f"parallel_calls must be at least 1, got {parallel_calls}")
+        self._keys = tool_keys
         self._tools = tuple(
             (name, description, json.loads(parameters))
             for name, description, parameters in tool_keys
@@ -167,6 +174,21 @@ class StepFormat:
                 max_tokens=max_tokens,
             )
 
+    def narrowed(self) -> StepFormat:
+        """This format with its thought and string bounds halved (for a retry after a cut)."""
+        options = replace(
+            self.options,
+            max_thought_length=max(1, self.thought_length // 2),
+            max_string_length=max(1, self.string_length // 2),
+        )
+        return StepFormat(
+            self._keys,
+            self.answer,
+            parallel_calls=self.parallel_calls,
+            options=options,
+            max_tokens=self.max_tokens,
+        )
+
     def _payload_key(self, name: str) -> str:
         return "answer" if name == FINAL_ANSWER and self.name_key == "tool" else "arguments"
 
@@ -187,46 +209,58 @@ class StepFormat:
             return self.answer.json_schema
         return _answer_object(self.answer.json_schema)
 
-    def _thought_bound(self) -> int:
-        bound = self.options.max_thought_length
-        if self.max_tokens is not None and self.options.thought != "none":
-            bound = max(1, min(bound, self.max_tokens // 4))
-        return bound
+    def _skeleton_length(self, name: str, payload: Mapping[str, Any], calls: int) -> int:
+        """The characters of a step of `calls` such actions with every free string empty."""
+        empty = _skeleton(payload)
+        if name != FINAL_ANSWER:
+            action = self.call_action(name, empty if isinstance(empty, dict) else {})
+        elif self.name_key == "tool":
+            action = self.final_action(empty)  # the payload is the answer itself
+        else:
+            action = self.final_action(empty.get("answer") if isinstance(empty, dict) else None)
+        return len(self._line("", [action] * calls))
 
-    def _fitted(self, name: str, payload: Mapping[str, Any], calls: int) -> dict[str, Any]:
-        """`payload` with its free strings bounded to fit the token budget.
+    def _bounds(self, payloads: Sequence[tuple[str, Mapping[str, Any], int]]) -> list[int]:
+        """The thought's bound, then each payload's string bound, fitted to `max_tokens`.
 
-        The budget is `max_tokens` less the thought's bound and the branch's skeleton (the
-        step written with empty strings), shared by the `calls` calls one step may hold and
-        by the payload's free strings. It counts one token per character: every vocabulary
-        token holds at least one character of ASCII text, and the constrained decoder allows
-        no control-character escapes (an escaped quote, backslash, newline or tab still takes
+        The budget is shared by the thought (at most a quarter of it, and at most half of
+        what the widest branch's syntax leaves), then by each branch's free strings (its
+        `calls` calls per step). It counts one token per character: every vocabulary token
+        holds at least one character of ASCII text, and the constrained decoder allows no
+        control-character escapes (an escaped quote, backslash, newline or tab still takes
         two characters). Not covered: numbers (unbounded digits), arrays without `maxItems`
-        (counted once), and non-ASCII text (up to 4 tokens a character).
+        (counted once), non-ASCII text (up to 4 tokens a character), and toolsets whose
+        syntax alone fills the budget.
         """
-        bound = self.options.max_string_length
-        if self.max_tokens is not None:
-            free, fixed = _string_costs(payload)
-            empty = example_value(payload, text="")
-            action = (
-                self.final_action(empty.get("answer") if isinstance(empty, dict) else empty)
-                if name == FINAL_ANSWER
-                else self.call_action(name, empty if isinstance(empty, dict) else {})
-            )
-            skeleton = len(self._line("", [action] * calls))
-            room = self.max_tokens - self._thought_bound() - skeleton - calls * fixed
-            bound = max(1, min(bound, room // max(1, calls * free)))
-        return bound_strings(payload, bound)
+        thought = self.options.max_thought_length
+        strings = self.options.max_string_length
+        if self.max_tokens is None:
+            return [thought] + [strings] * len(payloads)
+        budget = self.max_tokens
+        costs = [
+            (self._skeleton_length(name, payload, calls), *_string_costs(payload), calls)
+            for name, payload, calls in payloads
+        ]
+        if self.options.thought != "none":
+            widest = max((skeleton + calls * fixed for skeleton, _, fixed, calls in costs))
+            thought = max(1, min(thought, budget // 4, (budget - widest) // 2))
+        bounds = [thought]
+        for skeleton, free, fixed, calls in costs:
+            room = budget - thought - skeleton - calls * fixed
+            bounds.append(max(1, min(strings, room // max(1, calls * free))))
+        return bounds
 
     def _schema(self) -> dict[str, Any]:
-        calls_per_step = self.parallel_calls
-        calls = [
-            self._branch_schema(name, self._fitted(name, parameters, calls_per_step))
-            for name, _, parameters in self._tools
+        payloads = [(name, parameters, self.parallel_calls) for name, _, parameters in self._tools]
+        payloads.append((FINAL_ANSWER, self._final_payload(), 1))
+        thought_bound, *string_bounds = self._bounds(payloads)
+        self.thought_length = thought_bound
+        self.string_length = max(string_bounds)
+        branches = [
+            self._branch_schema(name, bound_strings(payload, bound))
+            for (name, payload, _), bound in zip(payloads, string_bounds, strict=True)
         ]
-        final = self._branch_schema(
-            FINAL_ANSWER, self._fitted(FINAL_ANSWER, self._final_payload(), 1)
-        )
+        *calls, final = branches
         action: dict[str, Any]
         if self.parallel_calls == 1:
             action = {"anyOf": [*calls, final]}
@@ -247,7 +281,7 @@ class StepFormat:
                 )
             action = {"anyOf": branches}
         properties: dict[str, Any] = {}
-        thought = {"type": "string", "maxLength": self._thought_bound()}
+        thought = {"type": "string", "maxLength": thought_bound}
         if self.options.thought == "before":
             properties["thought"] = thought
         properties[self.action_key] = action
@@ -542,6 +576,29 @@ def _cached(
     )
 
 
+def _skeleton(schema: Any) -> Any:
+    """The widest value `schema` admits with every free string empty (its JSON syntax)."""
+    if not isinstance(schema, Mapping):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return max(schema["enum"], key=lambda item: len(json.dumps(item)))
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return max(
+                (_skeleton(item) for item in schema[key]), key=lambda item: len(json.dumps(item))
+            )
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((item for item in kind if item != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {name: _skeleton(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_skeleton(schema.get("items", {}))] * int(schema.get("maxItems", 1))
+    return {"string": "", "integer": 1, "number": 1.5, "boolean": False}.get(str(kind))
+
+
 def _string_costs(schema: Any) -> tuple[int, int]:
     """`(free strings, characters of bounded ones)` in a schema, for the token budget."""
     if not isinstance(schema, Mapping):
@@ -641,7 +698,7 @@ def _signature_entry(name: str, summary: str, parameters: Mapping[str, Any]) -> 
         text = f"{key}: {_python_type(schema)}"
         if key not in required:
             default = schema.get("default")
-            text += f" = {json.dumps(default)}" if "default" in schema else " = None"
+            text += f" = {default!r}" if "default" in schema else " = None"
         parts.append(text)
         if schema.get("description"):
             details.append(f"    {key}: {schema['description']}")
