@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ from typing import Any, Generic, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
+from agentlib._cancel import CancelToken, retrieve_outcome
 from agentlib._prompting import check_task, fit_to_context, observation_message
 from agentlib._retry import RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
@@ -48,47 +48,6 @@ __all__ = ["Agent", "CancelToken", "ConversationLike"]
 logger = logging.getLogger(__name__)
 
 OutputT = TypeVar("OutputT", default=str)
-
-
-class CancelToken:
-    """Cancels runs from anywhere (another thread, a UI's Stop button): `token.cancel()`.
-
-    A run given the token stops at once, cancelling the model call or tools in flight, and
-    returns its result with `stop_reason="cancelled"`.
-    """
-
-    def __init__(self) -> None:
-        self._cancelled = threading.Event()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._lock = threading.Lock()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether `cancel` was called."""
-        return self._cancelled.is_set()
-
-    def cancel(self) -> None:
-        """Ask every run holding this token to stop; safe from any thread."""
-        self._cancelled.set()
-        with self._lock:
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
-
-    async def wait(self) -> None:
-        """Wait until the token is cancelled."""
-        event = asyncio.Event()
-        entry = (asyncio.get_running_loop(), event)
-        with self._lock:
-            self._waiters.append(entry)
-        try:
-            if self.cancelled:
-                return
-            await event.wait()
-        finally:
-            with self._lock:
-                self._waiters.remove(entry)
 
 
 @runtime_checkable
@@ -682,7 +641,7 @@ class Agent(Generic[OutputT]):
                 watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
-            work.add_done_callback(_retrieve)
+            work.add_done_callback(retrieve_outcome)
             work.cancel()
             raise
         finally:
@@ -690,14 +649,8 @@ class Agent(Generic[OutputT]):
                 cancel_wait.cancel()
         if work in done:
             return work.result()
-        work.add_done_callback(_retrieve)
+        work.add_done_callback(retrieve_outcome)
         work.cancel()
         if cancel_wait is not None and cancel_wait in done:
             raise _Stop("cancelled", "the run was cancelled with its cancel token")
         raise _Stop("time_budget", f"the time budget of {self.time_budget} s ran out")
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark an abandoned future's outcome as seen, so asyncio does not log it as lost."""
-    if not future.cancelled():
-        future.exception()

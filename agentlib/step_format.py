@@ -33,6 +33,7 @@ from agentlib._json_schema import bound_strings, close_objects
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
 from agentlib._schema_values import example_value
+from agentlib._tool_descriptions import schema_entry, signature_entry
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
 from agentlib.models.base import ActionBranch, OutputSchema, StepActions
 from agentlib.models.profiles import StepOptions, WorkedExample
@@ -431,9 +432,9 @@ class StepFormat:
         for name, description, parameters in self._tools:
             summary = description or "(no description)"
             if self.options.tool_descriptions == "signature":
-                lines.append(_signature_entry(name, summary, parameters))
+                lines.append(signature_entry(name, summary, parameters))
             else:
-                lines.append(_schema_entry(name, summary, parameters))
+                lines.append(schema_entry(name, summary, parameters))
             if self.options.tool_examples:
                 call = self.step("", [self.call_action(name, example_value(parameters))])
                 lines.append(f"  example: {json.dumps(call, ensure_ascii=False)}")
@@ -634,75 +635,6 @@ def _answer_object(answer_schema: Mapping[str, Any]) -> dict[str, Any]:
         "required": ["answer"],
         "additionalProperties": False,
     }
-
-
-_PY_TYPES = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "boolean": "bool",
-    "null": "None",
-    "object": "dict",
-}
-
-
-def _python_type(schema: Mapping[str, Any]) -> str:
-    if "enum" in schema:
-        return "Literal[" + ", ".join(json.dumps(value) for value in schema["enum"]) + "]"
-    if "const" in schema:
-        return f"Literal[{json.dumps(schema['const'])}]"
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return " | ".join(_python_type(item) for item in schema[key])
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return " | ".join(_python_type({**schema, "type": item}) for item in kind)
-    if kind == "array":
-        return f"list[{_python_type(schema.get('items', {}))}]"
-    return _PY_TYPES.get(str(kind), "Any")
-
-
-def _is_nullable(schema: Mapping[str, Any]) -> bool:
-    kind = schema.get("type")
-    if kind == "null" or (isinstance(kind, list) and "null" in kind):
-        return True
-    return any(_is_nullable(item) for key in ("anyOf", "oneOf") for item in schema.get(key, ()))
-
-
-def _shown_property(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A property as the prompt shows it: no `"default": null` on a type that is not nullable."""
-    if "default" in schema and schema["default"] is None and not _is_nullable(schema):
-        return {key: value for key, value in schema.items() if key != "default"}
-    return dict(schema)
-
-
-def _schema_entry(name: str, summary: str, parameters: Mapping[str, Any]) -> str:
-    properties: Mapping[str, Any] = parameters.get("properties", {})
-    shown = {key: _shown_property(value) for key, value in properties.items()}
-    required = [key for key in properties if key in set(parameters.get("required", ()))]
-    optional = [key for key in properties if key not in required]
-    text = f"- {name}: {summary}\n  arguments: {json.dumps(shown, separators=(',', ':'))}"
-    if properties:
-        text += f"\n  required: {', '.join(required) or '(none)'}"
-        if optional:
-            text += f"; optional: {', '.join(optional)}"
-    return text
-
-
-def _signature_entry(name: str, summary: str, parameters: Mapping[str, Any]) -> str:
-    properties: Mapping[str, Any] = parameters.get("properties", {})
-    required = set(parameters.get("required", ()))
-    parts = []
-    details = []
-    for key, schema in properties.items():
-        text = f"{key}: {_python_type(schema)}"
-        if key not in required:
-            default = schema.get("default")
-            text += f" = {default!r}" if "default" in schema else " = None"
-        parts.append(text)
-        if schema.get("description"):
-            details.append(f"    {key}: {schema['description']}")
-    return "\n".join([f"- {name}({', '.join(parts)}): {summary}", *details])
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
