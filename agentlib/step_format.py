@@ -324,8 +324,8 @@ class StepFormat:
         return {"thought": thought, self.action_key: action}
 
     def call_action(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """One tool-call action as JSON data."""
-        return {self.name_key: name, "arguments": dict(arguments)}
+        """One tool-call action as JSON data (`arguments` is used as given, not copied)."""
+        return {self.name_key: name, "arguments": arguments}
 
     def final_action(self, answer: Any) -> dict[str, Any]:
         """The final-answer action as JSON data."""
@@ -472,7 +472,7 @@ class StepFormat:
             raise _invalid(f"{exc}; reply with one JSON object with keys {wanted}", text) from exc
         if not isinstance(data, dict):
             raise _invalid(f"the step must be a JSON object, got {type(data).__name__}", text)
-        unexpected = sorted(set(data) - set(keys))
+        unexpected = [] if data.keys() <= set(keys) else sorted(set(data) - set(keys))
         if unexpected:
             raise _invalid(
                 f"unexpected key(s) {', '.join(map(repr, unexpected))}; the step has only "
