@@ -14,22 +14,7 @@ from agentlib import Agent, ModelOutputError, ScriptedModel, tool
 from agentlib.models.profiles import StepOptions
 from agentlib.models.testing import call, final, parallel
 from agentlib.step_format import FINAL_ANSWER, StepFormat
-
-
-@tool
-def search(query: str, max_results: int = 5) -> list[str]:
-    """Search the web.
-
-    Args:
-        query: What to search for.
-        max_results: How many results to return.
-    """
-    return [query] * max_results
-
-
-class Filter(BaseModel):
-    field: Literal["title", "year"]
-    value: str
+from tests.test_actions import Filter, search
 
 
 @tool
@@ -160,7 +145,7 @@ def _longest(schema: dict[str, Any]) -> Any:
         return [_longest(schema["items"])] * schema.get("maxItems", 1)
     if kind == "string":
         return "x" * schema["maxLength"]
-    return {"integer": 1, "number": 1.5, "boolean": False, "null": None}[kind]
+    return {"integer": 1, "number": 1.5, "boolean": False, "null": None}[str(kind)]
 
 
 @settings(max_examples=40, deadline=None)

@@ -38,35 +38,41 @@ __all__ = [
 _FINAL = "final_answer"
 
 
-@dataclass(frozen=True, slots=True)
-class StepReply:
+class StepReply(dict[str, Any]):
     """A step for a test model to write, in the shape the request's step format asks for.
 
-    Made by `call`, `final` and `parallel`; written with the step format's own `assemble`.
+    Made by `call`, `final` and `parallel`. It is also a plain dict in the default step shape
+    (what `call`/`final` always returned), used when a request carries no step format.
     """
 
-    thought: str
-    """The step's thought."""
-    actions: tuple[tuple[str, Mapping[str, Any]], ...]
-    """`(branch name, arguments)` pairs; the final answer's arguments are `{"answer": ...}`."""
+    def __init__(self, thought: str, actions: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
+        items = [
+            {"tool": _FINAL, "answer": arguments.get("answer")}
+            if name == _FINAL
+            else {"tool": name, "arguments": dict(arguments)}
+            for name, arguments in actions
+        ]
+        super().__init__(
+            {"thought": thought, "action": items[0]}
+            if len(items) == 1
+            else {"thought": thought, "actions": items}
+        )
+        self.thought = thought
+        """The step's thought."""
+        self.actions = actions
+        """`(branch name, arguments)` pairs; the final answer's arguments are `{"answer": ...}`."""
 
     def render(self, output: OutputSchema | None) -> str:
-        """The step's text under `output`'s step format.
-
-        Raises:
-            ConfigurationError: `output` is not an agent step (no `actions`).
-        """
+        """The step's text under `output`'s step format (the default shape without one)."""
         if output is None or output.actions is None:
-            raise ConfigurationError(
-                "call()/final() replies are agent steps: the request was not for a step "
-                f"(schema {output.name if output else None!r}); reply with a dict or text instead"
-            )
+            return json.dumps(self)
         return output.actions.assemble(self.thought, self.actions)
 
 
-Reply: TypeAlias = str | Mapping[str, Any] | StepReply | BaseException
-"""What a test model returns: raw text, a JSON-able dict (dumped to JSON), a step (`call`,
-`final`), or an exception to raise (simulating a backend failure)."""
+Reply: TypeAlias = str | Mapping[str, Any] | BaseException
+"""What a test model returns: raw text, a JSON-able dict (dumped to JSON; a `StepReply` from
+`call`/`final` is written in the request's step shape), or an exception to raise (simulating a
+backend failure)."""
 
 
 def call(tool_name: str, thought: str = "", /, **arguments: Any) -> StepReply:
@@ -118,7 +124,30 @@ def _response(
     )
 
 
-class ScriptedModel:
+class _DeterministicModel:
+    """What the test models share: a name, no constraint support, and the requests kept."""
+
+    def __init__(self, name: str, context_window: int) -> None:
+        self._name = name
+        self._capabilities = ModelCapabilities(context_window=context_window)
+        self.requests: list[ModelRequest] = []
+        """Every request received, in order."""
+
+    @property
+    def name(self) -> str:
+        """The model's name (`scripted`, `test`, or the one given)."""
+        return self._name
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """No constraint support: outputs are validated afterwards."""
+        return self._capabilities
+
+    def _record(self, messages: Sequence[Message], output: OutputSchema | None) -> None:
+        self.requests.append(ModelRequest(messages=tuple(messages), output=output))
+
+
+class ScriptedModel(_DeterministicModel):
     """Plays back a fixed list of replies, one per generation.
 
     Args:
@@ -131,21 +160,9 @@ class ScriptedModel:
     """
 
     def __init__(self, replies: Iterable[Reply], *, context_window: int = 8192) -> None:
+        super().__init__("scripted", context_window)
         self._replies = list(replies)
         self._position = 0
-        self._capabilities = ModelCapabilities(context_window=context_window)
-        self.requests: list[ModelRequest] = []
-        """Every request received, in order."""
-
-    @property
-    def name(self) -> str:
-        """`scripted`."""
-        return "scripted"
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        """No constraint support: outputs are validated afterwards."""
-        return self._capabilities
 
     @property
     def remaining(self) -> int:
@@ -160,7 +177,7 @@ class ScriptedModel:
         max_tokens: int | None = None,
     ) -> ModelResponse:
         """Return the next scripted reply."""
-        self.requests.append(ModelRequest(messages=tuple(messages), output=output))
+        self._record(messages, output)
         if self._position >= len(self._replies):
             raise ModelError(
                 f"ScriptedModel ran out of replies after {len(self._replies)}; "
@@ -177,7 +194,7 @@ ModelFunction: TypeAlias = Callable[
 """`FunctionModel`'s function: `(messages, output_schema) -> reply` (sync or async)."""
 
 
-class FunctionModel:
+class FunctionModel(_DeterministicModel):
     """Lets a Python function decide each reply from the messages (and the requested schema).
 
     Args:
@@ -196,21 +213,8 @@ class FunctionModel:
     ) -> None:
         if not callable(function):
             raise ConfigurationError("FunctionModel needs a callable (messages, output) -> reply")
+        super().__init__(name, context_window)
         self._function = function
-        self._name = name
-        self._capabilities = ModelCapabilities(context_window=context_window)
-        self.requests: list[ModelRequest] = []
-        """Every request received, in order."""
-
-    @property
-    def name(self) -> str:
-        """The name given at construction."""
-        return self._name
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        """No constraint support: outputs are validated afterwards."""
-        return self._capabilities
 
     async def agenerate(
         self,
@@ -220,14 +224,14 @@ class FunctionModel:
         max_tokens: int | None = None,
     ) -> ModelResponse:
         """Call the function and return its reply."""
-        self.requests.append(ModelRequest(messages=tuple(messages), output=output))
+        self._record(messages, output)
         reply = self._function(messages, output)
         if inspect.isawaitable(reply):
             reply = await reply
         return _response(reply, messages, self.name, output)
 
 
-class TestModel:
+class TestModel(_DeterministicModel):
     """A schema-driven model: calls every tool once, then answers, for any toolset and type.
 
     Arguments and the answer are generated from the JSON schemas the request carries (like
@@ -253,23 +257,11 @@ class TestModel:
         text: str = "a",
         context_window: int = 8192,
     ) -> None:
+        super().__init__("test", context_window)
         self._call_tools = None if call_tools is None else tuple(call_tools)
         self._answer = answer
         self._text = text
-        self._capabilities = ModelCapabilities(context_window=context_window)
         self._plan: list[StepReply] = []
-        self.requests: list[ModelRequest] = []
-        """Every request received, in order."""
-
-    @property
-    def name(self) -> str:
-        """`test`."""
-        return "test"
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        """No constraint support: outputs are validated afterwards."""
-        return self._capabilities
 
     async def agenerate(
         self,
@@ -279,7 +271,7 @@ class TestModel:
         max_tokens: int | None = None,
     ) -> ModelResponse:
         """The next step of the plan (a new plan after each final answer)."""
-        self.requests.append(ModelRequest(messages=tuple(messages), output=output))
+        self._record(messages, output)
         if output is None:
             return _response(self._text, messages, self.name, output)
         if output.actions is None:

@@ -3,10 +3,9 @@ from __future__ import annotations
 import datetime
 from typing import Annotated, Literal
 
-import pytest
 from pydantic import BaseModel, Field
 
-from agentlib import Agent, ConfigurationError, ScriptedModel, Toolset, generate, tool
+from agentlib import Agent, ScriptedModel, Toolset, generate, tool
 from agentlib.models.testing import TestModel, call, final, parallel
 
 
@@ -90,6 +89,9 @@ def test_call_and_final_write_the_requested_step_shape() -> None:
     assert [o.content for o in result.steps[0].observations] == ["3", "7"]
 
 
-def test_a_step_reply_outside_an_agent_step_is_a_clear_error() -> None:
-    with pytest.raises(ConfigurationError, match="call\\(\\)/final\\(\\) replies are agent steps"):
-        generate(ScriptedModel([final("x")]), str, "hi")
+def test_a_step_reply_is_also_the_default_shape_dict() -> None:
+    assert call("add", "t", a=1) == {
+        "thought": "t",
+        "action": {"tool": "add", "arguments": {"a": 1}},
+    }
+    assert final(3) == {"thought": "", "action": {"tool": "final_answer", "answer": 3}}
