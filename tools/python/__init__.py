@@ -4,9 +4,10 @@ Code never runs in the host process. A `SandboxPool` keeps one *template* proces
 already imported the heavy modules (numpy, pandas, the allowed stdlib); each `PythonSession`
 gets its own worker forked from it, isolated by Linux namespaces, a private filesystem view,
 Landlock, seccomp, resource limits and its own uid (see `docs/security.md` for what each
-protection promises and rests on). Code and results cross the boundary as JSON lines over a
-unix socket; nothing is unpickled. A worker that crashes, is killed or times out is replaced on
-the next call, and the model is told that the session's state was lost.
+protection promises and rests on). Code and results cross the boundary as JSON, one socket
+per call, so each reply is paired with its call by the kernel; nothing is unpickled. A worker
+that crashes, is killed or times out is replaced on the next call, and the model is told that
+the session's state was lost.
 
 Linux only: on other systems, run agentlib inside a Linux container.
 """
@@ -160,10 +161,6 @@ class ExecutionResult:
         if len(parts) == (1 if self.notice else 0):
             parts.append("Done: no output and no result. Use print(...) to show values.")
         return "\n".join(parts)
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def _clean_environment() -> dict[str, str]:
@@ -320,6 +317,51 @@ class SandboxPool:
         await asyncio.to_thread(self.close)
 
 
+class _ProtocolError(Exception):
+    """The worker answered outside the protocol: the session's code wrote to its channels."""
+
+
+_REPLY_FIELDS = {"stdout": (str,), "stderr": (str,), "value": (str, type(None))}
+_REPLY_FIELDS["error"] = (str, type(None))
+
+
+def _parse_reply(data: bytes) -> dict[str, str | None]:
+    """Check a call's reply: exactly one JSON line holding the four fields, each of its type.
+
+    Anything else means code in the session wrote to the call's socket.
+    """
+    line, newline, rest = data.partition(b"\n")
+    if not newline or rest:
+        raise _ProtocolError("the reply was not exactly one line")
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise _ProtocolError(f"the reply was not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(message, dict) or set(message) != set(_REPLY_FIELDS):
+        raise _ProtocolError("the reply was not a result object")
+    for name, types in _REPLY_FIELDS.items():
+        if not isinstance(message[name], types):
+            raise _ProtocolError(f"the reply's {name} was a {type(message[name]).__name__}")
+    return message
+
+
+def _max_reply_bytes(limits: SandboxLimits) -> int:
+    # Each kept character is at most 12 bytes of JSON (a surrogate pair as two \u escapes);
+    # the markers, the traceback cap (4000) and the field names fit in the extra 4600.
+    characters = 2 * limits.max_output_chars + limits.max_value_chars + 4600
+    return 12 * characters + 1024
+
+
+async def _read_to_end(channel: socket.socket, limit: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    while chunk := await loop.sock_recv(channel, 65536):
+        data += chunk
+        if len(data) > limit:
+            raise _ProtocolError(f"the reply was over {limit} bytes")
+    return bytes(data)
+
+
 class _Worker:
     """The host's handle on one running worker: its socket, pidfd and scratch directory."""
 
@@ -344,6 +386,72 @@ class _Worker:
         line, _, self.buffer = self.buffer.partition(b"\n")
         message: dict[str, Any] = json.loads(line)
         return message
+
+    async def call(self, request: bytes, max_reply: int) -> dict[str, str | None]:
+        """Run one call on a socket of its own and return its checked reply.
+
+        The worker's end of a fresh socket pair goes over the session socket; the request is
+        written to the host's end and the reply read from it up to the worker's end of stream.
+        A reply can only come from that socket, so it belongs to this call whatever the session's
+        code writes elsewhere.
+
+        Raises:
+            ConnectionError: The worker died.
+            _ProtocolError: The reply was not exactly one result, or the session socket carried
+                bytes it never should.
+        """
+        loop = asyncio.get_running_loop()
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with host_end:
+            try:
+                socket.send_fds(self.channel, [b"c"], [worker_end.fileno()])
+            except BlockingIOError:
+                raise _ProtocolError("the worker stopped taking calls") from None
+            finally:
+                worker_end.close()
+            host_end.setblocking(False)
+            await loop.sock_sendall(host_end, request)
+            host_end.shutdown(socket.SHUT_WR)
+            # The session socket is watched during the call, so a write there is caught at
+            # once and never fills its buffer.
+            reading = asyncio.ensure_future(_read_to_end(host_end, max_reply))
+            watching = asyncio.ensure_future(loop.sock_recv(self.channel, 1))
+            try:
+                await asyncio.wait({reading, watching}, return_when=asyncio.FIRST_COMPLETED)
+                if watching.done() and watching.result():
+                    raise _ProtocolError("code in the session wrote to the session socket")
+                reply = await reading
+            finally:
+                for task in (reading, watching):
+                    task.cancel()
+                await asyncio.gather(reading, watching, return_exceptions=True)
+        try:
+            message = _parse_reply(reply)
+        except _ProtocolError:
+            if await self.exited(1.0):
+                raise ConnectionError("the worker stopped during the call") from None
+            raise
+        self.check_quiet()
+        return message
+
+    def check_quiet(self) -> None:
+        """Raise `_ProtocolError` if the session socket holds unread bytes.
+
+        After start-up the worker never writes there, so only the session's code can have.
+        """
+        try:
+            pending = self.buffer or self.channel.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        if pending:
+            raise _ProtocolError("code in the session wrote to the session socket")
+
+    async def exited(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the worker to exit; whether it did."""
+        if self.pidfd is None:
+            return True
+        readable, _, _ = await asyncio.to_thread(select.select, [self.pidfd], [], [], timeout)
+        return bool(readable)
 
     def alive(self) -> bool:
         """Whether the worker process is still running (its pidfd is not yet readable)."""
@@ -468,7 +576,9 @@ class PythonSession:
         """Run `code` in the session and return what it printed, its value and its error.
 
         Raises:
-            ToolError: The session is closed or the sandbox cannot start.
+            ToolError: The session is closed, the sandbox cannot start, or the worker broke the
+                reply protocol (code in the session wrote to the sandbox's sockets); the worker
+                is then stopped and the next call starts a fresh one.
         """
         async with self._lock():
             if self._closed:
@@ -480,12 +590,20 @@ class PythonSession:
             if self._worker is None:
                 self._worker = await self._start_worker()
             worker = self._worker
+            request = json.dumps({"code": code}).encode()
             try:
                 async with asyncio.timeout(self.limits.timeout):
-                    await self._send(worker, code)
-                    message = await worker.read_message()
+                    worker.check_quiet()
+                    message = await worker.call(request, _max_reply_bytes(self.limits))
             except TimeoutError:
                 return await self._lose_worker(f"timed out after {self.limits.timeout:g} s")
+            except _ProtocolError as exc:
+                await self._discard_worker()
+                raise ToolError(
+                    f"the Python worker broke the sandbox's reply protocol ({exc}): code in the "
+                    "session wrote to the sandbox's own sockets. The worker was stopped and the "
+                    "session's state is lost; the next call starts a fresh interpreter"
+                ) from None
             except (ConnectionError, OSError, ValueError):
                 return await self._lose_worker(
                     "the Python worker stopped (it crashed or hit a memory or CPU limit)"
@@ -494,12 +612,11 @@ class PythonSession:
                 worker.kill()
                 self._worker = None
                 raise
-        # The worker runs untrusted code: take only strings from its reply.
         return ExecutionResult(
-            stdout=_text(message.get("stdout")) or "",
-            stderr=_text(message.get("stderr")) or "",
-            value=_text(message.get("value")),
-            error=_text(message.get("error")),
+            stdout=message["stdout"] or "",
+            stderr=message["stderr"] or "",
+            value=message["value"],
+            error=message["error"],
             state_lost=notice is not None,
             notice=notice,
         )
@@ -507,10 +624,6 @@ class PythonSession:
     def run(self, code: str) -> ExecutionResult:
         """Synchronous `arun` (outside an event loop)."""
         return asyncio.run(self.arun(code))
-
-    async def _send(self, worker: _Worker, code: str) -> None:
-        data = json.dumps({"code": code}).encode() + b"\n"
-        await asyncio.get_running_loop().sock_sendall(worker.channel, data)
 
     async def _discard_worker(self) -> None:
         worker, self._worker = self._worker, None
