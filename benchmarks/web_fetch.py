@@ -26,6 +26,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+
 from agentlib.tools.web import FetchConfig, WebTools
 
 

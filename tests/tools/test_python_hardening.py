@@ -170,6 +170,45 @@ async def test_sysv_and_posix_ipc_cannot_hold_memory(bare: PythonSession) -> Non
     assert result.value.count("-1") == 11
 
 
+def descriptor_kinds_of(pid: int) -> list[str]:
+    kinds = []
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            kinds.append(os.readlink(entry).split(":", 1)[0])
+        except OSError:
+            continue
+    return kinds
+
+
+async def test_pipes_and_socket_pairs_cannot_hold_kernel_buffers(bare: PythonSession) -> None:
+    # Each unix socket can queue megabytes in the kernel, outside RLIMIT_AS.
+    result = await bare.arun(
+        "import os, socket\n"
+        "kept, outcomes = [], []\n"
+        "for _ in range(20):\n"
+        "    try:\n"
+        "        left, right = socket.socketpair()\n"
+        "        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)\n"
+        "        left.setblocking(False)\n"
+        "        kept.append((left, right))\n"
+        "        left.send(b'x' * (8 << 20))\n"
+        "    except OSError as exc:\n"
+        "        outcomes.append(exc.errno)\n"
+        "    try:\n"
+        "        kept.append(os.pipe())\n"
+        "    except OSError as exc:\n"
+        "        outcomes.append(exc.errno)\n"
+        "len(kept), sorted(set(outcomes))"
+    )
+    worker_pid = bare.worker_pid
+    assert worker_pid is not None
+    kinds = descriptor_kinds_of(worker_pid)
+    assert "pipe" not in kinds
+    # The session socket, and the call's own until the worker closes it after replying.
+    assert kinds.count("socket") <= 2
+    assert result.value == "(0, [1])"
+
+
 def test_the_ipc_namespace_is_limited_before_hand_over(pool: SandboxPool) -> None:
     python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
     try:

@@ -112,6 +112,8 @@ def _read_only_paths() -> list[str]:
     paths: set[str] = set()
     for name, module in list(sys.modules.items()):
         top = name.partition(".")[0]
+        if top.startswith("__editable__"):
+            continue  # an editable install's finder: it imports from project roots, not here
         for location in _module_locations(module):
             entry = next((e for e in entries if location.startswith(e + os.sep)), None)
             if entry is None:
