@@ -352,14 +352,72 @@ def _max_reply_bytes(limits: SandboxLimits) -> int:
     return 12 * characters + 1024
 
 
-async def _read_to_end(channel: socket.socket, limit: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    data = bytearray()
-    while chunk := await loop.sock_recv(channel, 65536):
-        data += chunk
-        if len(data) > limit:
-            raise _ProtocolError(f"the reply was over {limit} bytes")
-    return bytes(data)
+class _ReplyCollector:
+    """Reads a call's socket to its end of stream; any byte on the session socket fails it.
+
+    Both sockets are watched from the event loop's own callbacks (no tasks), which keeps a
+    call's round trip at one wake-up each way.
+    """
+
+    def __init__(self, call: socket.socket, session: socket.socket, limit: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.call, self.session, self.limit = call, session, limit
+        self.done: asyncio.Future[bytes] = self.loop.create_future()
+        self.data = bytearray()
+
+    async def collect(self) -> bytes:
+        """The reply's bytes.
+
+        Raises:
+            ConnectionError: Reading the call's socket failed.
+            _ProtocolError: The reply is over the limit, or the session socket got data.
+        """
+        self.loop.add_reader(self.call.fileno(), self._on_reply)
+        self.loop.add_reader(self.session.fileno(), self._on_session)
+        try:
+            return await self.done
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.loop.remove_reader(self.call.fileno())
+        self.loop.remove_reader(self.session.fileno())
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._stop()
+        if self.done.done():
+            return
+        if error is None:
+            self.done.set_result(bytes(self.data))
+        else:
+            self.done.set_exception(error)
+
+    def _on_reply(self) -> None:
+        try:
+            chunk = self.call.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._finish(ConnectionError(f"the worker's call socket failed: {exc}"))
+            return
+        if not chunk:
+            self._finish()
+            return
+        self.data.extend(chunk)
+        if len(self.data) > self.limit:
+            self._finish(_ProtocolError(f"the reply was over {self.limit} bytes"))
+
+    def _on_session(self) -> None:
+        try:
+            pending = self.session.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            pending = b""
+        if pending:
+            self._finish(_ProtocolError("code in the session wrote to the session socket"))
+        else:  # the worker is gone: its call socket reports it
+            self.loop.remove_reader(self.session.fileno())
 
 
 class _Worker:
@@ -403,28 +461,27 @@ class _Worker:
         loop = asyncio.get_running_loop()
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with host_end:
+            # The request goes in before the worker gets the socket, so the worker finds it
+            # whole (one wake-up, as with a shared stream); a large one is finished after.
+            host_end.setblocking(False)
+            try:
+                sent = host_end.send(request)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(request):
+                host_end.shutdown(socket.SHUT_WR)
             try:
                 socket.send_fds(self.channel, [b"c"], [worker_end.fileno()])
             except BlockingIOError:
                 raise _ProtocolError("the worker stopped taking calls") from None
             finally:
                 worker_end.close()
-            host_end.setblocking(False)
-            await loop.sock_sendall(host_end, request)
-            host_end.shutdown(socket.SHUT_WR)
+            if sent < len(request):
+                await loop.sock_sendall(host_end, request[sent:])
+                host_end.shutdown(socket.SHUT_WR)
             # The session socket is watched during the call, so a write there is caught at
             # once and never fills its buffer.
-            reading = asyncio.ensure_future(_read_to_end(host_end, max_reply))
-            watching = asyncio.ensure_future(loop.sock_recv(self.channel, 1))
-            try:
-                await asyncio.wait({reading, watching}, return_when=asyncio.FIRST_COMPLETED)
-                if watching.done() and watching.result():
-                    raise _ProtocolError("code in the session wrote to the session socket")
-                reply = await reading
-            finally:
-                for task in (reading, watching):
-                    task.cancel()
-                await asyncio.gather(reading, watching, return_exceptions=True)
+            reply = await _ReplyCollector(host_end, self.channel, max_reply).collect()
         try:
             message = _parse_reply(reply)
         except _ProtocolError:
