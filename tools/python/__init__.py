@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import os
 import secrets
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from agentlib import ConfigurationError, ToolError, Toolset, tool
+
+from ._worker import ProtocolError, Worker, max_reply_bytes
 
 __all__ = [
     "DEFAULT_ALLOWED_IMPORTS",
@@ -93,7 +92,6 @@ _HEAVY_PRELOAD = ("numpy", "pandas")
 _WORKER_PROGRAM = Path(__file__).with_name("_sandbox_worker.py")
 _UID_BASE = 1_500_000_000  # far above any real account; each worker gets its own uid
 _UID_SPAN = 100_000_000
-_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _START_TIMEOUT = 30.0
 
 
@@ -317,219 +315,6 @@ class SandboxPool:
         await asyncio.to_thread(self.close)
 
 
-class _ProtocolError(Exception):
-    """The worker answered outside the protocol: the session's code wrote to its channels."""
-
-
-_REPLY_FIELDS = {"stdout": (str,), "stderr": (str,), "value": (str, type(None))}
-_REPLY_FIELDS["error"] = (str, type(None))
-
-
-def _parse_reply(data: bytes) -> dict[str, str | None]:
-    """Check a call's reply: exactly one JSON line holding the four fields, each of its type.
-
-    Anything else means code in the session wrote to the call's socket.
-    """
-    line, newline, rest = data.partition(b"\n")
-    if not newline or rest:
-        raise _ProtocolError("the reply was not exactly one line")
-    try:
-        message = json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        raise _ProtocolError(f"the reply was not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(message, dict) or set(message) != set(_REPLY_FIELDS):
-        raise _ProtocolError("the reply was not a result object")
-    for name, types in _REPLY_FIELDS.items():
-        if not isinstance(message[name], types):
-            raise _ProtocolError(f"the reply's {name} was a {type(message[name]).__name__}")
-    return message
-
-
-def _max_reply_bytes(limits: SandboxLimits) -> int:
-    # Each kept character is at most 12 bytes of JSON (a surrogate pair as two \u escapes);
-    # the markers, the traceback cap (4000) and the field names fit in the extra 4600.
-    characters = 2 * limits.max_output_chars + limits.max_value_chars + 4600
-    return 12 * characters + 1024
-
-
-class _ReplyCollector:
-    """Reads a call's socket to its end of stream; any byte on the session socket fails it.
-
-    Both sockets are watched from the event loop's own callbacks (no tasks), which keeps a
-    call's round trip at one wake-up each way.
-    """
-
-    def __init__(self, call: socket.socket, session: socket.socket, limit: int) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.call, self.session, self.limit = call, session, limit
-        self.done: asyncio.Future[bytes] = self.loop.create_future()
-        self.data = bytearray()
-
-    async def collect(self) -> bytes:
-        """The reply's bytes.
-
-        Raises:
-            ConnectionError: Reading the call's socket failed.
-            _ProtocolError: The reply is over the limit, or the session socket got data.
-        """
-        self.loop.add_reader(self.call.fileno(), self._on_reply)
-        self.loop.add_reader(self.session.fileno(), self._on_session)
-        try:
-            return await self.done
-        finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        self.loop.remove_reader(self.call.fileno())
-        self.loop.remove_reader(self.session.fileno())
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        self._stop()
-        if self.done.done():
-            return
-        if error is None:
-            self.done.set_result(bytes(self.data))
-        else:
-            self.done.set_exception(error)
-
-    def _on_reply(self) -> None:
-        try:
-            chunk = self.call.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._finish(ConnectionError(f"the worker's call socket failed: {exc}"))
-            return
-        if not chunk:
-            self._finish()
-            return
-        self.data.extend(chunk)
-        if len(self.data) > self.limit:
-            self._finish(_ProtocolError(f"the reply was over {self.limit} bytes"))
-
-    def _on_session(self) -> None:
-        try:
-            pending = self.session.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError:
-            pending = b""
-        if pending:
-            self._finish(_ProtocolError("code in the session wrote to the session socket"))
-        else:  # the worker is gone: its call socket reports it
-            self.loop.remove_reader(self.session.fileno())
-
-
-class _Worker:
-    """The host's handle on one running worker: its socket, pidfd and scratch directory."""
-
-    def __init__(self, channel: socket.socket, pid: int, session_dir: str) -> None:
-        self.channel = channel
-        self.pid = pid
-        self.session_dir = session_dir
-        self.pidfd: int | None = None
-        self.buffer = b""
-        self.protections: dict[str, str] = {}
-        self.missing: dict[str, str] = {}
-
-    async def read_message(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        while b"\n" not in self.buffer:
-            chunk = await loop.sock_recv(self.channel, 65536)
-            if not chunk:
-                raise ConnectionError("the worker closed its connection")
-            self.buffer += chunk
-            if len(self.buffer) > _MAX_RESPONSE_BYTES:
-                raise ConnectionError("the worker sent an oversized response")
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    async def call(self, request: bytes, max_reply: int) -> dict[str, str | None]:
-        """Run one call on a socket of its own and return its checked reply.
-
-        The worker's end of a fresh socket pair goes over the session socket; the request is
-        written to the host's end and the reply read from it up to the worker's end of stream.
-        A reply can only come from that socket, so it belongs to this call whatever the session's
-        code writes elsewhere.
-
-        Raises:
-            ConnectionError: The worker died.
-            _ProtocolError: The reply was not exactly one result, or the session socket carried
-                bytes it never should.
-        """
-        loop = asyncio.get_running_loop()
-        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with host_end:
-            # The request goes in before the worker gets the socket, so the worker finds it
-            # whole (one wake-up, as with a shared stream); a large one is finished after.
-            host_end.setblocking(False)
-            try:
-                sent = host_end.send(request)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(request):
-                host_end.shutdown(socket.SHUT_WR)
-            try:
-                socket.send_fds(self.channel, [b"c"], [worker_end.fileno()])
-            except BlockingIOError:
-                raise _ProtocolError("the worker stopped taking calls") from None
-            finally:
-                worker_end.close()
-            if sent < len(request):
-                await loop.sock_sendall(host_end, request[sent:])
-                host_end.shutdown(socket.SHUT_WR)
-            # The session socket is watched during the call, so a write there is caught at
-            # once and never fills its buffer.
-            reply = await _ReplyCollector(host_end, self.channel, max_reply).collect()
-        try:
-            message = _parse_reply(reply)
-        except _ProtocolError:
-            if await self.exited(1.0):
-                raise ConnectionError("the worker stopped during the call") from None
-            raise
-        self.check_quiet()
-        return message
-
-    def check_quiet(self) -> None:
-        """Raise `_ProtocolError` if the session socket holds unread bytes.
-
-        After start-up the worker never writes there, so only the session's code can have.
-        """
-        try:
-            pending = self.buffer or self.channel.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        if pending:
-            raise _ProtocolError("code in the session wrote to the session socket")
-
-    async def exited(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the worker to exit; whether it did."""
-        if self.pidfd is None:
-            return True
-        readable, _, _ = await asyncio.to_thread(select.select, [self.pidfd], [], [], timeout)
-        return bool(readable)
-
-    def alive(self) -> bool:
-        """Whether the worker process is still running (its pidfd is not yet readable)."""
-        if self.pidfd is None:
-            return False
-        readable, _, _ = select.select([self.pidfd], [], [], 0)
-        return not readable
-
-    def kill(self) -> None:
-        """Kill the worker (and, as pid 1 of its namespace, everything it started)."""
-        if self.pidfd is not None:
-            with contextlib.suppress(ProcessLookupError, OSError):
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            # The pidfd becomes readable once the worker and its namespace are gone.
-            select.select([self.pidfd], [], [], 5.0)
-            os.close(self.pidfd)
-            self.pidfd = None
-        self.channel.close()
-        shutil.rmtree(self.session_dir, ignore_errors=True)
-
-
 class PythonSession:
     """One stateful interpreter: variables, functions and imports persist between calls.
 
@@ -558,7 +343,8 @@ class PythonSession:
         self.limits = limits or SandboxLimits()
         self.allowed_imports = None if allowed_imports is None else frozenset(allowed_imports)
         self.audit_hook = audit_hook
-        self._worker: _Worker | None = None
+        self._max_reply = max_reply_bytes(self.limits.max_output_chars, self.limits.max_value_chars)
+        self._worker: Worker | None = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -599,7 +385,7 @@ class PythonSession:
         )
         return request
 
-    async def _start_worker(self) -> _Worker:
+    async def _start_worker(self) -> Worker:
         session_dir = tempfile.mkdtemp(prefix="agentlib-python-")
         try:
             channel = await asyncio.to_thread(self.pool.spawn, self._spawn_request(session_dir))
@@ -610,7 +396,7 @@ class PythonSession:
             shutil.rmtree(session_dir, ignore_errors=True)
             raise
         channel.setblocking(False)
-        worker = _Worker(channel, 0, session_dir)
+        worker = Worker(channel, 0, session_dir)
         try:
             async with asyncio.timeout(_START_TIMEOUT):
                 worker.pid = int((await worker.read_message())["pid"])
@@ -651,10 +437,13 @@ class PythonSession:
             try:
                 async with asyncio.timeout(self.limits.timeout):
                     worker.check_quiet()
-                    message = await worker.call(request, _max_reply_bytes(self.limits))
+                    message = await worker.call(
+                        request,
+                        max_reply_bytes(self.limits.max_output_chars, self.limits.max_value_chars),
+                    )
             except TimeoutError:
                 return await self._lose_worker(f"timed out after {self.limits.timeout:g} s")
-            except _ProtocolError as exc:
+            except ProtocolError as exc:
                 await self._discard_worker()
                 raise ToolError(
                     f"the Python worker broke the sandbox's reply protocol ({exc}): code in the "
