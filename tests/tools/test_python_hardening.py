@@ -27,6 +27,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 
 LIMITS = SandboxLimits(timeout=20, memory_mb=128, disk_mb=16, file_mb=16, open_files=64)
 MB = 1024 * 1024
+# Entering the worker's IPC namespace, and a private root to read the mounts of, need root.
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setns, private root)")
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,7 @@ async def test_memfd_files_cannot_hold_memory_outside_the_limit(bare: PythonSess
     assert result.value == "(0, [1])"  # EPERM for every attempt
 
 
+@as_root
 async def test_sysv_and_posix_ipc_cannot_hold_memory(bare: PythonSession) -> None:
     await bare.arun("1")
     worker_pid = bare.worker_pid
@@ -209,6 +212,7 @@ async def test_pipes_and_socket_pairs_cannot_hold_kernel_buffers(bare: PythonSes
     assert result.value == "(0, [1])"
 
 
+@as_root
 def test_the_ipc_namespace_is_limited_before_hand_over(pool: SandboxPool) -> None:
     python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
     try:
@@ -385,6 +389,7 @@ def project_on_sys_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     yield project, str(python)
 
 
+@as_root
 def test_a_project_root_on_sys_path_is_not_mounted(
     project_on_sys_path: tuple[Path, str],
 ) -> None:
@@ -428,6 +433,7 @@ def test_a_project_root_on_sys_path_is_not_mounted(
     )
 
 
+@as_root
 def test_only_the_stdlib_and_preloaded_packages_are_mounted(pool: SandboxPool) -> None:
     pytest.importorskip("numpy")
     python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
