@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agentlib.tools.sql._connection import execute_read_only
 from agentlib.tools.sql import SQLDatabase
 
 from agentlib import ToolError
@@ -306,7 +305,7 @@ def test_read_only_connection_refuses_writes_without_the_validator(
     database, url = open_database(dialect)
     before = _fingerprint(url)
     with pytest.raises(ToolError, match="the database refused the query"):
-        execute_read_only(database.engine, sql.format(directory=tmp_path), timeout=5.0, max_rows=10)
+        database.executor.execute(sql.format(directory=tmp_path), timeout=5.0, max_rows=10)
     assert _fingerprint(url) == before
     assert list(tmp_path.iterdir()) == []
 

@@ -16,12 +16,14 @@ a query the parser misreads still cannot write.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 
 from agentlib import ToolError
 
@@ -38,7 +40,7 @@ SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "duckdb": "duc
 # other sessions or the network.
 _FUNCTION_GROUPS = (
     # predicates sqlglot models as functions
-    "and or xor not exists in between is any all",
+    "and or xor not exists in between is any all collate",
     # aggregates
     "count count_if sum avg min max total group_concat string_agg array_agg listagg median "
     "quantile quantile_cont quantile_disc percentile_cont percentile_disc mode stddev "
@@ -59,7 +61,7 @@ _FUNCTION_GROUPS = (
     "str_position instr strpos position split_part split string_split starts_with ends_with "
     "contains like ilike regexp_like regexp_matches regexp_replace regexp_extract "
     "regexp_substr format printf to_char to_number hex unhex md5 chr ascii unicode char quote "
-    "array_to_string array_length array_size unnest",
+    "array_to_string array_length array_size unnest explode columns",
     # dates and times
     "date datetime time julianday strftime strptime time_to_str str_to_time str_to_date "
     "ts_or_ds_to_timestamp ts_or_ds_to_date ts_or_ds_add timestamp_trunc date_trunc datetrunc "
@@ -162,6 +164,28 @@ def _check_functions(tree: exp.Expr) -> None:
             )
 
 
+def _check_types(tree: exp.Expr, dialect: str) -> None:
+    """Refuse casts to catalog-object and user-defined types where the database looks them up.
+
+    On PostgreSQL every table is also a type and `'name'::regclass` resolves a table's name, so
+    a cast to either would tell whether a table hidden by `include_tables` exists. SQLite has
+    no type catalog (any type name is accepted and only its affinity counts), so it is exempt.
+    """
+    if dialect == "sqlite":
+        return
+    for node in tree.find_all(exp.ObjectIdentifier, exp.DataType):
+        if isinstance(node, exp.ObjectIdentifier):
+            raise ToolError(
+                f"casts to {node.name.lower()} (a database-object identifier type) are not "
+                "allowed: they look up the catalog; compare the data's own values instead"
+            )
+        if node.this == exp.DataType.Type.USERDEFINED:
+            raise ToolError(
+                f"the type {node.sql(dialect=dialect)} is not a built-in type: cast only to "
+                "built-in types (integer, numeric, text, date, timestamp, boolean, …)"
+            )
+
+
 def _resolve_tables(
     tree: exp.Expr, tables: Mapping[str, TableInfo], default_schemas: frozenset[str]
 ) -> None:
@@ -185,6 +209,91 @@ def _resolve_tables(
             raise ToolError(f"unknown table {name!r}; {hint}the tables are: {', '.join(tables)}")
 
 
+def _source_columns(source: exp.Table | Scope, tables: Mapping[str, TableInfo]) -> set[str]:
+    """The lower-case column names a FROM source exposes."""
+    if isinstance(source, Scope):
+        names = source.outer_columns or source.expression.named_selects
+        return {name.lower() for name in names}
+    alias = source.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        return {column.name.lower() for column in alias.columns}
+    by_lower = {name.lower(): info for name, info in tables.items()}
+    info = tables.get(source.name) or by_lower.get(source.name.lower())
+    return {name.lower() for name in info.column_names} if info else set()
+
+
+def _visible_names(scope: Scope, tables: Mapping[str, TableInfo], column: exp.Column) -> set[str]:
+    """What the unqualified `column` in `scope` can refer to, the way SQLite's resolver looks.
+
+    The scope's FROM sources; its result-column aliases, except from inside the result
+    columns themselves (SQLite lets WHERE, GROUP BY, HAVING and ORDER BY name an alias, not
+    another result column); then, for a subquery in an expression (a correlated one), the same
+    in each enclosing query. A FROM-clause subquery or a CTE sees only itself.
+    """
+    names: set[str] = set()
+    current: Scope | None = scope
+    while current is not None:
+        for source in current.sources.values():
+            if isinstance(source, (exp.Table, Scope)):
+                names |= _source_columns(source, tables)
+        select = current.expression
+        if isinstance(select, exp.Select) and not _inside_result_columns(column, select):
+            names |= {
+                item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)
+            }
+        current = current.parent if current.scope_type == ScopeType.SUBQUERY else None
+    return names
+
+
+def _inside_result_columns(node: exp.Expr, select: exp.Select) -> bool:
+    while node.parent is not None and node.parent is not select:
+        node = node.parent
+    return node.parent is select and node.arg_key == "expressions"
+
+
+def _sqlite_double_quoted_strings(tree: exp.Expr, tables: Mapping[str, TableInfo]) -> None:
+    """Turn double-quoted names that are no column into strings, exactly as SQLite does.
+
+    SQLite reads `"arizona"` as an identifier, and only when no column of that name is in
+    scope does it fall back to the string literal 'arizona' (the "double-quoted string
+    literal" misfeature, on by default). A qualified name (`t."x"`) never falls back. The
+    rewritten tree is what runs, so the query that runs means what was checked.
+    """
+    seen: set[int] = set()
+    for scope in traverse_scope(tree):  # innermost scopes first
+        for column in scope.columns:
+            if id(column) in seen:
+                continue
+            seen.add(id(column))
+            identifier = column.this
+            if column.table or not isinstance(identifier, exp.Identifier):
+                continue
+            if not identifier.quoted:
+                continue
+            if identifier.name.lower() not in _visible_names(scope, tables, column):
+                column.replace(exp.Literal.string(identifier.name))
+
+
+_UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved|Unknown column: (\S+)")
+
+
+def _double_quote_hint(tree: exp.Expr, message: str, dialect: str) -> str:
+    match = _UNRESOLVED.search(message)
+    name = (match.group(1) or match.group(2)) if match else None
+    quoted = any(
+        column.this.quoted and column.name == name
+        for column in tree.find_all(exp.Column)
+        if isinstance(column.this, exp.Identifier)
+    )
+    if not quoted:
+        return ""
+    where = "" if dialect == "sqlite" else f" in {dialect}"
+    return (
+        f' Double quotes mark a column or table name{where}, not a value: to compare with '
+        f"the text {name}, write it in single quotes ('{name}')."
+    )
+
+
 def _check_columns(tree: exp.Expr, tables: Mapping[str, TableInfo], dialect: str) -> None:
     schema: dict[str, object] = {
         name: {column: "TEXT" for column in info.column_names} for name, info in tables.items()
@@ -203,7 +312,8 @@ def _check_columns(tree: exp.Expr, tables: Mapping[str, TableInfo], dialect: str
         used = sorted({t.name for t in tree.find_all(exp.Table) if t.name in tables})
         columns = "; ".join(f"{name}: {', '.join(tables[name].column_names)}" for name in used)
         hint = f" The columns are: {columns}." if columns else ""
-        raise ToolError(f"{message}.{hint} Use only these columns.") from exc
+        quotes = _double_quote_hint(tree, message, dialect)
+        raise ToolError(f"{message}.{quotes}{hint} Use only these columns.") from exc
     except SqlglotError as exc:
         raise ToolError(f"cannot resolve the query's columns: {exc}") from exc
 
@@ -261,6 +371,9 @@ def validate_sql(
     tree = _parse_one(sql, dialect)
     _check_statement(tree)
     _check_functions(tree)
+    _check_types(tree, dialect)
     _resolve_tables(tree, tables, default_schemas)
+    if dialect == "sqlite":
+        _sqlite_double_quoted_strings(tree, tables)
     _check_columns(tree, tables, dialect)
     return _enforce_limit(tree, row_limit).sql(dialect=dialect)
