@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.parse
 import weakref
 from collections.abc import Iterator
@@ -216,12 +215,14 @@ class ReadOnlyDatabase:
         return QueryRows(columns=list(columns), rows=rows, truncated=len(fetched) > max_rows)
 
     def _compile(self, statement: sa.Executable) -> tuple[str, Any]:
+        assert isinstance(statement, sa.ClauseElement)
         compiled = statement.compile(
             dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
         )
-        params = compiled.construct_params()
-        if compiled.positional:
-            return str(compiled), [params[name] for name in compiled.positiontup or ()]
+        params = dict(compiled.construct_params() or {})
+        order: list[str] | None = getattr(compiled, "positiontup", None)
+        if getattr(compiled, "positional", False) and order is not None:
+            return str(compiled), [params[name] for name in order]
         return str(compiled), params
 
     # PostgreSQL ---------------------------------------------------------------------------
@@ -278,7 +279,9 @@ class ReadOnlyDatabase:
 
     # Public -------------------------------------------------------------------------------
 
-    def execute(self, statement: str | sa.Executable, *, timeout: float, max_rows: int) -> QueryRows:
+    def execute(
+        self, statement: str | sa.Executable, *, timeout: float, max_rows: int
+    ) -> QueryRows:
         """Run one query read-only and return at most `max_rows` rows.
 
         A string is sent to the database as it is: it must already be validated SQL (this
@@ -288,7 +291,9 @@ class ReadOnlyDatabase:
             ToolError: The query timed out, ran out of memory or the database refused it.
         """
         if self.backend != "postgresql":
-            sql, params = (statement, ()) if isinstance(statement, str) else self._compile(statement)
+            sql, params = (
+                (statement, ()) if isinstance(statement, str) else self._compile(statement)
+            )
             return self._run_in_worker(sql, params, timeout, max_rows)
         try:
             return self._run_postgres(statement, timeout, max_rows)
@@ -366,14 +371,27 @@ def _snapshot(engine: sa.Engine, backend: str) -> tuple[str, str]:
                 finally:
                     target.close()
             else:
-                name = connection.exec_driver_sql("SELECT current_database()").scalar()
+                # COPY FROM DATABASE trips over foreign keys; the snapshot needs only the rows
+                # (the schema, keys included, is read from the caller's engine).
+                names = [
+                    row[0]
+                    for row in connection.exec_driver_sql(
+                        "SELECT table_name FROM information_schema.tables "
+                        "WHERE table_schema = current_schema()"
+                    )
+                ]
                 quoted = path.replace("'", "''")
                 connection.exec_driver_sql(f"ATTACH '{quoted}' AS agentlib_snapshot")
                 try:
-                    connection.exec_driver_sql(f'COPY FROM DATABASE "{name}" TO agentlib_snapshot')
+                    for name in names:
+                        identifier = '"' + name.replace('"', '""') + '"'
+                        connection.exec_driver_sql(
+                            f"CREATE TABLE agentlib_snapshot.{identifier} AS "
+                            f"SELECT * FROM {identifier}"
+                        )
+                    connection.commit()
                 finally:
                     connection.exec_driver_sql("DETACH agentlib_snapshot")
-                connection.commit()
     except (sa_exc.DBAPIError, OSError) as exc:
         shutil.rmtree(directory, ignore_errors=True)
         detail = getattr(exc, "orig", None) or exc
@@ -417,12 +435,16 @@ def open_read_only(
                     f"the {backend} database {path!r} does not exist; create it first (the SQL "
                     "tool opens databases read-only and never creates them)"
                 )
-        engine = (
-            _sqlite_read_only_engine(path) if backend == "sqlite" else _duckdb_read_only_engine(path)
-        )
+        if backend == "sqlite":
+            engine, owned = _sqlite_read_only_engine(path), True
+        elif snapshot_directory is None:
+            engine, owned = _duckdb_read_only_engine(path), True
+        else:  # introspected through the caller's engine; queries read the snapshot
+            assert given is not None
+            engine, owned = given, False
         return ReadOnlyDatabase(
             engine,
-            owns_engine=True,
+            owns_engine=owned,
             path=path,
             memory_mb=memory_mb,
             snapshot_directory=snapshot_directory,

@@ -212,7 +212,10 @@ def _resolve_tables(
 def _source_columns(source: exp.Table | Scope, tables: Mapping[str, TableInfo]) -> set[str]:
     """The lower-case column names a FROM source exposes."""
     if isinstance(source, Scope):
-        names = source.outer_columns or source.expression.named_selects
+        query = source.expression
+        names = source.outer_columns or (
+            query.named_selects if isinstance(query, exp.Query) else []
+        )
         return {name.lower() for name in names}
     alias = source.args.get("alias")
     if isinstance(alias, exp.TableAlias) and alias.columns:
@@ -280,16 +283,19 @@ _UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved|Unknown column
 def _double_quote_hint(tree: exp.Expr, message: str, dialect: str) -> str:
     match = _UNRESOLVED.search(message)
     name = (match.group(1) or match.group(2)) if match else None
-    quoted = any(
-        column.this.quoted and column.name == name
+    quoted = [
+        column.name
         for column in tree.find_all(exp.Column)
         if isinstance(column.this, exp.Identifier)
-    )
+        and column.this.quoted
+        and column.name.lower() == (name or "").lower()
+    ]
     if not quoted:
         return ""
+    name = quoted[0]
     where = "" if dialect == "sqlite" else f" in {dialect}"
     return (
-        f' Double quotes mark a column or table name{where}, not a value: to compare with '
+        f" Double quotes mark a column or table name{where}, not a value: to compare with "
         f"the text {name}, write it in single quotes ('{name}')."
     )
 

@@ -78,7 +78,7 @@ class _DuckDB:
     def __init__(self, path: str, memory_mb: int) -> None:
         import duckdb
 
-        config = {
+        config: dict[str, str | bool | int | float | list[str]] = {
             "enable_external_access": False,
             "memory_limit": f"{memory_mb // 2}MB",
             "threads": 2,
