@@ -300,6 +300,20 @@ def _double_quote_hint(tree: exp.Expr, message: str, dialect: str) -> str:
     )
 
 
+def _keep_comma_joins(tree: exp.Expr) -> None:
+    """Write `FROM a, b` back as a comma join, not `CROSS JOIN`, for SQLite.
+
+    sqlglot parses SQLite's comma join as a CROSS join, and in SQLite `CROSS JOIN` tells the
+    planner not to reorder the tables: regenerated as such, a fast gold query could run its
+    tables in a slow order (and pick different rows for bare columns of a GROUP BY). A comma
+    join is the only join sqlglot builds with no `pivots` argument.
+    """
+    for join in tree.find_all(exp.Join):
+        bare = not join.args.get("on") and not join.args.get("using")
+        if bare and join.kind == "CROSS" and "pivots" not in join.args:
+            join.set("kind", None)
+
+
 def _check_columns(tree: exp.Expr, tables: Mapping[str, TableInfo], dialect: str) -> None:
     schema: dict[str, object] = {
         name: {column: "TEXT" for column in info.column_names} for name, info in tables.items()
@@ -381,5 +395,6 @@ def validate_sql(
     _resolve_tables(tree, tables, default_schemas)
     if dialect == "sqlite":
         _sqlite_double_quoted_strings(tree, tables)
+        _keep_comma_joins(tree)
     _check_columns(tree, tables, dialect)
     return _enforce_limit(tree, row_limit).sql(dialect=dialect)
