@@ -36,9 +36,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from agentlib.tools.sql import SQLDatabase
-
 from agentlib import ToolError
+from agentlib.tools.sql import SQLDatabase
 
 DATA = Path(__file__).parent / "data" / "advising_gold.json"
 ROWS_PER_TABLE = 200

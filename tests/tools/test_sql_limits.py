@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from agentlib.tools.sql import SQLDatabase, create_music_store
 
 from agentlib import ToolError
+from agentlib.tools.sql import SQLDatabase, create_music_store
 from tests._postgres import PostgresServer
 from tests.tools._sql_databases import (
     content_fingerprint,
@@ -126,7 +126,7 @@ def test_a_killed_worker_is_replaced(urls: Callable[[str], str]) -> None:
     # printf's width loop does not return to SQLite's VM, so only the kill path stops it.
     database = SQLDatabase(urls("sqlite"), query_mode="sql", timeout=TIMEOUT)
     try:
-        with pytest.raises(ToolError):
+        with pytest.raises(ToolError, match="its worker process was killed"):
             database.executor.execute(
                 "SELECT printf('%.*c', 2000000000, 'x') IS NULL", timeout=TIMEOUT, max_rows=1
             )

@@ -57,9 +57,10 @@ class QueryRows:
     truncated: bool
 
 
-def _timeout_error(timeout: float) -> ToolError:
+def _timeout_error(timeout: float, *, killed: bool = False) -> ToolError:
+    how = " (its worker process was killed)" if killed else ""
     return ToolError(
-        f"the query ran longer than the {timeout:g} s timeout and was stopped; "
+        f"the query ran longer than the {timeout:g} s timeout and was stopped{how}; "
         "make it cheaper (filter earlier, aggregate, avoid unbounded recursion)"
     )
 
@@ -198,7 +199,7 @@ class ReadOnlyDatabase:
             worker.kill()
             self._spawn_spare()
             if killed:
-                raise _timeout_error(timeout)
+                raise _timeout_error(timeout, killed=True)
             raise ToolError(
                 "the query stopped its worker process (it needed more than the "
                 f"{self.memory_mb} MiB memory limit, or crashed); make it cheaper"
