@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agentlib.tools.sql import SQLDatabase
 
 from agentlib import ToolError
+from agentlib.tools.sql import SQLDatabase
 from tests.tools._sql_databases import (
     content_fingerprint,
     database_file,
