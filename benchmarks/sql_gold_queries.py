@@ -75,9 +75,24 @@ def _literals(queries: list[str]) -> tuple[list[str], list[int]]:
     return strings, numbers
 
 
+def _compared(queries: list[str]) -> dict[str, list[str]]:
+    """Column name (lower case) -> the literal values the queries compare it with."""
+    pattern = r'\.(\w+)\s*(?:=|<>|<|>=|LIKE)\s*(?:"%?([^"%]+)%?"|(\d+))'
+    values: dict[str, set[str]] = {}
+    for query in queries:
+        for column, text, number in re.findall(pattern, query):
+            values.setdefault(column.lower(), set()).add(text or number)
+    return {column: sorted(found) for column, found in values.items()}
+
+
 def build_database(path: Path, tables: dict[str, list[list[str]]], queries: list[str]) -> None:
-    """Create the schema and fill it with deterministic rows drawn from the queries' literals."""
+    """Create the schema and fill it with deterministic rows drawn from the queries' literals.
+
+    A column the queries compare with literals takes one of those values in most rows, so that
+    their filters match; other columns take any literal of the right kind.
+    """
     strings, numbers = _literals(queries)
+    compared = _compared(queries)
     generator = random.Random(20181)
     connection = sqlite3.connect(path)
     for table, columns in tables.items():
@@ -90,7 +105,15 @@ def build_database(path: Path, tables: dict[str, list[list[str]]], queries: list
             row: list[object] = []
             for name, kind in columns:
                 lowered = name.lower()
-                if lowered.endswith("id") or lowered in ("semester", "offering_id"):
+                known = [
+                    value
+                    for value in compared.get(lowered, [])
+                    if value.isdigit() or not kind.startswith("int")
+                ]
+                if known and not lowered.endswith("id") and generator.random() < 0.7:
+                    value = generator.choice(known)
+                    row.append(int(value) if kind.startswith("int") else value)
+                elif lowered.endswith("id") or lowered in ("semester", "offering_id"):
                     row.append(
                         generator.randint(1, 8)
                         if kind.startswith("int")
