@@ -4,10 +4,13 @@
 message the model can act on: more or fewer than one statement; anything but SELECT (WITH …
 SELECT and set operations included); data-modifying CTEs, SELECT INTO, row locks; ATTACH,
 PRAGMA, COPY, CALL, SET and every other command; functions outside an allow-list (so file,
-network, sleep and server-administration functions cannot run); table functions; tables outside
-the introspected schema; columns that do not exist; bind parameters. It returns the query
-regenerated from the checked syntax tree with a LIMIT of at most `row_limit`: what runs is what
-was checked, comments and all other text dropped.
+network, sleep, catalog and server-administration functions cannot run); table functions;
+casts to catalog-object or user-defined types (PostgreSQL, DuckDB); tables outside the
+introspected schema; columns that do not exist; bind parameters. Read-only dialect syntax is
+accepted: COLLATE, unnest, DuckDB's COLUMNS(…), and SQLite's double-quoted strings, resolved
+as SQLite resolves them (`_sqlite_double_quoted_strings`). It returns the query regenerated
+from the checked syntax tree with a LIMIT of at most `row_limit`: what runs is what was
+checked, comments and all other text dropped.
 
 This is one of two layers. The connection itself is read-only too (see `_connection.py`), so
 a query the parser misreads still cannot write.
