@@ -414,3 +414,44 @@ def test_new_acceptances_do_not_open_new_attacks(
     finally:
         database.close()
     assert file_checksum(path) == before
+
+
+# What a worker sends back --------------------------------------------------------------------
+
+
+class _Hostile:
+    """Pickles as a call to os.system, as a subverted worker could send."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_subverted_workers_answer_cannot_run_code_in_the_host(tmp_path: Path) -> None:
+    import io
+    import pickle
+
+    from agentlib.tools.sql._connection import _AnswerUnpickler
+
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(("ok", ["x"], [[_Hostile(marker)]]))
+    with pytest.raises(pickle.UnpicklingError, match=r"posix\.system.*refused"):
+        _AnswerUnpickler(io.BytesIO(payload)).load()
+    assert not marker.exists()
+
+
+def test_duckdb_values_come_back_typed(urls: Callable[[str], str]) -> None:
+    database = SQLDatabase(urls("duckdb"), query_mode="sql")
+    try:
+        result = database.run_sql(
+            "SELECT CAST('2020-01-02' AS DATE) AS day, CAST(1.5 AS DECIMAL(4, 2)) AS price, "
+            "[genre_id, 2] AS pair, CAST(genre_id AS VARCHAR) AS label FROM genres "
+            "ORDER BY genre_id LIMIT 1"
+        )
+    finally:
+        database.close()
+    assert result.rows == [["2020-01-02", 1.5, [1, 2], "1"]]

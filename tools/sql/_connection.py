@@ -65,6 +65,32 @@ def _timeout_error(timeout: float, *, killed: bool = False) -> ToolError:
     )
 
 
+# What a worker's answer may contain besides pickle's own types (None, bool, int, float, str,
+# bytes, list, tuple, dict, set): the value types the drivers return. Anything else in the
+# stream is refused, so a worker whose engine was subverted by a query cannot run code here.
+_ANSWER_CLASSES = frozenset(
+    {
+        ("builtins", "bytearray"),
+        ("builtins", "frozenset"),
+        ("builtins", "set"),
+        ("datetime", "date"),
+        ("datetime", "datetime"),
+        ("datetime", "time"),
+        ("datetime", "timedelta"),
+        ("datetime", "timezone"),
+        ("decimal", "Decimal"),
+        ("uuid", "UUID"),
+    }
+)
+
+
+class _AnswerUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ANSWER_CLASSES:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a query worker sent a {module}.{name}, which is refused")
+
+
 class _Worker:
     """One worker process and its pipes."""
 
@@ -92,7 +118,7 @@ class _Worker:
 
     def _receive(self) -> Any:
         try:
-            return pickle.load(self._output)
+            return _AnswerUnpickler(self._output).load()
         except (EOFError, pickle.UnpicklingError, OSError):
             return ("dead",)
 

@@ -15,6 +15,8 @@ produce: SQLite with `SQLITE_LIMIT_LENGTH` (the longest string or blob) and
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import pickle
 import resource
 import sqlite3
@@ -22,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from typing import Any, BinaryIO
 
 _SQLITE_RECURSIVE = getattr(sqlite3, "SQLITE_RECURSIVE", 33)
@@ -64,8 +67,8 @@ class _SQLite:
             cursor = self.connection.execute(sql, params or ())
             if cursor.description is None:
                 return ("no_rows",)
-            columns = [item[0] for item in cursor.description]
-            rows = cursor.fetchmany(max_rows + 1)
+            columns = [str(item[0]) for item in cursor.description]
+            rows = [plain(row) for row in cursor.fetchmany(max_rows + 1)]
             cursor.close()
         finally:
             self.connection.set_progress_handler(None, 0)
@@ -94,12 +97,41 @@ class _DuckDB:
             cursor = self.connection.execute(sql, params or None)
             if cursor.description is None:
                 return ("no_rows",)
-            columns = [item[0] for item in cursor.description]
-            rows = cursor.fetchmany(max_rows + 1)
+            columns = [str(item[0]) for item in cursor.description]
+            rows = [plain(row) for row in cursor.fetchmany(max_rows + 1)]
         finally:
             timer.cancel()
             timer.join()
         return ("ok", columns, rows)
+
+
+_PLAIN = (type(None), bool, int, float, str, bytes, bytearray)
+_VALUES = (
+    datetime.date,
+    datetime.datetime,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+)
+
+
+def plain(value: Any) -> Any:
+    """`value` as the types the parent accepts (`_connection._ANSWER_CLASSES`); others as text."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (datetime.datetime, datetime.time)):
+        tz = value.tzinfo
+        if tz is not None and not isinstance(tz, datetime.timezone):
+            return value.isoformat()  # a zoneinfo/pytz zone: keep the offset, as text
+        return value
+    if isinstance(value, _VALUES):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    return str(value)
 
 
 def _is_timeout(error: BaseException) -> bool:
