@@ -455,3 +455,25 @@ def test_duckdb_values_come_back_typed(urls: Callable[[str], str]) -> None:
     finally:
         database.close()
     assert result.rows == [["2020-01-02", 1.5, [1, 2], "1"]]
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_runaways_are_all_stopped_and_bounded(urls: Callable[[str], str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    database = SQLDatabase(urls("sqlite"), query_mode="sql", timeout=TIMEOUT)
+
+    def attempt(_: int) -> str:
+        try:
+            database.run_sql(RECURSIVE)
+        except ToolError as error:
+            return str(error)
+        return "finished"  # pragma: no cover - would be the bug
+
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(attempt, range(6)))
+        assert all("timeout" in outcome for outcome in outcomes), outcomes
+        assert database.run_sql("SELECT COUNT(*) FROM genres").rows == [[8]]
+    finally:
+        database.close()

@@ -45,6 +45,8 @@ KILL_GRACE = 0.5
 
 _DUCKDB_CONFIG = {"enable_external_access": False, "lock_configuration": True}
 _IDLE_WORKERS = 2
+_BUSY_WORKERS = 4
+"""Queries one database runs at once; more wait (up to their timeout) for a free worker."""
 _WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 
 
@@ -178,6 +180,7 @@ class ReadOnlyDatabase:
         self._path = path
         self._snapshot_directory = snapshot_directory
         self._idle: list[_Worker] = []
+        self._busy = threading.BoundedSemaphore(_BUSY_WORKERS)
         self._lock = threading.Lock()
         self._closed = False
         # A database dropped without close() still stops its workers and deletes its snapshot.
@@ -219,16 +222,29 @@ class ReadOnlyDatabase:
         worker.kill()
 
     def _run_in_worker(self, sql: str, params: Any, timeout: float, max_rows: int) -> QueryRows:
-        worker = self._take_worker()
-        answer, killed = worker.run((sql, params, timeout, max_rows), timeout)
+        if not self._busy.acquire(timeout=timeout):
+            raise ToolError(
+                f"{_BUSY_WORKERS} queries were already running on this database for the whole "
+                f"{timeout:g} s timeout; retry when one has finished"
+            )
+        try:
+            worker = self._take_worker()
+            answer, killed = worker.run((sql, params, timeout, max_rows), timeout)
+            return self._answer_rows(answer, killed, worker, timeout, max_rows)
+        finally:
+            self._busy.release()
+
+    def _answer_rows(
+        self, answer: Any, killed: bool, worker: _Worker, timeout: float, max_rows: int
+    ) -> QueryRows:
         if killed or answer[0] == "dead":
             worker.kill()
             self._spawn_spare()
             if killed:
                 raise _timeout_error(timeout, killed=True)
             raise ToolError(
-                "the query stopped its worker process (it needed more than the "
-                f"{self.memory_mb} MiB memory limit, or crashed); make it cheaper"
+                "the query stopped its worker process (it needed more memory than "
+                f"memory_mb={self.memory_mb} allows, or crashed); make it cheaper"
             )
         self._give_back(worker)
         if answer[0] == "no_rows":
