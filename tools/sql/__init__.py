@@ -55,6 +55,7 @@ from ._schema import (
     relevant_tables,
     render_schema,
     render_table,
+    value_types,
 )
 from ._structured import build_query_model, compile_query
 from ._validate import SQLGLOT_DIALECTS, validate_sql
@@ -216,6 +217,10 @@ class SQLDatabase(Toolset):
         self.tables: dict[str, TableInfo] = self._introspect(include_tables, schema)
         """The visible tables, by name."""
         self._schemas = frozenset({(schema or _DEFAULT_SCHEMAS[self.backend]).lower()})
+        try:
+            self._value_types = value_types(self.engine, schema)
+        except sa.exc.DBAPIError:  # no catalog access: no user-defined casts (fails closed)
+            self._value_types = frozenset()
         self.query_model = build_query_model(self.tables)
         """The structured-query pydantic model for all visible tables."""
         super().__init__(self._query_tools())
@@ -333,6 +338,7 @@ class SQLDatabase(Toolset):
             tables=self.tables,
             row_limit=self.row_limit,
             default_schemas=self._schemas,
+            value_types=self._value_types,
         )
 
     def compile(self, query: BaseModel | Mapping[str, Any]) -> tuple[sa.Select[Any], str]:

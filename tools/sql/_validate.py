@@ -167,14 +167,16 @@ def _check_functions(tree: exp.Expr) -> None:
             )
 
 
-def _check_types(tree: exp.Expr, dialect: str) -> None:
-    """Refuse casts to catalog-object and user-defined types where the database looks them up.
+def _check_types(tree: exp.Expr, dialect: str, value_types: frozenset[str]) -> None:
+    """Refuse casts, on PostgreSQL, to types that would reveal whether a table exists.
 
-    On PostgreSQL every table is also a type and `'name'::regclass` resolves a table's name, so
-    a cast to either would tell whether a table hidden by `include_tables` exists. SQLite has
-    no type catalog (any type name is accepted and only its affinity counts), so it is exempt.
+    Every PostgreSQL table is also a type, and `'name'::regclass` resolves a table's name:
+    a cast to either would tell whether a table hidden by `include_tables` exists. So the
+    object-identifier types are refused, and a type sqlglot does not know is allowed only when
+    it is one of the schema's own value types (`value_types`: enums, domains, ranges,
+    extension types). SQLite has no type catalog and DuckDB's types are not tables: exempt.
     """
-    if dialect == "sqlite":
+    if dialect != "postgres":
         return
     for node in tree.find_all(exp.ObjectIdentifier, exp.DataType):
         if isinstance(node, exp.ObjectIdentifier):
@@ -182,10 +184,16 @@ def _check_types(tree: exp.Expr, dialect: str) -> None:
                 f"casts to {node.name.lower()} (a database-object identifier type) are not "
                 "allowed: they look up the catalog; compare the data's own values instead"
             )
-        if node.this == exp.DataType.Type.USERDEFINED:
+        if node.this != exp.DataType.Type.USERDEFINED:
+            continue
+        kind = node.args.get("kind")
+        name = kind.name if isinstance(kind, (exp.Identifier, exp.Dot)) else ""
+        qualified = isinstance(kind, exp.Dot)
+        if qualified or name.lower() not in value_types:
             raise ToolError(
-                f"the type {node.sql(dialect=dialect)} is not a built-in type: cast only to "
-                "built-in types (integer, numeric, text, date, timestamp, boolean, …)"
+                f"the type {node.sql(dialect=dialect)} is not a built-in type or one of the "
+                "schema's own value types: cast only to those (integer, numeric, text, date, "
+                "timestamp, boolean, …)"
             )
 
 
@@ -375,6 +383,7 @@ def validate_sql(
     tables: Mapping[str, TableInfo],
     row_limit: int,
     default_schemas: frozenset[str] = frozenset({"main", "public"}),
+    value_types: frozenset[str] = frozenset(),
 ) -> str:
     """Check that `sql` is one read-only SELECT over `tables` and return it with a LIMIT.
 
@@ -384,6 +393,7 @@ def validate_sql(
         tables: The tables the query may read.
         row_limit: The largest LIMIT allowed; a missing or larger LIMIT is replaced by it.
         default_schemas: Schema names a table may be qualified with.
+        value_types: User-defined type names a PostgreSQL query may cast to (lower case).
 
     Returns:
         The query regenerated from its syntax tree, in `dialect`, with the LIMIT enforced.
@@ -394,7 +404,7 @@ def validate_sql(
     tree = _parse_one(sql, dialect)
     _check_statement(tree)
     _check_functions(tree)
-    _check_types(tree, dialect)
+    _check_types(tree, dialect, value_types)
     _resolve_tables(tree, tables, default_schemas)
     if dialect == "sqlite":
         _sqlite_double_quoted_strings(tree, tables)
