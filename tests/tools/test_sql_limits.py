@@ -357,12 +357,17 @@ ACCEPTED = {
     "sqlite": [
         ("SELECT COUNT(*) FROM genres WHERE name = 'ROCK' COLLATE NOCASE", [[1]]),
         ("SELECT name FROM genres ORDER BY name COLLATE NOCASE DESC LIMIT 1", [["Rock"]]),
+        ("SELECT rowid, _rowid_ FROM genres ORDER BY rowid LIMIT 1", [[1, 1]]),
+        ('SELECT g."oid" FROM genres AS g ORDER BY 1 LIMIT 1', [[1]]),
+        ("SELECT random() IS NOT NULL", [[1]]),
     ],
     "duckdb": [
         ("SELECT COUNT(*) FROM genres WHERE name = 'ROCK' COLLATE NOCASE", [[1]]),
         ("SELECT unnest([1, 2, 3]) AS n ORDER BY n", [[1], [2], [3]]),
         ("SELECT max(COLUMNS(*)) FROM genres", [[8, "Rock"]]),
         ("SELECT COLUMNS('genre_.*') FROM genres ORDER BY 1 LIMIT 1", [[1]]),
+        ("SELECT {'a': 1}.a AS a", [[1]]),
+        ("SELECT random() < 1 AS ok", [[True]]),
     ],
     "postgresql": [
         ("SELECT COUNT(*) FROM genres WHERE name = 'Rock' COLLATE \"C\"", [[1]]),
@@ -372,6 +377,10 @@ ACCEPTED = {
             "SELECT CAST(genre_id AS numeric(10, 2))::text FROM genres ORDER BY 1 LIMIT 1",
             [["1.00"]],
         ),
+        ("SELECT COUNT(*) FROM genres WHERE name ~* 'ROCK'", [[1]]),
+        ("SELECT lpad('7', 3, '0'), width_bucket(5, 0, 10, 2)", [["007", 2]]),
+        ("SELECT string_to_array('a b', ' ')", [[["a", "b"]]]),
+        ("SELECT generate_series(1, 3) AS n ORDER BY n", [[1], [2], [3]]),
     ],
 }
 

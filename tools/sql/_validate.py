@@ -55,7 +55,8 @@ _FUNCTION_GROUPS = (
     "cume_dist",
     # numbers
     "abs round ceil floor sqrt pow power exp ln log log2 log10 sign mod div pi cbrt trunc sin "
-    "cos tan asin acos atan atan2 degrees radians greatest least safe_divide",
+    "cos tan asin acos atan atan2 degrees radians greatest least safe_divide rand random "
+    "width_bucket generate_series exploding_generate_series",
     # conditionals and casts
     "coalesce nullif ifnull nvl if case cast try_cast typeof iif",
     # strings
@@ -64,7 +65,8 @@ _FUNCTION_GROUPS = (
     "str_position instr strpos position split_part split string_split starts_with ends_with "
     "contains like ilike regexp_like regexp_matches regexp_replace regexp_extract "
     "regexp_substr format printf to_char to_number hex unhex md5 chr ascii unicode char quote "
-    "array_to_string array_length array_size unnest explode columns",
+    "array_to_string array_length array_size unnest explode columns pad regexp_i_like "
+    "string_to_array",
     # dates and times
     "date datetime time julianday strftime strptime time_to_str str_to_time str_to_date "
     "ts_or_ds_to_timestamp ts_or_ds_to_date ts_or_ds_add timestamp_trunc date_trunc datetrunc "
@@ -77,7 +79,7 @@ _FUNCTION_GROUPS = (
     "json_extract json_extract_scalar json_extract_path json_extract_path_text "
     "json_array_length json_type json_valid jsonb_extract_path jsonb_extract_path_text "
     "json_object json_array json_group_array json_group_object json_build_object "
-    "struct_extract list_extract array list_value generate_date_array",
+    "struct_extract list_extract array list_value generate_date_array struct map to_map",
 )
 ALLOWED_FUNCTIONS = frozenset(name for group in _FUNCTION_GROUPS for name in group.split())
 """Functions a query may call (lower-case sqlglot names)."""
@@ -233,7 +235,7 @@ def _source_columns(source: exp.Table | Scope, tables: Mapping[str, TableInfo]) 
         return {column.name.lower() for column in alias.columns}
     by_lower = {name.lower(): info for name, info in tables.items()}
     info = tables.get(source.name) or by_lower.get(source.name.lower())
-    return {name.lower() for name in info.column_names} if info else set()
+    return {name.lower() for name in _schema_columns(info, "sqlite")} if info else set()
 
 
 def _visible_names(scope: Scope, tables: Mapping[str, TableInfo], column: exp.Column) -> set[str]:
@@ -325,9 +327,22 @@ def _keep_comma_joins(tree: exp.Expr) -> None:
             join.set("kind", None)
 
 
+# SQLite gives every ordinary table these names for its rowid, unless a column takes them.
+_SQLITE_ROWID = ("rowid", "oid", "_rowid_")
+
+
+def _schema_columns(info: TableInfo, dialect: str) -> list[str]:
+    names = info.column_names
+    if dialect == "sqlite" and not info.is_view:
+        taken = {name.lower() for name in names}
+        names = [*names, *(alias for alias in _SQLITE_ROWID if alias not in taken)]
+    return names
+
+
 def _check_columns(tree: exp.Expr, tables: Mapping[str, TableInfo], dialect: str) -> None:
     schema: dict[str, object] = {
-        name: {column: "TEXT" for column in info.column_names} for name, info in tables.items()
+        name: {column: "TEXT" for column in _schema_columns(info, dialect)}
+        for name, info in tables.items()
     }
     try:
         qualify(
