@@ -44,6 +44,7 @@ import jsonschema
 import openai
 
 from agentlib._strict import restore_optional, strict_schema
+from agentlib._tool_names import safe_tool_names
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
     GenerationPath,
@@ -412,14 +413,17 @@ def _step_from_calls(
     content: str, calls: Sequence[tuple[str, str | None]], prepared: _Prepared
 ) -> dict[str, Any]:
     """Turn native tool calls back into the step JSON the loop parses."""
-    by_name = {branch.name: branch for branch in prepared.branches}
+    # Tools were sent under names the server accepts (`math.factorial` as `math_factorial`).
+    safe_names = safe_tool_names(branch.name for branch in prepared.branches)
+    by_name = {safe_names[branch.name]: branch for branch in prepared.branches}
     actions: list[dict[str, Any]] = []
-    for name, raw_arguments in calls:
+    for sent_name, raw_arguments in calls:
         try:
             arguments = json.loads(raw_arguments or "{}")
         except json.JSONDecodeError:
             arguments = raw_arguments  # left for the caller's validation to report
-        branch = by_name.get(name)
+        branch = by_name.get(sent_name)
+        name = branch.name if branch is not None else sent_name
         if branch is not None and branch.payload_key == "answer":
             answer = arguments.get("answer") if isinstance(arguments, dict) else arguments
             actions.append({"tool": name, "answer": answer})
@@ -515,6 +519,7 @@ def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str
         return _Prepared(mode=mode, options=forced, checked_schema=strict)
     action_key, branches = step
     tools = []
+    safe_names = safe_tool_names(branch.name for branch in branches)
     for branch in branches:
         description = (
             "Give the final answer to the task."
@@ -522,7 +527,7 @@ def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str
             else f"Call the tool '{branch.name}'."
         )
         function = {
-            "name": branch.name,
+            "name": safe_names[branch.name],
             "description": description,
             "parameters": strict_schema(branch.parameters, keep=keep),
             "strict": True,
