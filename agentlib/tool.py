@@ -19,9 +19,8 @@ import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-import jsonschema
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError
@@ -30,6 +29,10 @@ from agentlib._json_schema import close_objects, inline_refs, strip_titles
 from agentlib._tool_names import NAME_PATTERN, safe_tool_names
 from agentlib._validation import describe_validation_error
 from agentlib.errors import ConfigurationError, ToolError
+
+if TYPE_CHECKING:
+    import jsonschema
+    import jsonschema.protocols
 
 __all__ = ["Tool", "Toolset", "fence_untrusted", "render_observation", "safe_tool_names", "tool"]
 
@@ -182,6 +185,8 @@ class Tool:
         item.arguments_model = None
         schema = _object_schema(item.name, parameters)
         item.__dict__["parameters"] = schema  # the cached_property's value
+        import jsonschema  # ~90 ms: loaded with the first schema tool, not with agentlib
+
         item._schema_validator = jsonschema.validators.validator_for(
             schema, default=jsonschema.Draft202012Validator
         )(schema)
@@ -303,6 +308,8 @@ def _object_schema(name: str, parameters: Any) -> dict[str, Any]:
             f"the parameters of tool {name!r} must be a JSON schema (a dict), "
             f"got {type(parameters).__name__}"
         )
+    import jsonschema
+
     schema = dict(parameters) or {"type": "object", "properties": {}}
     schema.setdefault("type", "object")
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
