@@ -502,11 +502,24 @@ def main() -> None:
         action="store_true",
         help="load llama.cpp models without extra CPU buffer types (works around a segfault)",
     )
+    parser.add_argument(
+        "--step-option",
+        action="append",
+        default=[],
+        help="KEY=VALUE overriding one of the model profile's StepOptions, e.g. thought=after "
+        "(repeatable; needs agentlib.models.profiles)",
+    )
     parser.add_argument("--out", help="write every scored case as JSON lines here")
+    parser.add_argument(
+        "--report", nargs="+", help="print the tables of earlier --out files instead of running"
+    )
     parser.add_argument(
         "--export-specs", help="write every distinct function spec (OpenAI form) as JSON lines"
     )
     arguments = parser.parse_args()
+    if arguments.report:
+        _report(arguments.report)
+        return
     wheel = _bfcl.find_wheel(arguments.bfcl, CACHE / "bfcl")
     categories = [c.strip() for c in arguments.categories.split(",") if c.strip()]
     if arguments.export_specs:
@@ -534,11 +547,14 @@ def main() -> None:
         model = LocalModel(path=path, n_threads=arguments.threads)
         print(f"- agentlib model: {model.name} ({model.path.name})")
         options = _options(arguments.agent_option)
+        if arguments.step_option:
+            options["step_options"] = _step_options(model, _options(arguments.step_option))
         agentlib_outcomes = [
             score(case, asyncio.run(run_agentlib(model, case, options))) for case in cases
         ]
         results += agentlib_outcomes
-        label = "agentlib " + " ".join(arguments.agent_option) if options else "agentlib"
+        settings = [*arguments.agent_option, *arguments.step_option]
+        label = "agentlib " + " ".join(settings) if settings else "agentlib"
         print_table(f"**{label}** ({model.name})", agentlib_outcomes)
     if arguments.raw:
         gguf = path or _default_gguf()
@@ -558,6 +574,52 @@ def main() -> None:
         with open(arguments.out, "w") as handle:
             for outcome in results:
                 handle.write(json.dumps(asdict(outcome), default=str) + "\n")
+
+
+def _step_options(model: Any, overrides: dict[str, Any]) -> Any:
+    """The model's profile's step options with `overrides` applied (the rest kept)."""
+    import dataclasses
+
+    from agentlib.models.profiles import (  # type: ignore[import-not-found,unused-ignore]
+        ABSTAIN_FINAL_ANSWER_WORDING,
+        profile_of,
+    )
+
+    if overrides.get("final_answer_wording") == "abstain":
+        overrides["final_answer_wording"] = ABSTAIN_FINAL_ANSWER_WORDING
+    return dataclasses.replace(profile_of(model).step, **overrides)
+
+
+def _report(paths: Sequence[str]) -> None:
+    """One table per (file, mode) of earlier runs, and one ablation row per mode."""
+    rows: list[tuple[str, list[Outcome]]] = []
+    for path in paths:
+        outcomes = [Outcome(**json.loads(line)) for line in Path(path).read_text().splitlines()]
+        for mode in dict.fromkeys(o.mode for o in outcomes):
+            rows.append((f"{Path(path).stem}: {mode}", [o for o in outcomes if o.mode == mode]))
+    print("| run | simple AST | multiple tool | multiple AST | parallel AST | abstains | "
+          "valid calls | invalid | s/case |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, outcomes in rows:
+        by = {c: [o for o in outcomes if o.category == c] for c in _bfcl.CATEGORIES}
+
+        def rate(items: list[Outcome], attribute: str) -> str:
+            if not items:
+                return "–"
+            if attribute == "abstains":
+                count = sum(not o.calls for o in items)
+            else:
+                count = sum(getattr(o, attribute) for o in items)
+            return f"{100 * count / len(items):.0f} % ({count}/{len(items)})"
+
+        relevant = [o for o in outcomes if o.category != "irrelevance"]
+        print(
+            f"| {label} | {rate(by['simple_python'], 'ast')} | {rate(by['multiple'], 'right_tool')}"
+            f" | {rate(by['multiple'], 'ast')} | {rate(by['parallel'], 'ast')} | "
+            f"{rate(by['irrelevance'], 'abstains')} | {rate(relevant, 'valid_call')} | "
+            f"{sum(o.invalid for o in outcomes)} | "
+            f"{statistics.mean(o.seconds for o in outcomes):.1f} |"
+        )
 
 
 def _default_gguf() -> Path:
