@@ -550,7 +550,8 @@ def main() -> None:
         if arguments.step_option:
             options["step_options"] = _step_options(model, _options(arguments.step_option))
         agentlib_outcomes = [
-            score(case, asyncio.run(run_agentlib(model, case, options))) for case in cases
+            _progress(score(case, asyncio.run(run_agentlib(model, case, options))))
+            for case in cases
         ]
         results += agentlib_outcomes
         settings = [*arguments.agent_option, *arguments.step_option]
@@ -566,7 +567,7 @@ def main() -> None:
             answer=arguments.raw_answer,
         )
         raw = RawModel(gguf, arguments.threads, arguments.raw_repeat_penalty)
-        raw_outcomes = [score(case, run_raw(raw, case, variant)) for case in cases]
+        raw_outcomes = [_progress(score(case, run_raw(raw, case, variant))) for case in cases]
         results += raw_outcomes
         print_table(f"**raw** {variant.label()} ({gguf.name})", raw_outcomes)
     print(f"\n- load average at end: {os.getloadavg()[0]:.1f}")
@@ -588,6 +589,13 @@ def _step_options(model: Any, overrides: dict[str, Any]) -> Any:
     if overrides.get("final_answer_wording") == "abstain":
         overrides["final_answer_wording"] = ABSTAIN_FINAL_ANSWER_WORDING
     return dataclasses.replace(profile_of(model).step, **overrides)
+
+
+def _progress(outcome: Outcome) -> Outcome:
+    verdict = "ast" if outcome.ast else "call" if outcome.calls else "answer"
+    verdict = "invalid" if outcome.invalid else verdict
+    print(f"  {outcome.id}: {verdict} {outcome.seconds:.1f} s", file=sys.stderr, flush=True)
+    return outcome
 
 
 def _report(paths: Sequence[str]) -> None:
