@@ -7,8 +7,9 @@ The public API is re-exported here; nothing else is public. Backends with heavy 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from agentlib import _lazy
 from agentlib.agent import Agent, CancelToken
 from agentlib.errors import (
     AgentlibError,
@@ -96,15 +97,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Loaded on first use: agentlib.memory's record models cost ~45 ms of `import agentlib`
-    # (python -X importtime), and most programs never hold a conversation.
-    if name == "Conversation":
-        from agentlib.memory import Conversation
-
-        return Conversation
-    if name in ("OpenAIModel", "OutlinesModel", "LocalModel"):
-        from agentlib import models
-
-        return getattr(models, name)
-    raise AttributeError(f"module 'agentlib' has no attribute {name!r}")
+# Loaded on first use: agentlib.memory's record models cost ~45 ms of `import agentlib`
+# (python -X importtime), and most programs never hold a conversation; the backends pull in
+# their SDKs.
+__getattr__, __dir__ = _lazy.lazy_exports(
+    __name__,
+    {
+        "Conversation": "agentlib.memory",
+        "LocalModel": "agentlib.models.local",
+        "OpenAIModel": "agentlib.models.openai",
+        "OutlinesModel": "agentlib.models.outlines",
+    },
+    __all__,
+)

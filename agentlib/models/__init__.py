@@ -6,9 +6,9 @@ lazily, on first attribute access, so `import agentlib` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from agentlib._lazy import lazy_exports
 from agentlib.models.base import (
     GenerationPath,
     Message,
@@ -38,14 +38,12 @@ __all__ = [
     "ScriptedModel",
 ]
 
-_LAZY = {
-    "OpenAIModel": "agentlib.models.openai",
-    "OutlinesModel": "agentlib.models.outlines",
-    "LocalModel": "agentlib.models.local",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agentlib.models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LocalModel": "agentlib.models.local",
+        "OpenAIModel": "agentlib.models.openai",
+        "OutlinesModel": "agentlib.models.outlines",
+    },
+    __all__,
+)

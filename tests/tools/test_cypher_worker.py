@@ -7,9 +7,9 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
 
 from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
 
 
 def _worker_children() -> list[int]:
@@ -24,7 +24,7 @@ def _worker_children() -> list[int]:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == os.getpid() and b"_cypher_worker" in command:
+        if parent == os.getpid() and b"cypher/_worker" in command:
             found.append(int(entry.name))
     return found
 

@@ -18,8 +18,6 @@ from typing import Any
 import pydantic
 import pytest
 import sqlalchemy as sa
-from agentlib.tools.data.make_music_store import dataset
-from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 from inline_snapshot import snapshot
 
 from agentlib import (
@@ -32,6 +30,8 @@ from agentlib import (
     ToolError,
 )
 from agentlib.models.testing import call, final
+from agentlib.tools.data.make_music_store import dataset
+from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 from tests.tools._sql_databases import (
     duckdb_music_store,
     postgres_music_store,
@@ -183,7 +183,7 @@ def test_an_in_memory_engine_is_used_as_given() -> None:
     database = SQLDatabase(engine, query_mode="sql")
     assert database.run_sql("SELECT COUNT(*) FROM genres").rows == [[8]]
     with pytest.raises(ToolError, match="the database refused the query"):
-        from agentlib.tools._sql_connection import execute_read_only
+        from agentlib.tools.sql._connection import execute_read_only
 
         execute_read_only(engine, "DELETE FROM genres", timeout=5, max_rows=1)
     with engine.connect() as connection:

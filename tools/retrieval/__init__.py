@@ -15,8 +15,9 @@ this package does not import numpy, torch, usearch or pymilvus.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlib.tools.retrieval.ann import ANNIndex
@@ -96,7 +97,7 @@ _MODULES = {
     "splitters": ["MarkdownHeaderSplitter", "RecursiveSplitter", "Splitter", "TokenSplitter"],
     "tool": ["RetrievalTool"],
 }
-_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+_WHERE = {name: f".{module}" for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "ANNIndex",
@@ -143,14 +144,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentlib.tools.retrieval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"agentlib.tools.retrieval.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

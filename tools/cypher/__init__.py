@@ -28,27 +28,6 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import networkx as nx
 import pydantic
-from agentlib.tools._cypher_grand import QueryWorker, run_in_process, translate
-from agentlib.tools._cypher_pattern import (
-    CypherStatement,
-    GraphPattern,
-    PatternCondition,
-    PatternNode,
-    PatternOrder,
-    PatternReturn,
-    PatternStep,
-    compile_pattern,
-    pattern_model,
-)
-from agentlib.tools._cypher_schema import (
-    LABELS,
-    GraphSchema,
-    LabelInfo,
-    PropertyInfo,
-    RelationshipInfo,
-    schema_from_networkx,
-)
-from agentlib.tools._cypher_syntax import check_names, quote_literal, tokenize, validate_read_only
 from pydantic import AfterValidator, BaseModel
 
 from agentlib import (
@@ -61,6 +40,28 @@ from agentlib import (
     agenerate,
     tool,
 )
+
+from ._grand import QueryWorker, run_in_process, translate
+from ._pattern import (
+    CypherStatement,
+    GraphPattern,
+    PatternCondition,
+    PatternNode,
+    PatternOrder,
+    PatternReturn,
+    PatternStep,
+    compile_pattern,
+    pattern_model,
+)
+from ._schema import (
+    LABELS,
+    GraphSchema,
+    LabelInfo,
+    PropertyInfo,
+    RelationshipInfo,
+    schema_from_networkx,
+)
+from ._syntax import check_names, quote_literal, tokenize, validate_read_only
 
 __all__ = [
     "CypherBackend",

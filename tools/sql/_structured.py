@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agentlib import ConfigurationError, ToolError
 
-from ._sql_schema import TableInfo
+from ._schema import TableInfo
 
 __all__ = ["JoinEdge", "build_query_model", "compile_query", "join_edges"]
 

@@ -6,7 +6,7 @@ behind a comment, odd casing or a full-width look-alike is still found. The text
 rebuilt from the validated tokens (`render`), so what was checked is exactly what executes;
 string literals are re-quoted by `quote_literal`, never copied through.
 
-Translation to grand-cypher's dialect lives in `_cypher_grand.py`.
+Translation to grand-cypher's dialect lives in `_grand.py`.
 """
 
 from __future__ import annotations

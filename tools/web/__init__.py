@@ -38,8 +38,8 @@ try:
 except ImportError as exc:  # the module is only imported by users of the web tools
     raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
-from ._web_cache import WebCache
-from ._web_fetch import FetchConfig, FetchedPage, PageFetcher, parse_url
+from ._cache import WebCache
+from ._fetch import FetchConfig, FetchedPage, PageFetcher, parse_url
 
 __all__ = [
     "DDGSBackend",

@@ -7,7 +7,7 @@ real schema, compiled to SQL by the library) or `run_sql` (free SQL for strong m
 
 Every query is checked by one validator (one read-only SELECT over known tables and columns,
 allow-listed functions, a LIMIT) and runs on a read-only connection with a timeout; see
-`_sql_validate.py` and `_sql_connection.py` for exactly what is refused and how. Needs the `sql`
+`_validate.py` and `_connection.py` for exactly what is refused and how. Needs the `sql`
 extra: `pip install "agentlib[sql]"`.
 """
 
@@ -46,8 +46,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError(exc.name or "sqlalchemy", "sql", feature="agentlib.tools.sql") from exc
 
-from ._sql_connection import execute_read_only, open_read_only
-from ._sql_schema import (
+from ._connection import execute_read_only, open_read_only
+from ._schema import (
     ColumnInfo,
     ForeignKeyInfo,
     TableInfo,
@@ -56,8 +56,8 @@ from ._sql_schema import (
     render_schema,
     render_table,
 )
-from ._sql_structured import build_query_model, compile_query
-from ._sql_validate import SQLGLOT_DIALECTS, validate_sql
+from ._structured import build_query_model, compile_query
+from ._validate import SQLGLOT_DIALECTS, validate_sql
 
 __all__ = [
     "ColumnInfo",
@@ -146,7 +146,7 @@ def _jsonable(value: Any) -> Any:
 
 @functools.cache
 def _prompt(name: str) -> Template:
-    text = resources.files("agentlib.tools").joinpath("sql_prompts.md").read_text("utf-8")
+    text = resources.files("agentlib.tools.sql").joinpath("prompts.md").read_text("utf-8")
     sections = {
         block.split("\n", 1)[0].strip(): block.split("\n", 1)[1]
         for block in text.split("\n## ")[1:]

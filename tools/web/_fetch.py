@@ -26,7 +26,7 @@ try:
 except ImportError as exc:
     raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
-from ._web_guard import AddressPolicy, IPAddress, Resolver, system_resolver
+from ._guard import AddressPolicy, IPAddress, Resolver, system_resolver
 
 __all__ = ["FetchConfig", "FetchedPage", "PageFetcher", "decode_body"]
 

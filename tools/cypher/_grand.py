@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from queue import Empty, Queue
 from typing import Any
 
-from agentlib.tools import _cypher_worker
-from agentlib.tools._cypher_syntax import CypherSyntaxInfo, Token, render
-from agentlib.tools._cypher_worker import execute, read_frame, write_frame
-
 from agentlib import ToolError
+
+from . import _worker
+from ._syntax import CypherSyntaxInfo, Token, render
+from ._worker import execute, read_frame, write_frame
 
 __all__ = ["GrandQuery", "QueryWorker", "translate"]
 
@@ -370,7 +370,7 @@ class QueryWorker:
     def _start(self) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
             # -P: do not put tools/ on sys.path (its web.py, sql.py... would shadow modules).
-            [sys.executable, "-P", _cypher_worker.__file__],
+            [sys.executable, "-P", _worker.__file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ the introspected schema; columns that do not exist; bind parameters. It returns 
 regenerated from the checked syntax tree with a LIMIT of at most `row_limit`: what runs is what
 was checked, comments and all other text dropped.
 
-This is one of two layers. The connection itself is read-only too (see `_sql_connection.py`), so
+This is one of two layers. The connection itself is read-only too (see `_connection.py`), so
 a query the parser misreads still cannot write.
 """
 
@@ -25,7 +25,7 @@ from sqlglot.optimizer.qualify import qualify
 
 from agentlib import ToolError
 
-from ._sql_schema import TableInfo
+from ._schema import TableInfo
 
 __all__ = ["ALLOWED_FUNCTIONS", "SQLGLOT_DIALECTS", "validate_sql"]
 
