@@ -541,6 +541,8 @@ def main() -> None:
         f"- load average at start: {os.getloadavg()[0]:.1f}; llama.cpp threads {arguments.threads}"
     )
     results: list[Outcome] = []
+    if arguments.out:
+        _OUT.append(open(arguments.out, "w"))  # noqa: SIM115 - closed at exit
     if not arguments.no_agentlib:
         from agentlib import LocalModel
 
@@ -571,10 +573,6 @@ def main() -> None:
         results += raw_outcomes
         print_table(f"**raw** {variant.label()} ({gguf.name})", raw_outcomes)
     print(f"\n- load average at end: {os.getloadavg()[0]:.1f}")
-    if arguments.out:
-        with open(arguments.out, "w") as handle:
-            for outcome in results:
-                handle.write(json.dumps(asdict(outcome), default=str) + "\n")
 
 
 def _step_options(model: Any, overrides: dict[str, Any]) -> Any:
@@ -591,7 +589,13 @@ def _step_options(model: Any, overrides: dict[str, Any]) -> Any:
     return dataclasses.replace(profile_of(model).step, **overrides)
 
 
+_OUT: list[Any] = []  # the open --out file, written case by case so a cut run keeps its cases
+
+
 def _progress(outcome: Outcome) -> Outcome:
+    for handle in _OUT:
+        handle.write(json.dumps(asdict(outcome), default=str) + "\n")
+        handle.flush()
     verdict = "ast" if outcome.ast else "call" if outcome.calls else "answer"
     verdict = "invalid" if outcome.invalid else verdict
     print(f"  {outcome.id}: {verdict} {outcome.seconds:.1f} s", file=sys.stderr, flush=True)
