@@ -452,7 +452,10 @@ def _options(items: Sequence[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in items:
         key, _, value = item.partition("=")
-        options[key] = json.loads(value) if value[:1] in "0123456789[{tfn-" else value
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value  # a plain string: thought=after
     return options
 
 
