@@ -15,8 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from agentlib._json_schema import bound_strings
-from agentlib._output import OutputSpec, OutputValidationError, output_spec
+from agentlib._output import (
+    WRAPPED_KEY,
+    OutputValidationError,
+    output_spec,
+    request_schema,
+)
 from agentlib._prompts import template
 from agentlib.actions import extract_json
 from agentlib.errors import ConfigurationError, ModelOutputError
@@ -26,7 +30,7 @@ __all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_
 
 T = TypeVar("T")
 
-_WRAPPED = "value"
+_WRAPPED = WRAPPED_KEY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,19 +57,6 @@ def _schema_name(output_type: Any) -> str:
     return name or "output"
 
 
-def _request_schema(spec: OutputSpec, name: str, max_string_length: int) -> OutputSchema:
-    schema = spec.json_schema
-    if not spec.is_object:
-        # Servers require an object at the root: wrap other types as {"value": ...}.
-        schema = {
-            "type": "object",
-            "properties": {_WRAPPED: schema},
-            "required": [_WRAPPED],
-            "additionalProperties": False,
-        }
-    return OutputSchema(name, bound_strings(schema, max_string_length))
-
-
 def _messages(
     prompt: str | Sequence[Message], schema: OutputSchema, instructions: str | None
 ) -> list[Message]:
@@ -76,6 +67,14 @@ def _messages(
     if isinstance(prompt, str):
         return [Message(role="system", content=system), Message(role="user", content=prompt)]
     return [Message(role="system", content=system), *prompt]
+
+
+def _cut_off(error: str, max_tokens: int | None) -> str:
+    limit = f"max_tokens={max_tokens}" if max_tokens else "the server's default max_tokens"
+    return (
+        f"the reply was cut off at the token limit ({limit}) before it was complete ({error}); "
+        "raise max_tokens=, or ask for shorter output (fewer items, shorter strings)"
+    )
 
 
 @overload
@@ -134,7 +133,7 @@ async def agenerate_result(
     if retries < 0:
         raise ConfigurationError("retries must be 0 or more")
     spec = output_spec(output_type)
-    schema = _request_schema(spec, _schema_name(output_type), max_string_length)
+    schema = request_schema(spec, _schema_name(output_type), max_string_length)
     messages = _messages(prompt, schema, instructions)
     input_tokens = output_tokens = 0
     error = ""
@@ -152,7 +151,9 @@ async def agenerate_result(
                 data = data[_WRAPPED]
             value = spec.validate(data)
         except (ValueError, OutputValidationError) as exc:
-            error = str(exc)
+            error = (
+                _cut_off(str(exc), max_tokens) if response.finish_reason == "length" else str(exc)
+            )
             messages = [
                 *messages,
                 Message(role="assistant", content=raw),

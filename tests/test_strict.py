@@ -230,12 +230,13 @@ def test_unconstrained_value_and_non_object_root_are_rejected() -> None:
         strict_schema({"type": "array", "items": {"type": "string"}})
 
 
-def test_recursive_schema_is_rejected() -> None:
+def test_recursive_schema_keeps_its_recursion_as_defs() -> None:
     class Node(BaseModel):
         children: list[Node]
 
-    with pytest.raises(ConfigurationError, match="recursive"):
-        strict_schema(Node.model_json_schema())
+    strict = strict_schema(Node.model_json_schema())
+    assert strict["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    assert strict["$defs"]["Node"]["required"] == ["children"]
 
 
 def test_input_schema_is_not_modified() -> None:
@@ -256,7 +257,7 @@ def test_restored_reply_lets_the_tool_default_apply() -> None:
     assert search.validate(restored["action"]["arguments"]) == {"query": "llamas", "limit": 5}
 
 
-def test_restore_keeps_nulls_the_original_schema_allows() -> None:
+def test_restore_drops_forced_nulls_and_nulls_whose_default_is_null() -> None:
     raw = Person.model_json_schema()
     reply = {
         "name": "Ada",
@@ -265,7 +266,8 @@ def test_restore_keeps_nulls_the_original_schema_allows() -> None:
         "tags": None,
     }
     restored = restore_optional(reply, raw)
-    assert restored == {"name": "Ada", "address": {"city": "Paris", "postcode": None}}
+    # `postcode` accepts null and defaults to null: absent and null mean the same.
+    assert restored == {"name": "Ada", "address": {"city": "Paris"}}
     assert Person.model_validate(restored) == Person(
         name="Ada", role="user", address=Address(city="Paris"), tags=[]
     )
@@ -281,7 +283,4 @@ def test_restore_picks_the_union_branch_by_its_const() -> None:
         },
     }
     restored = restore_optional(reply, step.output.schema)
-    assert restored["action"]["answer"] == {
-        "name": "Ada",
-        "address": {"city": "X", "postcode": None},
-    }
+    assert restored["action"]["answer"] == {"name": "Ada", "address": {"city": "X"}}

@@ -43,6 +43,7 @@ from typing import Any, Literal, TypeAlias
 import jsonschema
 import openai
 
+from agentlib import _json
 from agentlib._strict import restore_optional, strict_schema
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
@@ -384,8 +385,8 @@ class OpenAIModel:
     ) -> tuple[str, bool]:
         """Whether `text` fits the schema the server was asked to enforce; nulls restored."""
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            value = _json.loads(text)
+        except json.JSONDecodeError:  # NaN, Infinity and 1e999 included: they are not JSON
             return text, False
         # The sent schema (what the server promised) or the caller's own (a server may enforce
         # `required` without strict mode's forced nulls): either means the constraint held.
@@ -398,7 +399,11 @@ class OpenAIModel:
     def _fits(self, value: Any, schema: Mapping[str, Any], key: str) -> bool:
         validator = self._validators.get(key)
         if validator is None:
-            validator = jsonschema.Draft202012Validator(schema)
+            # `format` is checked where the schema still has it: in the caller's schema, and
+            # in the sent one only when kept there (strict_keywords=), i.e. promised.
+            validator = jsonschema.Draft202012Validator(
+                schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+            )
             self._validators[key] = validator
         return bool(validator.is_valid(value))
 
@@ -416,7 +421,7 @@ def _step_from_calls(
     actions: list[dict[str, Any]] = []
     for name, raw_arguments in calls:
         try:
-            arguments = json.loads(raw_arguments or "{}")
+            arguments = _json.loads(raw_arguments or "{}")
         except json.JSONDecodeError:
             arguments = raw_arguments  # left for the caller's validation to report
         branch = by_name.get(name)
