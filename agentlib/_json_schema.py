@@ -186,14 +186,12 @@ def _with_siblings(target: Any, siblings: JSONSchema) -> Any:
     if target is False:
         return False
     clash = {key for key in siblings if key in target and key not in _ANNOTATIONS}
-    if "$ref" in target or clash:
-        return {
-            **{k: v for k, v in siblings.items() if k in _ANNOTATIONS},
-            "allOf": [
-                copy.deepcopy(target),
-                {k: v for k, v in siblings.items() if k not in _ANNOTATIONS},
-            ],
-        }
+    # `unevaluated*` only sees what its own schema object evaluated: merging would widen it.
+    scoped = any(key.startswith("unevaluated") for key in (*target, *siblings))
+    if "$ref" in target or clash or scoped:
+        # `$ref` beside other keywords is an `allOf` of the two (2020-12), whose annotations
+        # the parent's `unevaluated*` still sees.
+        return {**siblings, "allOf": [*siblings.get("allOf", []), copy.deepcopy(target)]}
     return {**copy.deepcopy(target), **siblings}
 
 
@@ -242,37 +240,92 @@ def close_objects(schema: Mapping[str, Any]) -> JSONSchema:
 FINITE_NUMBER_BOUND = 1e15
 """The magnitude `finite_numbers` gives decimals that have no bound of their own."""
 
+_FINITE_JSON = "finite_json_value"
+_FINITE_REF = {"$ref": f"#/$defs/{_FINITE_JSON}"}
+_NOT_NUMBERS = ["string", "integer", "boolean", "null", "array", "object"]
+# `not` and `if` are conditions: bounding a number inside them would change what they mean.
+_CONDITIONS = frozenset({"not", "if"})
+
 
 def finite_numbers(schema: Mapping[str, Any]) -> JSONSchema:
     """Keep a constraint engine from producing a number that overflows a double (`1e999`).
 
-    JSON grammars allow any exponent, and `1e999` parses as infinity. Every `number` that is
-    not bounded on both sides becomes an integer (any size, never an exponent) or a decimal
-    within +-`FINITE_NUMBER_BOUND` (llguidance compiles a bounded range without exponents;
-    measured: it cannot compile ranges as wide as 1e30).
+    JSON grammars allow any exponent, and `1e999` parses as infinity, which is not JSON. Every
+    place a non-integer number may appear is bounded: a `number` without both bounds becomes
+    an integer (any size, never an exponent) or a decimal within +-`FINITE_NUMBER_BOUND`
+    (llguidance then compiles a range without exponents; measured: it cannot compile ranges as
+    wide as 1e30), and unconstrained values (`true`, `{}`, untyped nodes, `items` or extra keys
+    left free) become a recursive "any JSON value with finite numbers".
     """
-
-    def bound(node: dict[str, Any]) -> dict[str, Any]:
-        kind = node.get("type")
-        kinds = kind if isinstance(kind, list) else [kind]
-        if "number" not in kinds or any(key in node for key in ("enum", "const", "anyOf")):
-            return node
-        upper = "maximum" in node or "exclusiveMaximum" in node
-        lower = "minimum" in node or "exclusiveMinimum" in node
-        if upper and lower:
-            return node
-        rest = {key: value for key, value in node.items() if key != "type"}
-        outer: JSONSchema = {key: rest.pop(key) for key in ("title", "description") if key in rest}
-        decimal = {**rest, "type": "number"}
-        if not upper:
-            decimal["maximum"] = FINITE_NUMBER_BOUND
-        if not lower:
-            decimal["minimum"] = -FINITE_NUMBER_BOUND
-        others = [{**rest, "type": name} for name in kinds if name not in ("number", "integer")]
-        return {**outer, "anyOf": [{**rest, "type": "integer"}, decimal, *others]}
-
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), bound)
+    state = {"used": False}
+    result: JSONSchema = _finite(copy.deepcopy(dict(schema)), state)
+    if state["used"]:
+        definitions = dict(result.get("$defs", {}))
+        definitions[_FINITE_JSON] = {
+            "anyOf": [
+                {"type": ["string", "integer", "boolean", "null"]},
+                _bounded_decimal({}),
+                {"type": "array", "items": dict(_FINITE_REF)},
+                {"type": "object", "additionalProperties": dict(_FINITE_REF)},
+            ]
+        }
+        result["$defs"] = definitions
     return result
+
+
+def _finite(node: Any, state: dict[str, bool]) -> Any:
+    if node is True:
+        state["used"] = True
+        return dict(_FINITE_REF)
+    if not isinstance(node, dict):
+        return node
+    out = {key: _finite_keyword(key, value, state) for key, value in node.items()}
+    fixed = any(key in out for key in ("enum", "const", "$ref"))
+    kind = out.get("type")
+    kinds = kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else []
+    composite = any(key in out for key in ("anyOf", "oneOf", "allOf"))
+    if fixed or (not kinds and composite):
+        return out  # bounded by its values, or by its branches
+    free = not kinds
+    for key, kind_name in (("items", "array"), ("additionalProperties", "object")):
+        if (free or kind_name in kinds) and key not in out:
+            state["used"] = True
+            out[key] = dict(_FINITE_REF)
+    if free:
+        return {**out, "anyOf": [{"type": _NOT_NUMBERS}, _bounded_decimal({})]}
+    bounded = ("maximum" in out or "exclusiveMaximum" in out) and (
+        "minimum" in out or "exclusiveMinimum" in out
+    )
+    if "number" not in kinds or bounded:
+        return out
+    rest = {key: value for key, value in out.items() if key != "type"}
+    outer: JSONSchema = {key: rest.pop(key) for key in ("title", "description") if key in rest}
+    others = [{**rest, "type": name} for name in kinds if name not in ("number", "integer")]
+    branches = [{**rest, "type": "integer"}, _bounded_decimal(rest), *others]
+    if composite:
+        return {**outer, "allOf": [{"anyOf": branches}]}
+    return {**outer, "anyOf": branches}
+
+
+def _finite_keyword(key: str, value: Any, state: dict[str, bool]) -> Any:
+    if key in _CONDITIONS:
+        return value
+    if key in _SCHEMA_MAPS and isinstance(value, dict):
+        return {name: _finite(sub, state) for name, sub in value.items()}
+    if (key in _SCHEMA_LISTS or key == "items") and isinstance(value, list):
+        return [_finite(sub, state) for sub in value]
+    if key in _SCHEMA_VALUES:
+        return _finite(value, state)
+    return value
+
+
+def _bounded_decimal(node: Mapping[str, Any]) -> JSONSchema:
+    decimal: JSONSchema = {**node, "type": "number"}
+    if "maximum" not in node and "exclusiveMaximum" not in node:
+        decimal["maximum"] = FINITE_NUMBER_BOUND
+    if "minimum" not in node and "exclusiveMinimum" not in node:
+        decimal["minimum"] = -FINITE_NUMBER_BOUND
+    return decimal
 
 
 def strip_titles(schema: Mapping[str, Any]) -> JSONSchema:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from agentlib._formats import format_checker
 from agentlib._json_schema import bound_strings, close_objects, inline_refs, strip_titles
 from agentlib._validation import describe_validation_error
 from agentlib.errors import ConfigurationError
@@ -71,15 +72,17 @@ def _raw_schema_spec(schema: Mapping[str, Any] | bool) -> OutputSpec:
             "value can satisfy (`true` accepts any JSON value)"
         )
     try:
-        validator_class = jsonschema.validators.validator_for(schema)
+        # An unknown `$schema` is read as 2020-12 (jsonschema's default, without its warning).
+        validator_class = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator
+        )
         validator_class.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise ConfigurationError(f"the output JSON schema is not valid: {exc.message}") from exc
     inlined = close_objects(inline_refs(schema, recursive=True))
     # `format` is an assertion here, not an annotation: a reply whose `date` is 2024-02-30 is
-    # as wrong as one whose number is a string (jsonschema's checkers; the `format-nongpl`
-    # extra brings the packages for date-time, duration, uri, hostname, ...).
-    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    # as wrong as one whose number is a string (`_formats.format_checker`).
+    validator = validator_class(schema, format_checker=format_checker())
 
     def validate(value: Any) -> Any:
         errors = sorted(validator.iter_errors(value), key=lambda error: list(error.path))

@@ -44,6 +44,7 @@ import jsonschema
 import openai
 
 from agentlib import _json
+from agentlib._formats import format_checker
 from agentlib._strict import restore_optional, strict_schema
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
@@ -401,9 +402,7 @@ class OpenAIModel:
         if validator is None:
             # `format` is checked where the schema still has it: in the caller's schema, and
             # in the sent one only when kept there (strict_keywords=), i.e. promised.
-            validator = jsonschema.Draft202012Validator(
-                schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-            )
+            validator = jsonschema.Draft202012Validator(schema, format_checker=format_checker())
             self._validators[key] = validator
         return bool(validator.is_valid(value))
 

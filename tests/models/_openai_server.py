@@ -28,10 +28,10 @@ __all__ = [
     "OpenAIServer",
     "RecordedRequest",
     "Reply",
+    "as_strict_reply",
     "chat",
     "error",
     "raw",
-    "as_strict_reply",
     "run_server",
     "slow",
     "stream",
@@ -291,78 +291,91 @@ _STRICT_KEYS = {
 
 def strict_rule_violations(schema: Any) -> list[str]:
     """Every way `schema` breaks OpenAI's documented strict-mode rules (empty when none)."""
-    found: list[str] = []
+    rules = _StrictRules(schema.get("$defs", {}) if isinstance(schema, dict) else {})
     if not isinstance(schema, dict) or schema.get("type") != "object":
-        found.append("the root must be an object")
+        rules.found.append("the root must be an object")
     elif "anyOf" in schema:
-        found.append("the root must not be anyOf")
-    totals = {"properties": 0, "nesting": 0, "enum values": 0, "string length": 0}
-    definitions = schema.get("$defs", {}) if isinstance(schema, dict) else {}
-    totals["string length"] += sum(len(name) for name in definitions)
+        rules.found.append("the root must not be anyOf")
+    if isinstance(schema, dict):
+        rules.visit({k: v for k, v in schema.items() if k != "$defs"}, "$", 0)
+        for name, definition in rules.definitions.items():
+            rules.visit(definition, f"$defs.{name}", 0)
+    for what, limit in STRICT_LIMITS.items():
+        if rules.totals[what] > limit:
+            rules.found.append(f"{rules.totals[what]} {what} exceeds the limit of {limit}")
+    return rules.found
 
-    def visit(node: Any, where: str, depth: int) -> None:
+
+class _StrictRules:
+    def __init__(self, definitions: dict[str, Any]) -> None:
+        self.definitions = definitions
+        self.found: list[str] = []
+        self.totals = {"properties": 0, "nesting": 0, "enum values": 0, "string length": 0}
+        self.totals["string length"] += sum(len(name) for name in definitions)
+
+    def visit(self, node: Any, where: str, depth: int) -> None:
         if not isinstance(node, dict):
-            found.append(f"{where}: a schema must be an object, got {json.dumps(node)}")
+            self.found.append(f"{where}: a schema must be an object, got {json.dumps(node)}")
             return
-        for key in node:
-            if key not in _STRICT_KEYS:
-                found.append(f"In context={where}, '{key}' is not permitted")
+        self.found.extend(
+            f"In context={where}, '{key}' is not permitted"
+            for key in node
+            if key not in _STRICT_KEYS
+        )
         if "$ref" in node:
             ref = node["$ref"]
-            if ref != "#" and ref.removeprefix("#/$defs/") not in definitions:
-                found.append(f"{where}: reference {ref} cannot be resolved")
+            if ref != "#" and ref.removeprefix("#/$defs/") not in self.definitions:
+                self.found.append(f"{where}: reference {ref} cannot be resolved")
             return
         if "anyOf" in node:
             for index, branch in enumerate(node["anyOf"]):
-                visit(branch, f"{where}.anyOf[{index}]", depth)
+                self.visit(branch, f"{where}.anyOf[{index}]", depth)
             return
+        kinds = self.types(node, where)
+        self.values(node, where)
+        if "object" in kinds:
+            self.object(node, where, depth)
+        if "array" in kinds:
+            if "items" not in node:
+                self.found.append(f"{where}: an array must have items")
+            else:
+                self.visit(node["items"], f"{where}[]", depth)
+
+    def types(self, node: dict[str, Any], where: str) -> list[Any]:
         kind = node.get("type")
         kinds = kind if isinstance(kind, list) else [kind]
         if kind is None and "enum" not in node and "const" not in node:
-            found.append(f"{where}: schema must have a type")
+            self.found.append(f"{where}: schema must have a type")
         if any(item is not None and item not in _STRICT_TYPES for item in kinds):
-            found.append(f"{where}: unknown type {kind}")
-        if (
-            isinstance(kind, list)
-            and len([k for k in kinds if k != "null"]) > 1
-            and ("object" in kinds or "array" in kinds)
-        ):
-            found.append(f"{where}: a type list may not mix object or array with other types")
+            self.found.append(f"{where}: unknown type {kind}")
+        mixed = len([item for item in kinds if item != "null"]) > 1
+        if mixed and ("object" in kinds or "array" in kinds):
+            self.found.append(f"{where}: a type list may not mix object or array with others")
+        return kinds
+
+    def values(self, node: dict[str, Any], where: str) -> None:
         values = node.get("enum", [])
-        totals["enum values"] += len(values)
+        self.totals["enum values"] += len(values)
         for value in [*values, *([node["const"]] if "const" in node else [])]:
             if isinstance(value, str):
-                totals["string length"] += len(value)
+                self.totals["string length"] += len(value)
             elif isinstance(value, dict | list):
-                found.append(f"{where}: enum and const values must be scalars")
-        if "object" in kinds:
-            totals["nesting"] = max(totals["nesting"], depth + 1)
-            properties = node.get("properties")
-            if not isinstance(properties, dict):
-                found.append(f"{where}: an object must list its properties")
-                properties = {}
-            if node.get("additionalProperties") is not False:
-                found.append(f"{where}: additionalProperties must be false")
-            if sorted(node.get("required", [])) != sorted(properties):
-                found.append(f"{where}: every property must be required")
-            totals["properties"] += len(properties)
-            totals["string length"] += sum(len(name) for name in properties)
-            for name, sub in properties.items():
-                visit(sub, f"{where}.{name}", depth + 1)
-        if "array" in kinds:
-            if "items" not in node:
-                found.append(f"{where}: an array must have items")
-            else:
-                visit(node["items"], f"{where}[]", depth)
+                self.found.append(f"{where}: enum and const values must be scalars")
 
-    if isinstance(schema, dict):
-        visit({k: v for k, v in schema.items() if k != "$defs"}, "$", 0)
-        for name, definition in definitions.items():
-            visit(definition, f"$defs.{name}", 0)
-    for what, limit in STRICT_LIMITS.items():
-        if totals[what] > limit:
-            found.append(f"{totals[what]} {what} exceeds the limit of {limit}")
-    return found
+    def object(self, node: dict[str, Any], where: str, depth: int) -> None:
+        self.totals["nesting"] = max(self.totals["nesting"], depth + 1)
+        properties = node.get("properties")
+        if not isinstance(properties, dict):
+            self.found.append(f"{where}: an object must list its properties")
+            properties = {}
+        if node.get("additionalProperties") is not False:
+            self.found.append(f"{where}: additionalProperties must be false")
+        if sorted(node.get("required", [])) != sorted(properties):
+            self.found.append(f"{where}: every property must be required")
+        self.totals["properties"] += len(properties)
+        self.totals["string length"] += sum(len(name) for name in properties)
+        for name, sub in properties.items():
+            self.visit(sub, f"{where}.{name}", depth + 1)
 
 
 def as_strict_reply(value: Any, schema: Any, root: Any = None) -> Any:

@@ -594,9 +594,8 @@ async def test_what_is_sent_follows_every_strict_rule_or_is_refused_up_front(
 async def test_what_strict_mode_cannot_produce_exactly_is_refused_with_the_reason(
     schema: dict[str, Any], expected: str
 ) -> None:
-    with run_server(strict_server([])) as server:
-        with pytest.raises(ConfigurationError, match=expected):
-            await _model(server.base_url).agenerate(USER, output=OutputSchema("s", schema))
+    with run_server(strict_server([])) as server, pytest.raises(ConfigurationError, match=expected):
+        await _model(server.base_url).agenerate(USER, output=OutputSchema("s", schema))
     assert server.chat_requests == []
 
 
@@ -639,17 +638,15 @@ async def test_format_is_checked_after_generation() -> None:
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
 async def test_non_json_numbers_are_never_accepted(number: str) -> None:
-    reply = chat('{"name": "Lyon", "country": "France", "population": %s}' % number)
-    with run_server([reply, reply]) as server:
-        with pytest.raises(ModelOutputError, match="not valid JSON"):
-            await agenerate_result(_model(server.base_url), City, "go", retries=1)
+    reply = chat(f'{{"name": "Lyon", "country": "France", "population": {number}}}')
+    with run_server([reply, reply]) as server, pytest.raises(ModelOutputError, match="not valid"):
+        await agenerate_result(_model(server.base_url), City, "go", retries=1)
 
 
 async def test_reply_cut_off_at_max_tokens_says_so_and_what_to_do() -> None:
     cut = chat('{"name": "Lyon", "country": "Fra', finish_reason="length")
-    with run_server([cut]) as server:
-        with pytest.raises(ModelOutputError) as caught:
-            await agenerate_result(_model(server.base_url), City, "go", retries=0, max_tokens=12)
+    with run_server([cut]) as server, pytest.raises(ModelOutputError) as caught:
+        await agenerate_result(_model(server.base_url), City, "go", retries=0, max_tokens=12)
     assert "cut off at the token limit (max_tokens=12)" in str(caught.value)
     assert "raise max_tokens=" in str(caught.value)
 
