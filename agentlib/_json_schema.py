@@ -72,7 +72,11 @@ def inline_refs(schema: Mapping[str, Any] | bool, *, recursive: bool = False) ->
         str(root.get("$schema", "")), default=referencing.jsonschema.DRAFT202012
     )
     resource = specification.create_resource(root)
-    registry: Any = referencing.Registry().with_resource(resource.id() or "", resource).crawl()
+    registry: Any = referencing.Registry().with_resource(resource.id() or "", resource)
+    try:
+        registry = registry.crawl()  # indexes `$anchor`s and embedded `$id`s
+    except (AttributeError, TypeError) as exc:  # a keyword's value of the wrong shape
+        raise ConfigurationError(f"the schema is not valid for its dialect: {exc}") from exc
     inliner = _Inliner(root, specification, recursive, referencing.exceptions.Unresolvable)
     walked = inliner.node(root, registry.resolver(base_uri=resource.id() or ""), (id(root),))
     if not isinstance(walked, dict):
@@ -86,6 +90,8 @@ def inline_refs(schema: Mapping[str, Any] | bool, *, recursive: bool = False) ->
         result = _with_siblings(inliner.definitions[ref.removeprefix("#/$defs/")], result)
     if inliner.definitions:
         result["$defs"] = inliner.definitions
+    if "$schema" in root:  # the dialect decides how the result is read again
+        result = {"$schema": root["$schema"], **result}
     return result
 
 
