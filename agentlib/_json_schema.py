@@ -279,8 +279,14 @@ def finite_numbers(schema: Mapping[str, Any]) -> JSONSchema:
     return result
 
 
-def _finite(node: Any, state: dict[str, bool]) -> Any:
+def _finite(node: Any, state: dict[str, bool], part: bool = False) -> Any:
+    """`node` with finite numbers (`part`: an `allOf` part, whose parent bounds free values).
+
+    Bounding each part of an `allOf` too makes llguidance's intersection of the parts explode.
+    """
     if node is True:
+        if part:
+            return node
         state["used"] = True
         return dict(_FINITE_REF)
     if not isinstance(node, dict):
@@ -289,9 +295,12 @@ def _finite(node: Any, state: dict[str, bool]) -> Any:
     fixed = any(key in out for key in ("enum", "const", "$ref"))
     kind = out.get("type")
     kinds = kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else []
-    composite = any(key in out for key in ("anyOf", "oneOf", "allOf"))
-    if fixed or (not kinds and composite):
-        return out  # bounded by its values, or by its branches
+    branches = any(key in out for key in ("anyOf", "oneOf"))
+    if fixed or (not kinds and branches) or (not kinds and part):
+        return out  # bounded by its values, its branches, or its parent
+    if not kinds and "allOf" in out:
+        return {**out, "anyOf": [{"type": _NOT_NUMBERS}, _bounded_decimal({})]}
+    composite = branches or "allOf" in out
     free = not kinds
     for key, kind_name in (("items", "array"), ("additionalProperties", "object")):
         if (free or kind_name in kinds) and key not in out:
@@ -319,7 +328,7 @@ def _finite_keyword(key: str, value: Any, state: dict[str, bool]) -> Any:
     if key in _SCHEMA_MAPS and isinstance(value, dict):
         return {name: _finite(sub, state) for name, sub in value.items()}
     if (key in _SCHEMA_LISTS or key == "items") and isinstance(value, list):
-        return [_finite(sub, state) for sub in value]
+        return [_finite(sub, state, part=key == "allOf") for sub in value]
     if key in _SCHEMA_VALUES:
         return _finite(value, state)
     return value

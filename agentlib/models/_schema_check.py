@@ -24,10 +24,13 @@ LLGUIDANCE_OVERRIDES: dict[str, Any] = {
     "whitespace_flexible": False,
     "item_separator": ", ",
     "key_separator": ": ",
+    "coerce_one_of": True,
 }
 """llguidance's JSON options for every compilation, in-process (`OutlinesModel`) and guarded:
 fixed separators and no free whitespace (with free whitespace a small model can emit newlines
-until it runs out of tokens)."""
+until it runs out of tokens); `oneOf` generated as `anyOf` (llguidance cannot enforce "exactly
+one"; the reply is validated against the schema itself, so one matching two branches is
+refused and retried, as on the strict path) instead of refusing the schema."""
 
 
 def constraint_schema(schema: Mapping[str, Any], backend: str) -> dict[str, Any]:

@@ -393,8 +393,9 @@ def as_strict_reply(value: Any, schema: Any, root: Any = None) -> Any:
     if "anyOf" in schema:
         for branch in schema["anyOf"]:
             candidate = as_strict_reply(value, branch, root)
-            document = {**branch, "$defs": root.get("$defs", {})}
-            if jsonschema.Draft202012Validator(document).is_valid(candidate):
+            # The branch read inside the whole document, so `#` and `#/$defs/...` resolve.
+            within = jsonschema.Draft202012Validator(root).evolve(schema=branch)
+            if within.is_valid(candidate):
                 return candidate
         return value
     if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
