@@ -316,10 +316,10 @@ def _finite(node: Any, state: dict[str, bool], part: bool = False) -> Any:
     rest = {key: value for key, value in out.items() if key != "type"}
     outer: JSONSchema = {key: rest.pop(key) for key in ("title", "description") if key in rest}
     others = [{**rest, "type": name} for name in kinds if name not in ("number", "integer")]
-    branches = [{**rest, "type": "integer"}, _bounded_decimal(rest), *others]
+    numbers = [{**rest, "type": "integer"}, _bounded_decimal(rest), *others]
     if composite:
-        return {**outer, "allOf": [{"anyOf": branches}]}
-    return {**outer, "anyOf": branches}
+        return {**outer, "allOf": [{"anyOf": numbers}]}
+    return {**outer, "anyOf": numbers}
 
 
 def _finite_keyword(key: str, value: Any, state: dict[str, bool]) -> Any:
