@@ -284,3 +284,47 @@ def test_restore_picks_the_union_branch_by_its_const() -> None:
     }
     restored = restore_optional(reply, step.output.schema)
     assert restored["action"]["answer"] == {"name": "Ada", "address": {"city": "X"}}
+
+
+def _nested(depth: int) -> dict[str, object]:
+    node: dict[str, object] = {"type": "string"}
+    for _ in range(depth):
+        node = {"type": "object", "properties": {"n": node}, "required": ["n"]}
+    return node
+
+
+def test_openai_size_limits_are_checked_before_sending() -> None:
+    strict_schema(_nested(10))
+    with pytest.raises(ConfigurationError, match="11 levels of object nesting"):
+        strict_schema(_nested(11))
+    many = {f"p{index}": {"type": "integer"} for index in range(5001)}
+    with pytest.raises(ConfigurationError, match="5001 object properties"):
+        strict_schema({"type": "object", "properties": many, "required": list(many)})
+    long_enum = {"type": "string", "enum": [f"{index:060d}" for index in range(300)]}
+    with pytest.raises(ConfigurationError, match="enum of more than 250 strings"):
+        strict_schema({"type": "object", "properties": {"e": long_enum}, "required": ["e"]})
+
+
+def test_restore_applies_the_parents_properties_to_the_chosen_branch() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+        "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
+    }
+    wrapped = {"type": "object", "properties": {"w": schema}, "required": ["w"]}
+    assert restore_optional({"w": {"a": None, "b": 2}}, wrapped) == {"w": {"b": 2}}
+    assert restore_optional({"w": {"a": "x", "b": None}}, wrapped) == {"w": {"a": "x"}}
+
+
+def test_type_lists_with_objects_become_unions_and_untyped_keywords_get_their_type() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "either": {"type": ["object", "integer"], "properties": {"x": {"type": "string"}}},
+            "day": {"format": "date"},
+        },
+        "required": ["either", "day"],
+    }
+    strict = strict_schema(schema)["properties"]
+    assert [branch["type"] for branch in strict["either"]["anyOf"]] == ["object", "integer"]
+    assert strict["day"] == {"type": "string", "description": '(format: "date")'}
