@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agentlib._lazy import lazy_exports
+from agentlib import _lazy
 from agentlib.agent import Agent, CancelToken
 from agentlib.errors import (
     AgentlibError,
@@ -21,7 +21,7 @@ from agentlib.errors import (
     ToolError,
 )
 from agentlib.models.base import Message, Model, ModelCapabilities, ModelResponse, OutputSchema
-from agentlib.models.testing import FunctionModel, ScriptedModel
+from agentlib.models.testing import FunctionModel, ScriptedModel, TestModel
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -79,6 +79,7 @@ __all__ = [
     "StepStartedEvent",
     "StopReason",
     "StoreError",
+    "TestModel",
     "ThoughtEvent",
     "Tool",
     "ToolCall",
@@ -100,7 +101,7 @@ __all__ = [
 # Loaded on first use: agentlib.memory's record models cost ~45 ms of `import agentlib`
 # (python -X importtime), and most programs never hold a conversation; the backends pull in
 # their SDKs.
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     __name__,
     {
         "Conversation": "agentlib.memory",

@@ -176,7 +176,10 @@ class Tool:
 
     async def acall(self, arguments: Mapping[str, Any] | None = None) -> Any:
         """Validate the arguments and run the tool; sync functions run in a worker thread."""
-        values = self.validate(arguments)
+        return await self.acall_validated(self.validate(arguments))
+
+    async def acall_validated(self, values: Mapping[str, Any]) -> Any:
+        """Run the tool with arguments `validate` already returned (the loop validates once)."""
         if self._is_method:
             if self._bound_to is None:
                 raise ConfigurationError(

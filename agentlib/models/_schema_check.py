@@ -25,6 +25,9 @@ LLGUIDANCE_OVERRIDES: dict[str, Any] = {
     "item_separator": ", ",
     "key_separator": ": ",
     "coerce_one_of": True,
+    # Strings may escape only a quote, a backslash, a newline and a tab (the step format's
+    # choice, issue 25: with every escape a small model filled strings with `\u001b`s).
+    "json_allowed_escapes": '"\\nt',
 }
 """llguidance's JSON options for every compilation, in-process (`OutlinesModel`) and guarded:
 fixed separators and no free whitespace (with free whitespace a small model can emit newlines
