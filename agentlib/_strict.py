@@ -242,7 +242,7 @@ class _Converter:
         return {"$ref": node["$ref"]}
 
     def _union(self, node: Mapping[str, Any], where: str) -> JSONSchema:
-        branches = [*node.get("anyOf", ()), *node.get("oneOf", ())]
+        branches = _branches(node, where)
         context = {
             key: value
             for key, value in node.items()
@@ -484,13 +484,37 @@ def _merge(first: Mapping[str, Any], second: Any, where: str) -> JSONSchema | No
                 return None
             merged[key] = common
         elif key in ("anyOf", "oneOf"):
-            merged["allOf"] = [*merged.get("allOf", []), {key: value}]
+            product = _union_product(merged.pop(key), value, where)
+            if not product:
+                return None
+            merged[key] = product
         elif key not in _ANNOTATIONS and merged[key] != value:
             raise ConfigurationError(
                 f"cannot combine the schemas at {where}: they disagree on {key!r}; simplify "
                 "the schema"
             )
     return _merge_all_of(merged, where) if "allOf" in merged else merged
+
+
+_MAX_UNION_PRODUCT = 64
+
+
+def _branches(node: Mapping[str, Any], where: str) -> list[Any]:
+    """A node's union branches; `anyOf` and `oneOf` side by side must both hold."""
+    if "anyOf" in node and "oneOf" in node:
+        return _union_product(list(node["anyOf"]), list(node["oneOf"]), where)
+    return list(node.get("anyOf", node.get("oneOf", ())))
+
+
+def _union_product(first: list[Any], second: list[Any], where: str) -> list[JSONSchema]:
+    """Two unions at once: a branch for each pair of branches that can both hold."""
+    if len(first) * len(second) > _MAX_UNION_PRODUCT:
+        raise ConfigurationError(
+            f"the schema at {where} combines two unions of {len(first)} and {len(second)} "
+            "branches; strict mode would need a branch for every pair: simplify the schema"
+        )
+    pairs = (_merge(_merge_all_of(left, where), right, where) for left in first for right in second)
+    return [pair for pair in pairs if pair is not None]
 
 
 def _merge_properties(first: Mapping[str, Any], second: Mapping[str, Any]) -> JSONSchema:
@@ -641,7 +665,10 @@ class _Restorer:
             schema = _merge_all_of(schema, "$")
         except ConfigurationError:
             return value
-        branches = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+        try:
+            branches = _branches(schema, "$")
+        except ConfigurationError:
+            return value
         if branches:
             context = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
             for branch in branches:

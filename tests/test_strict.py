@@ -328,3 +328,23 @@ def test_type_lists_with_objects_become_unions_and_untyped_keywords_get_their_ty
     strict = strict_schema(schema)["properties"]
     assert [branch["type"] for branch in strict["either"]["anyOf"]] == ["object", "integer"]
     assert strict["day"] == {"type": "string", "description": '(format: "date")'}
+
+
+def test_two_unions_that_must_both_hold_become_their_product() -> None:
+    # SchemaStore's snapcraft schema: `allOf` of two `anyOf`s (this once recursed forever).
+    schema = {
+        "type": "object",
+        "properties": {
+            "v": {
+                "allOf": [
+                    {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    {"anyOf": [{"type": "integer"}, {"type": "boolean"}]},
+                ]
+            },
+            "w": {"anyOf": [{"type": "string"}, {"type": "null"}], "oneOf": [{"type": "null"}]},
+        },
+        "required": ["v", "w"],
+    }
+    strict = strict_schema(schema)["properties"]
+    assert strict["v"] == {"anyOf": [{"type": "integer"}]}
+    assert strict["w"] == {"anyOf": [{"type": "null"}]}
