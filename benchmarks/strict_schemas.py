@@ -169,7 +169,7 @@ class Bench:
 
     def note(self, what: str, name: str, detail: str = "") -> None:
         self.counts[what] += 1
-        if len(self.examples[what]) < 5:
+        if detail and len(self.examples[what]) < 5:
             self.examples[what].append(f"{name}: {detail[:160]}")
 
     def schema(self, name: str, schema: Any, tests: list[tuple[Any, bool]], args: Any) -> None:
