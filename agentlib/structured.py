@@ -21,6 +21,7 @@ from agentlib._prompts import template
 from agentlib._retry import RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelOutputError
 from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH
 from agentlib.step_format import extract_json
 
 __all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_result"]
@@ -88,7 +89,7 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> Generation[T]: ...
 
 
@@ -101,7 +102,7 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> Generation[Any]: ...
 
 
@@ -113,7 +114,7 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> Generation[Any]:
     """Generate one value of `output_type` and report how it was obtained.
 
@@ -187,6 +188,7 @@ async def agenerate(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> T:
     """Generate one validated value of `output_type` (see `agenerate_result` for the options)."""
     result = await agenerate_result(
@@ -196,6 +198,7 @@ async def agenerate(
         instructions=instructions,
         retries=retries,
         max_tokens=max_tokens,
+        max_string_length=max_string_length,
     )
     return result.output
 
@@ -208,6 +211,7 @@ def generate(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> T:
     """Synchronous `agenerate`: one validated value of `output_type`."""
     return asyncio.run(
@@ -218,6 +222,7 @@ def generate(
             instructions=instructions,
             retries=retries,
             max_tokens=max_tokens,
+            max_string_length=max_string_length,
         )
     )
 
@@ -230,6 +235,7 @@ def generate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> Generation[Any]:
     """Synchronous `agenerate_result`."""
     return asyncio.run(
@@ -240,5 +246,6 @@ def generate_result(
             instructions=instructions,
             retries=retries,
             max_tokens=max_tokens,
+            max_string_length=max_string_length,
         )
     )

@@ -122,4 +122,6 @@ def test_unbounded_strings_get_a_bound() -> None:
     model = ScriptedModel([{"name": "A", "age": 1}])
     generate(model, Person, "x")
     assert model.requests[0].output is not None
-    assert model.requests[0].output.schema["properties"]["name"]["maxLength"] == 2000
+    # The same default as the agent's step (agentlib.models.profiles.DEFAULT_MAX_STRING_LENGTH).
+    assert model.requests[0].output.schema["properties"]["name"]["maxLength"] == 4000
+    generate(ScriptedModel([{"name": "A", "age": 1}]), Person, "x", max_string_length=50)
