@@ -124,4 +124,7 @@ def test_unbounded_strings_get_a_bound() -> None:
     assert model.requests[0].output is not None
     # The same default as the agent's step (agentlib.models.profiles.DEFAULT_MAX_STRING_LENGTH).
     assert model.requests[0].output.schema["properties"]["name"]["maxLength"] == 4000
-    generate(ScriptedModel([{"name": "A", "age": 1}]), Person, "x", max_string_length=50)
+    bounded = ScriptedModel([{"name": "A", "age": 1}])
+    generate(bounded, Person, "x", max_string_length=50)
+    assert bounded.requests[0].output is not None
+    assert bounded.requests[0].output.schema["properties"]["name"]["maxLength"] == 50
