@@ -21,6 +21,7 @@ from agentlib._json_schema import inline_refs
 from agentlib._output import OutputValidationError, output_spec, request_schema
 from agentlib.actions import extract_json
 from agentlib.models.outlines import OutlinesModel
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH
 from tests._constraint import ByteConstraint, as_generated
 
 SUITE = Path(__file__).parent / "data" / "json_schema_test_suite" / "draft2020-12"
@@ -213,7 +214,9 @@ def test_check_schema_says_what_generation_does() -> None:
     ]
     for schema in sample:
         try:
-            ByteConstraint(request_schema(output_spec(schema), "output", 2000).schema)
+            ByteConstraint(
+                request_schema(output_spec(schema), "output", DEFAULT_MAX_STRING_LENGTH).schema
+            )
             compiles = True
         except (ConfigurationError, ValueError):
             compiles = False

@@ -47,6 +47,7 @@ import openai
 from agentlib import _json
 from agentlib._formats import format_checker
 from agentlib._strict import restore_optional, strict_schema
+from agentlib._tool_names import safe_tool_names
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
     GenerationPath,
@@ -406,15 +407,18 @@ def _step_from_calls(
     content: str, calls: Sequence[tuple[str, str | None]], actions: StepActions
 ) -> str:
     """Turn native tool calls back into the step's text (the step format writes it)."""
+    # Tools were sent under names the server accepts (`math.factorial` as `math_factorial`).
+    safe_names = safe_tool_names(branch.name for branch in actions.branches)
+    original = {sent: name for name, sent in safe_names.items()}
     decoded: list[tuple[str, Mapping[str, Any]]] = []
-    for name, raw_arguments in calls:
+    for sent_name, raw_arguments in calls:
         try:
             arguments = _json.loads(raw_arguments or "{}")
         except json.JSONDecodeError:
             arguments = None
         if not isinstance(arguments, dict):
             return raw_arguments or ""  # left for the caller's validation to report
-        decoded.append((name, arguments))
+        decoded.append((original.get(sent_name, sent_name), arguments))
     return actions.assemble(content, decoded)
 
 
@@ -503,9 +507,10 @@ def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str
         }
         return _Prepared(mode=mode, options=forced, checked_schema=strict)
     tools = []
+    safe_names = safe_tool_names(branch.name for branch in actions.branches)
     for branch in actions.branches:
         function = {
-            "name": branch.name,
+            "name": safe_names[branch.name],
             "description": branch.description,
             "parameters": strict_schema(branch.parameters, keep=keep),
             "strict": True,

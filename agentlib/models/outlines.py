@@ -44,7 +44,7 @@ from agentlib.models._schema_check import (
     constraint_schema,
 )
 from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
-from agentlib.models.profiles import ModelProfile, profile_for
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH, ModelProfile, profile_for
 
 __all__ = ["ConstraintBackend", "GuideCacheInfo", "OutlinesModel", "compile_schema_guarded"]
 
@@ -441,7 +441,7 @@ class OutlinesModel:
         backend: ConstraintBackend = "llguidance",
         timeout: float = 5.0,
         memory_mb: int = 1024,
-        max_string_length: int = 2000,
+        max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
     ) -> None:
         """Check that `generate(model, schema, ...)` can use a user-supplied raw schema.
 
