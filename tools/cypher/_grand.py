@@ -27,15 +27,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from queue import Empty, Queue
-from typing import Any
-
-from . import _worker
-from ._syntax import CypherSyntaxInfo, Token, render
-from ._worker import execute, read_frame, write_frame
+from typing import Any, Literal
 
 from agentlib import ToolError
 
-__all__ = ["GrandQuery", "QueryWorker", "translate"]
+from . import _worker
+from ._backend import QueryResult, rows_as_dicts
+from ._pattern import CypherStatement
+from ._schema import GraphSchema, schema_from_networkx
+from ._syntax import CypherSyntaxInfo, Token, render, tokenize, validate_read_only
+from ._worker import execute, read_frame, write_frame
+
+__all__ = ["GrandCypherBackend", "GrandQuery", "QueryWorker", "translate"]
 
 _AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT"})
 _STARTUP_TIMEOUT = 120.0
@@ -465,3 +468,59 @@ def run_in_process(graph: Any, query: GrandQuery) -> tuple[list[str], list[list[
         column_order=query.columns,
     )
     return _raise_outcome(outcome)
+
+
+class GrandCypherBackend:
+    """Runs queries with grand-cypher on a NetworkX graph, in a worker process by default.
+
+    Args:
+        graph: A NetworkX `MultiDiGraph` or `DiGraph` with labels in `__labels__` (build one
+            with `graph_from_records` or `graph_from_edge_list`).
+        isolation: `process` runs each query in a child process holding a copy of the graph,
+            killed when a query outlives its timeout; `none` runs in this process with no
+            timeout (only for trusted queries: a pattern can take exponential time).
+    """
+
+    supports_parameters = False
+
+    def __init__(self, graph: Any, *, isolation: Literal["process", "none"] = "process") -> None:
+        self._graph = graph
+        self._schema = schema_from_networkx(graph)
+        self._isolation = isolation
+        self._worker = QueryWorker(graph) if isolation == "process" else None
+
+    def schema(self) -> GraphSchema:
+        """The schema extracted from the graph when the backend was made."""
+        return self._schema
+
+    def run(
+        self, statement: CypherStatement, *, max_rows: int, timeout: float | None
+    ) -> QueryResult:
+        """Translate the statement to grand-cypher's dialect and run it.
+
+        Raises:
+            ToolError: grand-cypher cannot run it correctly, it failed, or it timed out.
+        """
+        if statement.parameters:
+            raise ToolError("grand-cypher has no parameters: quote values with quote_literal")
+        tokens = tokenize(statement.text)
+        info = validate_read_only(tokens)
+        query = translate(tokens, info, max_rows=max_rows, directions=self._schema.directions())
+        if self._worker is not None and timeout is not None:
+            columns, rows = self._worker.run(query, timeout=timeout)
+        else:
+            columns, rows = run_in_process(self._graph, query)
+        rows = rows[query.skip :]
+        if query.limit is not None:
+            rows = rows[: query.limit]
+        return QueryResult(
+            query=query.text,
+            columns=columns,
+            rows=rows_as_dicts(columns, rows[:max_rows]),
+            truncated=len(rows) > max_rows,
+        )
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        if self._worker is not None:
+            self._worker.close()
