@@ -10,15 +10,6 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from agentlib.tools.cypher import (
-    CypherStatement,
-    GraphDatabase,
-    Neo4jBackend,
-    compile_pattern,
-    graph_from_records,
-    load_sample_graph,
-    text_to_cypher,
-)
 
 from agentlib import (
     Agent,
@@ -30,6 +21,15 @@ from agentlib import (
     ScriptedModel,
 )
 from agentlib.models.testing import call, final
+from agentlib.tools.cypher import (
+    CypherStatement,
+    GraphDatabase,
+    Neo4jBackend,
+    compile_pattern,
+    graph_from_records,
+    load_sample_graph,
+    text_to_cypher,
+)
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +278,10 @@ def test_neo4j_backend_reads_in_read_mode_with_parameters(monkeypatch: pytest.Mo
                 ["source", "type", "target", "count"],
                 [["Person", "MEMBER_OF", "Team", 2]],
             ),
+            "MATCH ()-[r]->() WITH r LIMIT": (
+                ["type", "key", "examples", "count"],
+                [["MEMBER_OF", "since", [2019, 2021], 2]],
+            ),
             "CALL": (["nodes", "relationships"], [[3, 2]]),
             "MATCH (p:Person)": (["p.name"], [["Ada"], ["Linus"]]),
         }
@@ -285,6 +289,8 @@ def test_neo4j_backend_reads_in_read_mode_with_parameters(monkeypatch: pytest.Mo
     database = GraphDatabase(Neo4jBackend(driver, database="people"), timeout=5.0)
     assert database.schema.relationship_types == ["MEMBER_OF"]
     assert "(:Person)-[:MEMBER_OF]->(:Team) (2)" in database.describe()
+    assert ".since: INTEGER, e.g. 2019, 2021" in database.describe()
+    assert "since" in database.schema.property_names
     result = database.run_pattern(
         {
             "start": {"variable": "p", "label": "Person"},

@@ -16,7 +16,7 @@ from ._backend import CypherBackend, QueryResult
 from ._grand import GrandCypherBackend
 from ._pattern import CypherStatement, GraphPattern, compile_pattern, pattern_model
 from ._schema import GraphSchema
-from ._syntax import check_names, tokenize, validate_read_only
+from ._syntax import check_names, render, tokenize, validate_read_only
 
 __all__ = ["GraphDatabase"]
 
@@ -119,7 +119,9 @@ class GraphDatabase(Toolset):
         )
         if any(token.kind == "parameter" for token in tokens):
             raise ToolError("write values as literals: this tool takes no $parameters")
-        return CypherStatement(text=query)
+        # What runs is the text rebuilt from the validated tokens (comments dropped, strings
+        # re-quoted), never the caller's text: no lexer difference can hide a clause.
+        return CypherStatement(text=render(tokens))
 
     def compile(self, pattern: GraphPattern | Mapping[str, Any]) -> CypherStatement:
         """Compile a structured pattern for this database's engine, then validate it.
@@ -133,15 +135,17 @@ class GraphDatabase(Toolset):
             )
         except pydantic.ValidationError as exc:
             raise ToolError(f"invalid pattern: {_first_error(exc)}") from exc
-        statement = compile_pattern(value, parameters=self.backend.supports_parameters)
-        tokens = tokenize(statement.text)
+        compiled = compile_pattern(value, parameters=self.backend.supports_parameters)
+        tokens = tokenize(compiled.text)
         check_names(
             validate_read_only(tokens),
             labels=self.schema.label_names,
             relationship_types=self.schema.relationship_types,
             properties=self.schema.property_names,
         )
-        return statement
+        return CypherStatement(
+            text=render(tokens), parameters=compiled.parameters, pattern=compiled.pattern
+        )
 
     def execute(self, statement: CypherStatement) -> QueryResult:
         """Run a statement that came from `check` or `compile`."""

@@ -10,7 +10,8 @@ from agentlib import ConfigurationError, MissingExtraError, ToolError
 
 from ._backend import QueryResult, rows_as_dicts
 from ._pattern import CypherStatement
-from ._schema import GraphSchema, LabelInfo, PropertyInfo, RelationshipInfo
+from ._schema import GraphSchema, LabelInfo, PropertyInfo, RelationshipInfo, type_name
+from ._syntax import render, tokenize, validate_read_only
 
 __all__ = ["Neo4jBackend"]
 
@@ -31,6 +32,10 @@ _NEO4J_NODE_PROPERTIES = (
 _NEO4J_RELATIONSHIPS = (
     "MATCH (a)-[r]->(b) WITH a, r, b LIMIT $sample UNWIND labels(a) AS source "
     "UNWIND labels(b) AS target RETURN source, type(r) AS type, target, count(*) AS count"
+)
+_NEO4J_RELATIONSHIP_PROPERTIES = (
+    "MATCH ()-[r]->() WITH r LIMIT $sample UNWIND keys(r) AS key "
+    "RETURN type(r) AS type, key, collect(r[key])[..3] AS examples, count(*) AS count"
 )
 _NEO4J_COUNTS = (
     "CALL { MATCH (n) RETURN count(n) AS nodes } CALL { MATCH ()-[r]->() RETURN count(r) AS "
@@ -118,11 +123,13 @@ class Neo4jBackend:
         Raises:
             ToolError: The server refused or failed the query.
         """
-        columns, rows = self._read(
-            statement.text, statement.parameters, limit=max_rows + 1, timeout=timeout
-        )
+        # The server gets the text rebuilt from validated tokens, whoever built the statement.
+        tokens = tokenize(statement.text)
+        validate_read_only(tokens)
+        text = render(tokens)
+        columns, rows = self._read(text, statement.parameters, limit=max_rows + 1, timeout=timeout)
         return QueryResult(
-            query=statement.text,
+            query=text,
             columns=columns,
             rows=rows_as_dicts(columns, rows[:max_rows]),
             truncated=len(rows) > max_rows,
@@ -146,6 +153,11 @@ def _neo4j_value(value: Any) -> Any:
     return value
 
 
+def _property(name: str, examples: list[Any], count: int) -> PropertyInfo:
+    types = tuple(dict.fromkeys(type_name(value) for value in examples))
+    return PropertyInfo(name=name, types=types, count=count, examples=tuple(examples))
+
+
 def _neo4j_schema(read: Any, sample: int) -> GraphSchema:
     def rows(text: str) -> list[list[Any]]:
         return typing.cast(
@@ -153,17 +165,23 @@ def _neo4j_schema(read: Any, sample: int) -> GraphSchema:
         )
 
     properties: dict[str, list[PropertyInfo]] = {}
-    for label, key, examples, count in rows(_NEO4J_NODE_PROPERTIES):
-        types = tuple(dict.fromkeys(type(v).__name__.upper() for v in examples))
-        properties.setdefault(label, []).append(
-            PropertyInfo(name=key, types=types, count=count, examples=tuple(examples))
-        )
+    for label, key, examples, count in sorted(rows(_NEO4J_NODE_PROPERTIES)):
+        properties.setdefault(label, []).append(_property(key, examples, count))
     labels = tuple(
         LabelInfo(name=label, count=count, properties=tuple(properties.get(label, ())))
         for label, count in sorted(rows(_NEO4J_LABELS))
     )
+    relationship_properties: dict[str, list[PropertyInfo]] = {}
+    for kind, key, examples, count in sorted(rows(_NEO4J_RELATIONSHIP_PROPERTIES)):
+        relationship_properties.setdefault(kind, []).append(_property(key, examples, count))
     relationships = tuple(
-        RelationshipInfo(type=kind, source=source, target=target, count=count)
+        RelationshipInfo(
+            type=kind,
+            source=source,
+            target=target,
+            count=count,
+            properties=tuple(relationship_properties.get(kind, ())),
+        )
         for source, kind, target, count in sorted(rows(_NEO4J_RELATIONSHIPS), key=lambda r: r[1])
     )
     counts = rows(_NEO4J_COUNTS)

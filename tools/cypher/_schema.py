@@ -19,6 +19,7 @@ __all__ = [
     "RelationshipInfo",
     "labels_of",
     "schema_from_networkx",
+    "type_name",
 ]
 
 LABELS = "__labels__"
@@ -151,6 +152,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def type_name(value: Any) -> str:
+    """The Cypher type name of a Python value (`STRING`, `INTEGER`, `FLOAT`, `LIST`, ...)."""
+    return _TYPE_NAMES.get(type(value), type(value).__name__.upper())
+
+
 def labels_of(data: Mapping[str, Any]) -> list[str]:
     """The labels (or relationship type) stored on a node or edge, sorted."""
     value = data.get(LABELS)
@@ -169,7 +175,7 @@ class _PropertyTally:
 
     def add(self, value: Any) -> None:
         self.count += 1
-        self.types[_TYPE_NAMES.get(type(value), type(value).__name__.upper())] = None
+        self.types[type_name(value)] = None
         if len(self.examples) < _EXAMPLES and value not in self.examples:
             self.examples.append(value)
 

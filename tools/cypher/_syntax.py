@@ -152,10 +152,31 @@ def _read_backticks(query: str, start: int) -> tuple[str, int]:
     raise ToolError(f"the backticked name starting at character {start} is never closed")
 
 
+# Neo4j's lexer, character for character (Cypher5Lexer.g4 and Cypher25Lexer.g4, the grammars of
+# Neo4j's Cypher parser, published in github.com/neo4j/cypher-language-support,
+# packages/language-support/src/antlr-grammar):
+#   SINGLE_LINE_COMMENT : '//' ~[\r\n]* ;       a `//` comment ends at CR or LF, nothing else
+#   MULTI_LINE_COMMENT  : '/*' .*? '*/' ;
+#   SPACE : \t \n \u000B \u000C \r \u001C-\u001F \u0020 \u00A0 \u1680 \u2000-\u200A \u2028
+#           \u2029 \u202F \u205F \u3000 ;
+# So `\r` (alone or in `\r\n`) ends a comment; U+2028, U+2029 and U+0085 do not (the first two
+# are only spaces, and U+0085 is neither: outside strings it is refused like any other
+# character). The text that runs is rebuilt from these tokens without the comments, so a
+# terminator read differently by some other engine cannot hide a clause either.
+COMMENT_TERMINATORS = "\r\n"
+SPACES = frozenset(
+    "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u00a0\u1680"
+    + "".join(chr(code) for code in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+
+
 def _skip_comment(query: str, index: int) -> int | None:
     if query.startswith("//", index):
-        end = query.find("\n", index)
-        return len(query) if end < 0 else end + 1
+        end = index + 2
+        while end < len(query) and query[end] not in COMMENT_TERMINATORS:
+            end += 1
+        return end
     if query.startswith("/*", index):
         end = query.find("*/", index + 2)
         if end < 0:
@@ -210,7 +231,7 @@ def tokenize(query: str) -> list[Token]:
     index = 0
     while index < len(query):
         character = query[index]
-        if character.isspace():
+        if character in SPACES:
             index += 1
             continue
         after_comment = _skip_comment(query, index)
@@ -370,11 +391,30 @@ def _reject_word(token: Token, previous: Token | None) -> None:
         )
 
 
+_UNWIND_HELP = (
+    "UNWIND is allowed over a literal list, a variable or a property, like UNWIND [1, 2] AS x, "
+    "UNWIND names AS name or UNWIND r.roles AS role"
+)
+
+
 def _check_unwind(tokens: Sequence[Token], index: int) -> None:
-    """`UNWIND` must be followed by a list made only of literals, then `AS name`."""
+    """`UNWIND` takes a literal list, a variable or `variable.property`, then `AS name`."""
     position = index + 1
-    if position >= len(tokens) or not tokens[position].is_symbol("["):
-        raise ToolError("UNWIND is allowed only over a literal list, like UNWIND [1, 2] AS x")
+    if position >= len(tokens):
+        raise ToolError(_UNWIND_HELP)
+    if tokens[position].kind in ("word", "name") and tokens[position].upper != "AS":
+        position += 1
+        while (
+            position + 1 < len(tokens)
+            and tokens[position].is_symbol(".")
+            and tokens[position + 1].kind in ("word", "name")
+        ):
+            position += 2
+        if position >= len(tokens) or tokens[position].upper != "AS":
+            raise ToolError(_UNWIND_HELP)
+        return
+    if not tokens[position].is_symbol("["):
+        raise ToolError(_UNWIND_HELP)
     depth = 0
     while position < len(tokens):
         token = tokens[position]
@@ -391,8 +431,8 @@ def _check_unwind(tokens: Sequence[Token], index: int) -> None:
             or (token.kind == "word" and tokens[position + 1].is_symbol(":"))
         ):
             raise ToolError(
-                "UNWIND is allowed only over a literal list (strings, numbers, booleans, null, "
-                f"nested lists and maps); found {token.text!r}"
+                "UNWIND is allowed over a literal list (strings, numbers, booleans, null, "
+                f"nested lists and maps), a variable or a property; found {token.text!r}"
             )
         position += 1
     if position + 1 >= len(tokens) or tokens[position + 1].upper != "AS":
