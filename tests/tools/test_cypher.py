@@ -10,15 +10,17 @@ from typing import Any
 
 import networkx as nx
 import pytest
+
+from agentlib import ConfigurationError, ToolError
 from agentlib.tools.cypher import (
+    GrandCypherBackend,
     GraphDatabase,
     GraphSchema,
+    LadybugBackend,
     graph_from_edge_list,
     graph_from_records,
     load_sample_graph,
 )
-
-from agentlib import ConfigurationError, ToolError
 
 
 def _records() -> dict[str, list[dict[str, Any]]]:
@@ -51,10 +53,19 @@ def sample() -> Sample:
     return Sample()
 
 
+@pytest.fixture(scope="module", params=["ladybug", "grand-cypher"])
+def database(request: pytest.FixtureRequest) -> GraphDatabase:
+    # In-process: these tests check answers, on both engines; the worker process has its own
+    # tests (test_cypher_worker.py).
+    graph = load_sample_graph()
+    if request.param == "ladybug":
+        return GraphDatabase(LadybugBackend(graph, isolation="none"), timeout=None)
+    return GraphDatabase(GrandCypherBackend(graph, isolation="none"), timeout=None)
+
+
 @pytest.fixture(scope="module")
-def database() -> GraphDatabase:
-    # In-process: these tests check answers; the worker process has its own tests below.
-    return GraphDatabase(load_sample_graph(), timeout=None)
+def grand() -> GraphDatabase:
+    return GraphDatabase(GrandCypherBackend(load_sample_graph(), isolation="none"), timeout=None)
 
 
 def _column(rows: list[dict[str, Any]], name: str) -> list[Any]:
@@ -279,8 +290,8 @@ def test_nodes_and_relationships_come_back_as_plain_data(database: GraphDatabase
     ]
 
 
-def test_row_limit_truncates_and_says_so(sample: Sample) -> None:
-    database = GraphDatabase(load_sample_graph(), timeout=None, max_rows=10)
+def test_row_limit_truncates_and_says_so(database: GraphDatabase) -> None:
+    database = GraphDatabase(database.backend, timeout=None, max_rows=10)
     result = database.run("MATCH (p:Person) RETURN p.name")
     assert len(result.rows) == 10
     assert result.truncated
@@ -318,17 +329,17 @@ def test_skip_and_limit_page_through_ordered_rows(database: GraphDatabase, sampl
     ],
 )
 def test_unsupported_queries_get_a_specific_one_line_error(
-    database: GraphDatabase, query: str, message: str
+    grand: GraphDatabase, query: str, message: str
 ) -> None:
     with pytest.raises(ToolError, match=message) as caught:
-        database.run(query)
+        grand.run(query)
     assert "\n" not in str(caught.value)
     assert "Traceback" not in str(caught.value)
 
 
-def test_normalised_forms_run(database: GraphDatabase) -> None:
+def test_normalised_forms_run(grand: GraphDatabase) -> None:
     # lower-case aggregates, single quotes, != and comma-separated patterns are rewritten.
-    result = database.run(
+    result = grand.run(
         "match (p:Person), (m:Movie) where p.name = 'Tom Hanks' and m.title != 'Heat' "
         "and m.released = 1999 return count(m) as n"
     )
@@ -339,9 +350,8 @@ def test_normalised_forms_run(database: GraphDatabase) -> None:
 # ---- structured patterns -------------------------------------------------------------------
 
 
-def test_pattern_compiles_to_quoted_cypher_and_runs(
-    database: GraphDatabase, sample: Sample
-) -> None:
+def test_pattern_compiles_to_quoted_cypher_and_runs(grand: GraphDatabase) -> None:
+    database = grand  # grand-cypher has no parameters, so the values are quoted
     pattern = {
         "start": {"variable": "p", "label": "Person"},
         "steps": [
@@ -368,7 +378,7 @@ def test_pattern_compiles_to_quoted_cypher_and_runs(
 def test_quoted_values_match_exactly_in_grand_cypher() -> None:
     names = ['Ellis "Red" Redding', "back\\slash", "Mélanie 🎬", "two\nlines"]
     graph = graph_from_records([{"id": i, "label": "P", "name": n} for i, n in enumerate(names)])
-    database = GraphDatabase(graph, timeout=None)
+    database = GraphDatabase(GrandCypherBackend(graph, isolation="none"), timeout=None)
     for name in names:
         rows = database.run_pattern(
             {

@@ -58,10 +58,12 @@ NOLAN_PATTERN = {
 def test_pattern_mode_prompts_with_the_schema_and_compiles(database: GraphDatabase) -> None:
     model = ScriptedModel([NOLAN_PATTERN])
     statement = text_to_cypher(model, database, "Which movies did Christopher Nolan direct?")
+    # The embedded engine takes parameters: the value travels as one, never in the text.
     assert statement.text == (
-        'MATCH (d:Person)-[:DIRECTED]->(m:Movie) WHERE d.name = "Christopher Nolan" '
+        "MATCH (d:Person)-[:DIRECTED]->(m:Movie) WHERE d.name = $p0 "
         "RETURN m.title ORDER BY m.released LIMIT 10"
     )
+    assert statement.parameters == {"p0": "Christopher Nolan"}
     request = model.requests[0]
     system = request.messages[0].content
     assert "(:Person)-[:DIRECTED]->(:Movie)" in system

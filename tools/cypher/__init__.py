@@ -27,6 +27,7 @@ from ._backend import CypherBackend, QueryResult
 from ._database import GraphDatabase
 from ._grand import GrandCypherBackend
 from ._graphs import graph_from_edge_list, graph_from_records, load_sample_graph
+from ._ladybug import LadybugBackend
 from ._neo4j import Neo4jBackend
 from ._pattern import (
     CypherStatement,
@@ -51,6 +52,7 @@ __all__ = [
     "GraphPattern",
     "GraphSchema",
     "LabelInfo",
+    "LadybugBackend",
     "Neo4jBackend",
     "PatternCondition",
     "PatternNode",

@@ -14,6 +14,7 @@ from agentlib import ConfigurationError, Tool, ToolError, Toolset, tool
 
 from ._backend import CypherBackend, QueryResult
 from ._grand import GrandCypherBackend
+from ._ladybug import LadybugBackend
 from ._pattern import CypherStatement, GraphPattern, compile_pattern, pattern_model
 from ._schema import GraphSchema
 from ._syntax import check_names, render, tokenize, validate_read_only
@@ -59,7 +60,7 @@ class GraphDatabase(Toolset):
         if isinstance(graph, CypherBackend):
             self.backend: CypherBackend = graph
         elif isinstance(graph, nx.Graph):
-            self.backend = GrandCypherBackend(
+            self.backend = LadybugBackend(
                 graph, isolation="process" if timeout is not None else "none"
             )
         else:

@@ -84,6 +84,8 @@ class Token:
     """The decoded value: the string's content, the name inside the backticks, the symbol."""
     position: int
     """Offset in the original query, for messages."""
+    end: int = -1
+    """Offset just after the token in the original query (-1 for tokens made by a rewrite)."""
 
     @property
     def upper(self) -> str:
@@ -240,14 +242,14 @@ def tokenize(query: str) -> list[Token]:
             continue
         if character in "'\"":
             text, end = _read_string(query, index)
-            tokens.append(Token("string", text, index))
+            tokens.append(Token("string", text, index, end))
         elif character == "`":
             text, end = _read_backticks(query, index)
-            tokens.append(Token("name", text, index))
+            tokens.append(Token("name", text, index, end))
         else:
             token = _read_bare(query, index)
-            tokens.append(token)
             end = index + (len(token.text) + 1 if token.kind == "parameter" else len(token.text))
+            tokens.append(Token(token.kind, token.text, index, end))
         index = end
     return tokens
 

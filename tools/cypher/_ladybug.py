@@ -1,0 +1,586 @@
+"""`LadybugBackend`: openCypher on an embedded database that the NetworkX graph is loaded into.
+
+ladybug (the maintained fork of the Kùzu embedded graph database, MIT) implements Cypher with
+its own type system: nodes live in typed tables, a table per label, and a few rules differ from
+openCypher. Measured on the openCypher TCK (benchmarks/cypher_tck.md), the differences are
+translated here, on validated tokens, or refused with a message:
+
+- a node has one table, so each distinct label set gets one: `(n:A:B)` becomes the union of
+  the tables whose nodes carry both labels, `n:A` in an expression a test on `label(n)`, and
+  `labels(n)` a lookup of its table's labels; `type(r)` is `label(r)` and `id(x)` the key
+  the graph was loaded with;
+- openCypher never matches one relationship twice in a MATCH; the engine does, so every pair
+  of relationships in a MATCH gets an `id(a) <> id(b)` condition, and variable-length
+  relationships use its TRAIL semantics (no relationship repeated);
+- `WITH ... ORDER BY` needs SKIP or LIMIT there: `SKIP 0` is added;
+- column names are the RETURN items as written (the engine names `count(*)` COUNT_STAR());
+- refused: a literal list mixing integers and floats (the engine would turn the integers into
+  floats), `properties()`/`keys()` (they would show the hidden key and absent properties),
+  `substring()` (it counts from 1), a variable-length relationship together with other
+  relationships in one MATCH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentlib import ConfigurationError, MissingExtraError, ToolError
+
+from ._backend import QueryResult, rows_as_dicts
+from ._pattern import CypherStatement
+from ._process import QueryWorker
+from ._schema import GraphSchema, schema_from_networkx
+from ._syntax import Token, render, tokenize, validate_read_only
+from ._worker import KEY, LadybugGraph, PlanError, TablePlan, plan_tables
+
+__all__ = ["LadybugBackend", "LadybugQuery", "translate_for_ladybug"]
+
+_CLAUSES = frozenset({"MATCH", "OPTIONAL", "WHERE", "WITH", "RETURN", "UNWIND", "ORDER"})
+_ENDS_WHERE = frozenset({"MATCH", "OPTIONAL", "WITH", "RETURN", "UNWIND"})
+_RENAMED = {
+    "TYPE": "label",
+    "TOINTEGER": "to_int64",
+    "TOFLOAT": "to_double",
+    "TOSTRING": "to_string",
+    "TOLOWER": "lower",
+    "TOUPPER": "upper",
+}
+_REFUSED_FUNCTIONS = {
+    "PROPERTIES": "properties() is not supported by the embedded engine; return the "
+    "properties you need, like n.name, n.born",
+    "KEYS": "keys() is not supported by the embedded engine; describe_graph lists the "
+    "properties of each label",
+    "ELEMENTID": "elementId() is not supported by the embedded engine; use id(n)",
+    "SUBSTRING": "substring() counts from 1 in the embedded engine, not from 0 as in Cypher; "
+    "use left(), right() or STARTS WITH / CONTAINS",
+}
+
+
+def _import_ladybug() -> None:
+    try:
+        import ladybug  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("graph", "ladybug", feature="LadybugBackend") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LadybugQuery:
+    """A validated query translated for ladybug."""
+
+    text: str
+    """The text the engine runs."""
+    columns: tuple[str, ...] | None
+    """The RETURN items' names as written; `None` for `RETURN *`."""
+
+
+class LadybugBackend:
+    """Runs openCypher on the NetworkX graph loaded into an embedded ladybug database.
+
+    The graph is copied into an in-memory database (in the worker process by default, so a
+    query that outlives its timeout is stopped by killing the process); the NetworkX graph
+    stays the source of truth and is not changed.
+
+    Args:
+        graph: A NetworkX `MultiDiGraph` or `DiGraph` with labels in `__labels__`.
+        isolation: `process` loads the graph and runs queries in a child process that is killed
+            on timeout; `none` runs them in this process with no timeout (trusted queries).
+
+    Raises:
+        MissingExtraError: ladybug is not installed (`pip install "agentlib[graph]"`).
+        ConfigurationError: A property mixes value types within one label or relationship
+            type (the engine stores one type per property), or a relationship has no type.
+    """
+
+    supports_parameters = True
+
+    def __init__(self, graph: Any, *, isolation: Literal["process", "none"] = "process") -> None:
+        _import_ladybug()
+        self._schema = schema_from_networkx(graph)
+        try:
+            self._plan = plan_tables(graph)
+        except PlanError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self._graph = graph
+        self._worker = (
+            QueryWorker("ladybug", (graph, self._plan)) if isolation == "process" else None
+        )
+        self._local: LadybugGraph | None = None
+
+    def schema(self) -> GraphSchema:
+        """The schema extracted from the graph when the backend was made."""
+        return self._schema
+
+    def run(
+        self, statement: CypherStatement, *, max_rows: int, timeout: float | None
+    ) -> QueryResult:
+        """Validate, translate and run the statement.
+
+        Raises:
+            ToolError: The query writes, uses what the engine cannot run with Cypher's meaning,
+                failed in the engine, or took longer than `timeout`.
+        """
+        tokens = tokenize(statement.text)
+        validate_read_only(tokens)
+        query = translate_for_ladybug(tokens, statement.text, self._plan)
+        options = {
+            "parameters": dict(statement.parameters),
+            "columns": query.columns,
+            "limit": max_rows + 1,
+        }
+        if self._worker is not None and timeout is not None:
+            outcome = self._worker.run(query.text, options, timeout=timeout)
+        else:
+            if self._local is None:
+                self._local = LadybugGraph(self._graph, self._plan)
+            outcome = self._local.run(query.text, **options)  # type: ignore[arg-type]
+        status, columns, rows = outcome
+        if status != "ok":
+            raise ToolError(f"the embedded engine could not run the query: {rows}")
+        return QueryResult(
+            query=render(tokens),
+            columns=list(columns),
+            rows=rows_as_dicts(columns, rows[:max_rows]),
+            truncated=len(rows) > max_rows,
+        )
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        if self._worker is not None:
+            self._worker.close()
+
+
+# ---- translation -------------------------------------------------------------------------
+
+
+def _word(text: str) -> Token:
+    return Token("word", text, -1)
+
+
+def _symbol(text: str) -> Token:
+    return Token("symbol", text, -1)
+
+
+def _name(text: str) -> Token:
+    return Token("name", text, -1)
+
+
+def _string(text: str) -> Token:
+    return Token("string", text, -1)
+
+
+def _check_refusals(tokens: Sequence[Token]) -> None:
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        previous = tokens[index - 1] if index else None
+        if (
+            following is not None
+            and following.is_symbol("(")
+            and token.upper in _REFUSED_FUNCTIONS
+            and not (previous is not None and previous.is_symbol("."))
+        ):
+            raise ToolError(_REFUSED_FUNCTIONS[token.upper])
+        if token.is_symbol("["):
+            _check_list_literal(tokens, index)
+
+
+def _check_list_literal(tokens: Sequence[Token], start: int) -> None:
+    """Refuse `[1, 2.5]`: the engine would return the integers as floats."""
+    depth, kinds = 0, set()
+    for token in tokens[start:]:
+        if token.is_symbol("[", "(", "{"):
+            depth += 1
+        elif token.is_symbol("]", ")", "}"):
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and token.kind == "number":
+            kinds.add("float" if any(c in token.text for c in ".eE") else "int")
+        elif depth == 1 and token.kind != "symbol" and token.upper != "NULL":
+            kinds.add("other")
+    if {"int", "float"} <= kinds:
+        raise ToolError(
+            "a list that mixes integers and floats is not supported by the embedded engine "
+            "(it would return the integers as floats); write every number as a float, like "
+            "[1.0, 2.5]"
+        )
+
+
+def _last_return(tokens: Sequence[Token]) -> int:
+    depth, start = 0, None
+    for index, token in enumerate(tokens):
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and token.upper == "RETURN":
+            start = index + 1
+    if start is None:
+        raise ToolError("the query needs a RETURN clause")
+    if start < len(tokens) and tokens[start].upper == "DISTINCT":
+        start += 1
+    return start
+
+
+def _column_names(tokens: Sequence[Token], text: str) -> tuple[str, ...] | None:
+    """The RETURN items' names: the alias, or the expression as written; `None` for `*`."""
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens[_last_return(tokens) :]:
+        if depth == 0 and token.upper in ("ORDER", "SKIP", "LIMIT"):
+            break
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        if depth == 0 and token.is_symbol(","):
+            items.append([])
+        else:
+            items[-1].append(token)
+    if len(items) == 1 and len(items[0]) == 1 and items[0][0].is_symbol("*"):
+        return None
+    return tuple(
+        item[-1].text
+        if len(item) >= 2 and item[-2].upper == "AS"
+        else text[item[0].position : item[-1].end].strip()
+        for item in items
+    )
+
+
+def _is_node_pattern(tokens: Sequence[Token], opener: int, clause: str) -> bool:
+    previous = tokens[opener - 1] if opener else None
+    if previous is not None and (
+        previous.upper == "MATCH"
+        or previous.is_symbol("-", ">", "{")
+        or (clause == "MATCH" and previous.is_symbol(",", "="))
+    ):
+        return True
+    depth = 0
+    for position in range(opener, len(tokens)):
+        if tokens[position].is_symbol("(", "[", "{"):
+            depth += 1
+        elif tokens[position].is_symbol(")", "]", "}"):
+            depth -= 1
+            if depth == 0:
+                after = tokens[position + 1] if position + 1 < len(tokens) else None
+                return after is not None and after.is_symbol("-", "<")
+    return False
+
+
+def _label_run(tokens: Sequence[Token], colon: int) -> tuple[list[str], int]:
+    """The labels written `:A:B` from `colon`, and the index after them."""
+    labels: list[str] = []
+    position = colon
+    while (
+        position + 1 < len(tokens)
+        and tokens[position].is_symbol(":")
+        and tokens[position + 1].kind in ("word", "name")
+    ):
+        labels.append(tokens[position + 1].text)
+        position += 2
+    return labels, position
+
+
+def _rewrite_labels(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
+    """Node labels in patterns become table unions; label tests in expressions test label()."""
+    relationship_types = set(plan.relationship_pairs)
+    result: list[Token] = []
+    stack: list[tuple[str, bool]] = []  # (bracket, is a node pattern)
+    clause = ""
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        previous = tokens[index - 1] if index else None
+        if token.upper in _CLAUSES and not (previous is not None and previous.is_symbol(".")):
+            clause = "MATCH" if token.upper in ("MATCH", "OPTIONAL") else token.upper
+        if token.is_symbol("(", "[", "{"):
+            stack.append(
+                (token.text, token.text == "(" and _is_node_pattern(tokens, index, clause))
+            )
+        elif token.is_symbol(")", "]", "}") and stack:
+            stack.pop()
+        if (
+            token.is_symbol(":")
+            and previous is not None
+            and (stack and stack[-1][0] == "(" and stack[-1][1])
+            and (previous.kind in ("word", "name") or previous.is_symbol("("))
+            and not (previous.kind in ("word", "name") and tokens[index - 2].is_symbol(":"))
+        ):
+            labels, after = _label_run(tokens, index)
+            tables = plan.tables_with(labels) or ["_nothing"]
+            for table in tables:
+                result += [_symbol(":"), _name(table)]
+            index = after
+            continue
+        if (
+            token.is_symbol(":")
+            and previous is not None
+            and previous.kind in ("word", "name")
+            and not (stack and stack[-1][0] in ("{", "["))
+            and not (index >= 2 and tokens[index - 2].is_symbol("."))
+        ):
+            labels, after = _label_run(tokens, index)
+            if labels and all(label in relationship_types for label in labels):
+                tables = labels if len(labels) == 1 else ["_nothing"]
+            else:
+                tables = plan.tables_with(labels) or ["_nothing"]
+            result.pop()  # the variable, re-added inside label(...)
+            result += [_symbol("("), _word("label"), _symbol("("), previous, _symbol(")")]
+            result += [_word("IN"), _symbol("[")]
+            for position, table in enumerate(tables):
+                result += [*([_symbol(",")] if position else []), _string(table)]
+            result += [_symbol("]"), _symbol(")")]
+            index = after
+            continue
+        result.append(token)
+        index += 1
+    return result
+
+
+def _rewrite_functions(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
+    result: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        previous = tokens[index - 1] if index else None
+        is_call = (
+            token.kind == "word"
+            and following is not None
+            and following.is_symbol("(")
+            and not (previous is not None and previous.is_symbol("."))
+        )
+        if is_call and token.upper in ("ID", "LABELS"):
+            inner = tokens[index + 2] if index + 2 < len(tokens) else None
+            closing = tokens[index + 3] if index + 3 < len(tokens) else None
+            if inner is None or inner.kind not in ("word", "name") or closing is None:
+                raise ToolError(f"{token.text}() takes a variable here, like {token.text}(n)")
+            if not closing.is_symbol(")"):
+                raise ToolError(f"{token.text}() takes a variable here, like {token.text}(n)")
+            if token.upper == "ID":
+                result += [inner, _symbol("."), _word(KEY)]
+            else:
+                result += _labels_case(inner, plan)
+            index += 4
+            continue
+        if is_call and token.upper in _RENAMED:
+            result.append(_word(_RENAMED[token.upper]))
+            index += 1
+            continue
+        result.append(token)
+        index += 1
+    return result
+
+
+def _labels_case(variable: Token, plan: TablePlan) -> list[Token]:
+    tokens = [_word("CASE"), _word("label"), _symbol("("), variable, _symbol(")")]
+    for table, labels in sorted(plan.table_labels.items()):
+        if not labels:
+            continue
+        tokens += [_word("WHEN"), _string(table), _word("THEN"), _symbol("[")]
+        for position, label in enumerate(labels):
+            tokens += [*([_symbol(",")] if position else []), _string(label)]
+        tokens.append(_symbol("]"))
+    tokens += [_word("ELSE"), _word("CAST"), _symbol("("), _symbol("["), _symbol("]")]
+    tokens += [_word("AS"), _word("STRING"), _symbol("["), _symbol("]"), _symbol(")"), _word("END")]
+    return tokens
+
+
+def _clause_spans(tokens: Sequence[Token]) -> list[tuple[str, int, int]]:
+    """Top-level clauses as (keyword, start, end); OPTIONAL MATCH counts as MATCH."""
+    spans: list[tuple[str, int, int]] = []
+    depth = 0
+    for index, token in enumerate(tokens):
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and token.upper in (*_ENDS_WHERE, "WHERE", "ORDER", "SKIP", "LIMIT"):
+            if token.upper == "MATCH" and spans and spans[-1][0] == "OPTIONAL":
+                continue
+            if spans:
+                spans[-1] = (spans[-1][0], spans[-1][1], index)
+            spans.append((token.upper, index, len(tokens)))
+    return spans
+
+
+def _relationships(tokens: Sequence[Token], start: int, end: int) -> list[tuple[int, int]]:
+    """The spans of relationship patterns in a MATCH clause: `-[...]-`, `-->`, `<--`, `--`."""
+    found = []
+    depth = 0
+    index = start
+    while index < end:
+        token = tokens[index]
+        if token.is_symbol(")") and depth == 1 and index + 1 < end:
+            first = index + 1
+            position = first
+            if tokens[position].is_symbol("<"):
+                position += 1
+            if position < end and tokens[position].is_symbol("-"):
+                position += 1
+                if position < end and tokens[position].is_symbol("["):
+                    while not tokens[position].is_symbol("]"):
+                        position += 1
+                    position += 1
+                position += 1  # the second '-'
+                if position < end and tokens[position].is_symbol(">"):
+                    position += 1
+                found.append((first, position))
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        index += 1
+    return found
+
+
+def _name_relationship(
+    tokens: Sequence[Token], span: tuple[int, int], number: int
+) -> tuple[list[Token], str, bool]:
+    """The relationship's tokens with a variable (added when anonymous), and variable-length."""
+    part = list(tokens[span[0] : span[1]])
+    opener = next((i for i, t in enumerate(part) if t.is_symbol("[")), None)
+    if opener is None:  # -->, <--, --: give it brackets and a name
+        name = f"__r{number}"
+        dash = next(i for i, t in enumerate(part) if t.is_symbol("-"))
+        part[dash + 1 : dash + 1] = [_symbol("["), _word(name), _symbol("]")]
+        return part, name, False
+    variable_length = any(t.is_symbol("*") for t in part)
+    inner = part[opener + 1] if opener + 1 < len(part) else None
+    if inner is not None and inner.kind in ("word", "name"):
+        return part, inner.text, variable_length
+    name = f"__r{number}"
+    part.insert(opener + 1, _word(name))
+    return part, name, variable_length
+
+
+def _var_length(part: list[Token]) -> list[Token]:
+    """`*`, `*2`, `*1..3`, `*..3` become the engine's TRAIL forms (no relationship repeated)."""
+    star = next(i for i, t in enumerate(part) if t.is_symbol("*"))
+    position = star + 1
+    bounds: list[Token] = []
+    while position < len(part) and (
+        part[position].kind == "number" or part[position].is_symbol("..")
+    ):
+        bounds.append(part[position])
+        position += 1
+    if len(bounds) == 1:
+        bounds = [bounds[0], _symbol(".."), bounds[0]]
+    elif bounds and bounds[0].is_symbol(".."):
+        bounds = [Token("number", "1", -1), *bounds]
+    return [*part[:star], _symbol("*"), _word("TRAIL"), *bounds, *part[position:]]
+
+
+def _distinct_conditions(names: Sequence[str]) -> list[Token]:
+    conditions: list[Token] = []
+    for first in range(len(names)):
+        for second in range(first + 1, len(names)):
+            if conditions:
+                conditions.append(_word("AND"))
+            conditions += [_word("id"), _symbol("("), _word(names[first]), _symbol(")")]
+            conditions += [_symbol("<>"), _word("id"), _symbol("("), _word(names[second])]
+            conditions.append(_symbol(")"))
+    return conditions
+
+
+def _check_loops(part: Sequence[Token], plan: TablePlan) -> None:
+    """Refuse an undirected relationship where loops exist: the engine counts a loop twice."""
+    undirected = not part[0].is_symbol("<") and not part[-1].is_symbol(">")
+    if not undirected or not plan.self_loop_types:
+        return
+    types = {
+        token.text
+        for position, token in enumerate(part)
+        if token.kind in ("word", "name") and position and part[position - 1].is_symbol(":", "|")
+    }
+    if not types or types & plan.self_loop_types:
+        raise ToolError(
+            "a relationship without a direction is not supported by the embedded engine on "
+            "this graph: it has relationships from a node to itself, which the engine would "
+            "count twice; write the arrow, -[...]-> or <-[...]-"
+        )
+
+
+def _unique_relationships(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
+    """Give every MATCH the openCypher rule: one relationship is never matched twice in it."""
+    spans = _clause_spans(tokens)
+    result = list(tokens)
+    counter = 0
+    for position in range(len(spans) - 1, -1, -1):  # back to front, so indexes stay valid
+        keyword, start, end = spans[position]
+        if keyword not in ("MATCH", "OPTIONAL"):
+            continue
+        named = []
+        for span in _relationships(result, start, end):
+            _check_loops(result[span[0] : span[1]], plan)
+            named.append((span, *_name_relationship(result, span, counter)))
+            counter += 1
+        if len(named) > 1 and any(item[3] for item in named):
+            raise ToolError(
+                "a variable-length relationship together with other relationships in one MATCH "
+                "is not supported by the embedded engine; split the pattern into two MATCH "
+                "clauses or use fixed-length relationships"
+            )
+        if len(named) > 1:
+            _add_condition(result, spans, position, _distinct_conditions([i[2] for i in named]))
+        for span, part, _variable, variable_length in reversed(named):
+            replacement = part if len(named) > 1 else list(result[span[0] : span[1]])
+            if variable_length:
+                replacement = _var_length(replacement)
+            result[span[0] : span[1]] = replacement
+    return result
+
+
+def _add_condition(
+    result: list[Token],
+    spans: Sequence[tuple[str, int, int]],
+    position: int,
+    condition: list[Token],
+) -> None:
+    """AND `condition` into the WHERE of the clause at `position` (adding one if it has none)."""
+    end = spans[position][2]
+    following = spans[position + 1] if position + 1 < len(spans) else None
+    if following is not None and following[0] == "WHERE":
+        existing = result[following[1] + 1 : following[2]]
+        result[following[1] : following[2]] = [
+            _word("WHERE"),
+            *condition,
+            _word("AND"),
+            _symbol("("),
+            *existing,
+            _symbol(")"),
+        ]
+    else:
+        result[end:end] = [_word("WHERE"), *condition]
+
+
+def _order_in_with(tokens: Sequence[Token]) -> list[Token]:
+    """`WITH ... ORDER BY x` without SKIP/LIMIT gets `SKIP 0` (the engine needs one of them)."""
+    spans = _clause_spans(tokens)
+    result = list(tokens)
+    for position in range(len(spans) - 1, 0, -1):
+        keyword, _start, end = spans[position]
+        if keyword != "ORDER" or spans[position - 1][0] != "WITH":
+            continue
+        following = spans[position + 1][0] if position + 1 < len(spans) else None
+        if following not in ("SKIP", "LIMIT"):
+            result[end:end] = [_word("SKIP"), Token("number", "0", -1)]
+    return result
+
+
+def translate_for_ladybug(tokens: Sequence[Token], text: str, plan: TablePlan) -> LadybugQuery:
+    """Translate validated tokens of `text` for the ladybug engine.
+
+    Raises:
+        ToolError: The query uses something the engine would answer differently from Cypher.
+    """
+    body = [token for token in tokens if not token.is_symbol(";")]
+    _check_refusals(body)
+    columns = _column_names(body, text)
+    body = [_symbol("<>") if token.is_symbol("!=") else token for token in body]
+    body = _unique_relationships(body, plan)
+    body = _rewrite_labels(body, plan)
+    body = _rewrite_functions(body, plan)
+    body = _order_in_with(body)
+    return LadybugQuery(text=render(body), columns=columns)
