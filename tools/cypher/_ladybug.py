@@ -569,6 +569,26 @@ def _order_in_with(tokens: Sequence[Token]) -> list[Token]:
     return result
 
 
+def _quote_property_names(tokens: Sequence[Token]) -> list[Token]:
+    """Backtick every property name (`n.index`, `{index: 1}`): the engine reserves more words."""
+    result = []
+    for index, token in enumerate(tokens):
+        previous = tokens[index - 1] if index else None
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.kind == "word" and (
+            (previous is not None and previous.is_symbol("."))
+            or (
+                following is not None
+                and following.is_symbol(":")
+                and previous is not None
+                and previous.is_symbol("{", ",")
+            )
+        ):
+            token = _name(token.text)
+        result.append(token)
+    return result
+
+
 def translate_for_ladybug(tokens: Sequence[Token], text: str, plan: TablePlan) -> LadybugQuery:
     """Translate validated tokens of `text` for the ladybug engine.
 
@@ -578,7 +598,7 @@ def translate_for_ladybug(tokens: Sequence[Token], text: str, plan: TablePlan) -
     body = [token for token in tokens if not token.is_symbol(";")]
     _check_refusals(body)
     columns = _column_names(body, text)
-    body = [_symbol("<>") if token.is_symbol("!=") else token for token in body]
+    body = _quote_property_names([_symbol("<>") if t.is_symbol("!=") else t for t in body])
     body = _unique_relationships(body, plan)
     body = _rewrite_labels(body, plan)
     body = _rewrite_functions(body, plan)
