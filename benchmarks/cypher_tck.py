@@ -295,7 +295,7 @@ def tck_value(text: str) -> Any:
     return _Values(text).parse()
 
 
-def result_value(value: Any, lists_unordered: bool = False) -> Any:  # noqa: C901
+def result_value(value: Any, lists_unordered: bool = False) -> Any:
     """The tool's value in the same normal form as `tck_value`."""
     if value is None:
         return ("null",)
@@ -488,7 +488,7 @@ def _backend(engine: str, graph: nx.MultiDiGraph) -> Any:
     return graph
 
 
-def run_scenario(scenario: Scenario, engine: str) -> tuple[str, str]:  # noqa: C901
+def run_scenario(scenario: Scenario, engine: str) -> tuple[str, str]:
     if not scenario.expect or scenario.side_effects or WRITES.search(scenario.query):
         return "skipped", "writes or has side effects"
     try:
