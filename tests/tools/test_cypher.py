@@ -305,6 +305,117 @@ def test_skip_and_limit_page_through_ordered_rows(database: GraphDatabase, sampl
     assert _column(rows, "m.title") == titles[5:8]
 
 
+# ---- issue 21's examples: openCypher answers on the embedded engine ------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded() -> GraphDatabase:
+    return GraphDatabase(load_sample_graph(), timeout=30.0)
+
+
+def _born(sample: Sample, name: str) -> int | None:
+    for node in sample.of_label("Person"):
+        if node["properties"]["name"] == name:
+            return node["properties"].get("born")
+    raise AssertionError(name)
+
+
+def test_the_default_engine_is_the_embedded_database(embedded: GraphDatabase) -> None:
+    assert isinstance(embedded.backend, LadybugBackend)
+
+
+def test_comparing_two_peoples_birth_years(embedded: GraphDatabase, sample: Sample) -> None:
+    for older, younger in (("Tom Hanks", "Meg Ryan"), ("Meg Ryan", "Tom Hanks")):
+        rows = embedded.run(
+            f"MATCH (a:Person {{name: '{older}'}}), (b:Person {{name: '{younger}'}}) "
+            "WHERE a.born > b.born RETURN a.name, b.name"
+        ).rows
+        expected = _born(sample, older) > _born(sample, younger)  # type: ignore[operator]
+        assert rows == ([{"a.name": older, "b.name": younger}] if expected else [])
+
+
+def test_collect_in_a_with_pipeline(embedded: GraphDatabase, sample: Sample) -> None:
+    cast: dict[str, set[str]] = {}
+    for link in sample.links("ACTED_IN"):
+        cast.setdefault(sample.name(link["target"]), set()).add(sample.name(link["source"]))
+    expected = sorted(
+        ((title, len(actors)) for title, actors in cast.items() if len(actors) >= 5),
+        key=lambda item: (-item[1], item[0]),
+    )
+    rows = embedded.run(
+        "MATCH (p:Person)-[:ACTED_IN]->(m:Movie) WITH m, collect(p.name) AS actors "
+        "WHERE size(actors) >= 5 RETURN m.title AS title, size(actors) AS n "
+        "ORDER BY n DESC, title"
+    ).rows
+    assert [(row["title"], row["n"]) for row in rows] == expected
+
+
+def test_order_by_an_aggregate_with_ties_broken(embedded: GraphDatabase, sample: Sample) -> None:
+    counts = Counter(sample.name(r["source"]) for r in sample.links("ACTED_IN"))
+    expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:7]
+    rows = embedded.run(
+        "MATCH (p:Person)-[:ACTED_IN]->(:Movie) RETURN p.name AS actor, count(*) AS n "
+        "ORDER BY n DESC, actor LIMIT 7"
+    ).rows
+    assert [(row["actor"], row["n"]) for row in rows] == expected
+
+
+def test_relationship_properties_and_unwind_of_a_list_property(
+    embedded: GraphDatabase, sample: Sample
+) -> None:
+    roles = Counter(
+        role for link in sample.links("ACTED_IN") for role in link["properties"].get("roles", [])
+    )
+    rows = embedded.run(
+        "MATCH (:Person)-[r:ACTED_IN]->(:Movie) UNWIND r.roles AS role "
+        "RETURN role, count(*) AS n ORDER BY n DESC, role LIMIT 3"
+    ).rows
+    assert [(row["role"], row["n"]) for row in rows] == sorted(
+        roles.items(), key=lambda item: (-item[1], item[0])
+    )[:3]
+
+
+def test_one_relationship_is_never_matched_twice(embedded: GraphDatabase, sample: Sample) -> None:
+    # openCypher: the two ACTED_IN relationships of one MATCH are different relationships, so a
+    # co-actor is never the actor themself.
+    rows = embedded.run(
+        "MATCH (a:Person {name: 'Tom Hanks'})-[:ACTED_IN]->(m:Movie)<-[:ACTED_IN]-(b:Person) "
+        "RETURN DISTINCT b.name"
+    ).rows
+    assert "Tom Hanks" not in [row["b.name"] for row in rows]
+    assert rows
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("UNWIND [1, 2.5] AS x RETURN x", "mixes integers and floats"),
+        ("MATCH (p:Person) RETURN keys(p)", "keys"),
+        ("MATCH (p:Person) RETURN properties(p)", "properties"),
+        ("MATCH (p:Person) RETURN substring(p.name, 0, 2)", "counts from 1"),
+        (
+            "MATCH (a:Person)-[:FOLLOWS*1..2]->(b:Person)-[:ACTED_IN]->(m:Movie) RETURN m.title",
+            "variable-length relationship together with other relationships",
+        ),
+    ],
+)
+def test_what_the_embedded_engine_would_answer_differently_is_refused(
+    embedded: GraphDatabase, query: str, message: str
+) -> None:
+    with pytest.raises(ToolError, match=message):
+        embedded.run(query)
+
+
+def test_a_property_with_mixed_types_is_a_configuration_error() -> None:
+    graph = graph_from_records(
+        [{"id": 1, "label": "P", "score": 4}, {"id": 2, "label": "P", "score": 4.5}]
+    )
+    with pytest.raises(ConfigurationError, match="'score' of :P holds DOUBLE and INT64"):
+        GraphDatabase(graph, timeout=None)
+    database = GraphDatabase(GrandCypherBackend(graph, isolation="none"), timeout=None)
+    assert len(database.run("MATCH (p:P) RETURN p.score").rows) == 2
+
+
 # ---- what grand-cypher cannot do is a clear error, not a wrong answer -----------------------
 
 
