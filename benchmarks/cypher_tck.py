@@ -14,7 +14,7 @@ counted as `skipped`.
 
 The feature files are in benchmarks/data/tck/ (openCypher TCK, Apache-2.0; see README there).
 
-Run:  python benchmarks/cypher_tck.py --engine embedded --markdown benchmarks/cypher_tck.md
+Run:  python benchmarks/cypher_tck.py [--engine embedded|grand-cypher] [--markdown FILE] [FILES]
 """
 
 from __future__ import annotations

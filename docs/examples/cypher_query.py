@@ -11,7 +11,7 @@ result = database.run(
     "MATCH (d:Person)-[:DIRECTED]->(m:Movie) "
     "RETURN d.name AS director, count(m) AS movies ORDER BY movies DESC LIMIT 3"
 )
-print(result.query)  # the text that ran: count(m) normalised to COUNT(m) for grand-cypher
+print(result.query)  # the validated text that ran, rebuilt from its tokens
 for row in result.rows:
     print(row)
 assert result.rows[0] == {"director": "Christopher Nolan", "movies": 5}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -309,8 +310,10 @@ def test_skip_and_limit_page_through_ordered_rows(database: GraphDatabase, sampl
 
 
 @pytest.fixture(scope="module")
-def embedded() -> GraphDatabase:
-    return GraphDatabase(load_sample_graph(), timeout=30.0)
+def embedded() -> Iterator[GraphDatabase]:
+    database = GraphDatabase(load_sample_graph(), timeout=30.0)
+    yield database
+    database.close()
 
 
 def _born(sample: Sample, name: str) -> int | None:

@@ -2,23 +2,29 @@
 
 `GraphDatabase(graph)` wraps a NetworkX `MultiDiGraph` (or `DiGraph`) as a toolset the agent
 uses to describe the graph, run one read-only Cypher query, or fill in a structured pattern
-whose labels, relationship types and properties are enums of the real schema. Queries run on
-grand-cypher, in a worker process that is killed on timeout; a `Neo4jBackend` sends the same
-validated queries to a Neo4j-compatible server through the official driver.
+whose labels, relationship types and properties are enums of the real schema. NetworkX stays
+the user's graph format; queries run on an embedded openCypher database the graph is loaded
+into (`LadybugBackend`, the default, chosen by measurement on the openCypher TCK), in a worker
+process that is killed on timeout. `GrandCypherBackend` runs grand-cypher directly on the
+NetworkX graph (a smaller dialect), and `Neo4jBackend` sends the same validated queries to a
+Neo4j-compatible server through the official driver.
 
 Every query, written by a model or compiled from a pattern, goes through one validator: one
 statement, read clauses only (MATCH, OPTIONAL MATCH, WHERE, RETURN, WITH, ORDER BY, SKIP,
-LIMIT, UNWIND of literals), labels, types and properties that exist. Values are never spliced
-raw: they become driver parameters, or are quoted by this library for grand-cypher.
+LIMIT, UNWIND of a literal list, a variable or a property), labels, types and properties that
+exist. What runs is the text rebuilt from the validated tokens, on every backend. Values are
+never spliced raw: they become parameters, or are quoted by this library for grand-cypher.
 
-What this module does not do: write to a graph, run procedures, or promise Cypher's exact
-semantics on grand-cypher (see the docs page for the differences it refuses or documents).
+What this module does not do: write to a graph, run procedures, or answer what an engine would
+answer differently from openCypher: each such case is refused with a message (the docs page
+lists them).
 
 The modules: `_syntax` (tokenizer, validator, quoting), `_schema` (the schema and its
 extraction from NetworkX), `_pattern` (structured patterns), `_backend` (the backend protocol
-and `QueryResult`), `_grand` and `_worker` (grand-cypher in a killable process), `_neo4j`
-(the Neo4j driver), `_database` (the toolset), `_graphs` (graphs from records and edge lists)
-and `_text_to_cypher` (a question to a validated statement).
+and `QueryResult`), `_ladybug` (the embedded database backend and its translation), `_grand`
+(grand-cypher), `_process` and `_worker` (the killable child process and what runs in it),
+`_neo4j` (the Neo4j driver), `_database` (the toolset), `_graphs` (graphs from records and
+edge lists) and `_text_to_cypher` (a question to a validated statement).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ class QueryResult(BaseModel):
     """The rows a query returned (at most the row limit) and the query that ran."""
 
     query: str
-    """The query text as it ran (normalised for the engine)."""
+    """The validated query text, rebuilt from its tokens (grand-cypher shows its dialect)."""
     columns: list[str]
     """Column names, in RETURN order."""
     rows: list[dict[str, Any]]
@@ -29,7 +29,7 @@ class QueryResult(BaseModel):
 
 @runtime_checkable
 class CypherBackend(Protocol):
-    """Where validated queries run: grand-cypher over NetworkX, or a Neo4j server."""
+    """Where validated queries run: an embedded engine over NetworkX, or a Neo4j server."""
 
     @property
     def supports_parameters(self) -> bool:

@@ -28,10 +28,11 @@ class GraphDatabase(Toolset):
     """A property graph as tools: describe the schema, run read-only Cypher, match a pattern.
 
     Args:
-        graph: A NetworkX `MultiDiGraph`/`DiGraph` (run with grand-cypher), or any
-            `CypherBackend` such as `Neo4jBackend`.
+        graph: A NetworkX `MultiDiGraph`/`DiGraph` (loaded into the embedded engine,
+            `LadybugBackend`), or any `CypherBackend` such as `GrandCypherBackend` or
+            `Neo4jBackend`.
         max_rows: The most rows a query returns; the result says when more matched.
-        timeout: Seconds a query may run before it is stopped; `None` runs grand-cypher
+        timeout: Seconds a query may run before it is stopped; `None` runs embedded-engine
             queries in this process without a limit (trusted queries only).
         allow_cypher: Offer the `run_cypher` tool (free Cypher for strong models).
         allow_pattern: Offer the `find_pattern` tool (a structured pattern whose names are
@@ -90,6 +91,11 @@ class GraphDatabase(Toolset):
     def describe(self) -> str:
         """The schema as text, with notes on what the engine supports."""
         text = str(self.schema.describe())
+        if isinstance(self.backend, LadybugBackend):
+            text += (
+                "\nEngine notes: openCypher; numbers in one list are all integers or all floats; "
+                "no keys(), properties() or substring()."
+            )
         if isinstance(self.backend, GrandCypherBackend):
             text += (
                 "\nEngine notes (grand-cypher): write every relationship with its arrow; "

@@ -1,6 +1,6 @@
 """The graph schema of `agentlib.tools.cypher`: extraction from NetworkX, and its description.
 
-grand-cypher's conventions are handled here so users need not know them: a node's labels and
+The NetworkX conventions (grand-cypher's) are handled here so users need not know them: a node's labels and
 an edge's type live in the `__labels__` attribute (a set), every other attribute is a property.
 """
 

@@ -21,7 +21,7 @@ import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 __all__ = [
     "LadybugGraph",
@@ -39,14 +39,14 @@ Outcome = tuple[str, Any, Any]
 """`("ok", columns, rows)` or `("error", kind, message)`."""
 
 
-def write_frame(stream: BinaryIO, value: object) -> None:
+def write_frame(stream: IO[bytes], value: object) -> None:
     """Write one length-prefixed pickle to `stream`."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
 
-def read_frame(stream: BinaryIO) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     """Read one frame written by `write_frame`; raises `EOFError` when the stream ends."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
@@ -392,7 +392,8 @@ class LadybugGraph:
     ) -> Outcome:
         """Run one translated query; `columns` names the RETURN items (`None` for `RETURN *`)."""
         try:
-            result = self.connection.execute(query, parameters or {})
+            answer = self.connection.execute(query, parameters or {})
+            result = answer[-1] if isinstance(answer, list) else answer
             names = [str(name) for name in result.get_column_names()]
             rows: list[list[Any]] = []
             while result.has_next() and (limit is None or len(rows) < limit):
@@ -408,7 +409,7 @@ class LadybugGraph:
         return ("ok", keep, [[row[position] for position in order] for row in rows])
 
 
-def _serve_ladybug(payload: Any, stdin: BinaryIO, stdout: BinaryIO) -> None:
+def _serve_ladybug(payload: Any, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     graph, plan = payload
     engine = LadybugGraph(graph, plan)
     write_frame(stdout, "ready")
