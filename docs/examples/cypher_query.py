@@ -1,8 +1,7 @@
 """Describe the sample movies graph and run read-only Cypher on it."""
 
-from agentlib.tools.cypher import GraphDatabase, load_sample_graph
-
 from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, load_sample_graph
 
 database = GraphDatabase(load_sample_graph(), max_rows=50, timeout=10.0)
 print(database.describe())

@@ -1,7 +1,8 @@
 """The graph schema of `agentlib.tools.cypher`: extraction from NetworkX, and its description.
 
-The NetworkX conventions (grand-cypher's) are handled here so users need not know them: a node's labels and
-an edge's type live in the `__labels__` attribute (a set), every other attribute is a property.
+The NetworkX conventions (grand-cypher's) are handled here so users need not know them: a
+node's labels and an edge's type live in the `__labels__` attribute (a set), every other
+attribute is a property.
 """
 
 from __future__ import annotations
