@@ -484,6 +484,20 @@ def _note_colon(
         info.labels.update(names)
 
 
+def _note_relationship_variable(
+    tokens: Sequence[Token], index: int, info: CypherSyntaxInfo
+) -> None:
+    """`-[r]-`: `r` names a relationship even without a type."""
+    if (
+        tokens[index].is_symbol("[")
+        and index
+        and tokens[index - 1].is_symbol("-")
+        and index + 1 < len(tokens)
+        and tokens[index + 1].kind in ("word", "name")
+    ):
+        info.relationship_variables.add(tokens[index + 1].text)
+
+
 def _check_word(tokens: Sequence[Token], index: int, info: CypherSyntaxInfo) -> None:
     token = tokens[index]
     previous = tokens[index - 1] if index else None
@@ -544,6 +558,7 @@ def validate_read_only(tokens: Sequence[Token]) -> CypherSyntaxInfo:
             )
         elif token.is_symbol("(", "[", "{"):
             stack.append((token.text, index))
+            _note_relationship_variable(tokens, index, info)
         elif token.is_symbol(")", "]", "}"):
             if not stack:
                 raise ToolError(f"unbalanced {token.text!r} at position {token.position}")
