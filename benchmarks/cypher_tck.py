@@ -129,8 +129,12 @@ def parse_feature(path: Path) -> list[Scenario]:  # noqa: C901 - one pass over t
         elif line.startswith("When executing control query:"):
             current.side_effects = True
             _, index = _docstring(lines, index)
-        elif line.startswith("Then the result should be, in any order") or line.startswith(
-            "Then the result should be, in order"
+        elif line.startswith(
+            (
+                "Then the result should be, in any order",
+                "Then the result should be, in order",
+                "Then the result should be (ignoring element order for lists)",
+            )
         ):
             current.expect = "ordered" if ", in order" in line else "rows"
             current.lists_unordered = "ignoring element order for lists" in line
