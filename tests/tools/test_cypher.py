@@ -396,6 +396,10 @@ def test_one_relationship_is_never_matched_twice(embedded: GraphDatabase, sample
         ("MATCH (p:Person) RETURN keys(p)", "keys"),
         ("MATCH (p:Person) RETURN properties(p)", "properties"),
         ("MATCH (p:Person) RETURN substring(p.name, 0, 2)", "counts from 1"),
+        ("MATCH (p:Person)-[:ACTED_IN]->(m) RETURN collect(m.title)[0]", "counts from 1"),
+        ("MATCH (:Person)-[r:ACTED_IN]->(:Movie) RETURN r.roles[1..2]", "counts from 1"),
+        ("MATCH (p:Person) RETURN p.born IN [1956, null]", "holds null"),
+        ("MATCH (m:Movie) RETURN toString(m.released)", "six decimals"),
         (
             "MATCH (a:Person)-[:FOLLOWS*1..2]->(b:Person)-[:ACTED_IN]->(m:Movie) RETURN m.title",
             "variable-length relationship together with other relationships",
@@ -407,6 +411,17 @@ def test_what_the_embedded_engine_would_answer_differently_is_refused(
 ) -> None:
     with pytest.raises(ToolError, match=message):
         embedded.run(query)
+
+
+def test_sums_and_labels_come_back_as_cypher_values(embedded: GraphDatabase) -> None:
+    # sum() of integers is a 128-bit integer in the engine: it comes back as an int.
+    assert embedded.run("UNWIND [1, 2, 3] AS x RETURN sum(x) AS s").rows == [{"s": 6}]
+    rows = embedded.run("MATCH (n) RETURN labels(n) AS l, count(*) AS c ORDER BY c DESC").rows
+    assert rows == [
+        {"l": ["Person"], "c": 121},
+        {"l": ["Movie"], "c": 46},
+        {"l": ["Genre"], "c": 13},
+    ]
 
 
 def test_a_property_with_mixed_types_is_a_configuration_error() -> None:

@@ -15,9 +15,11 @@ translated here, on validated tokens, or refused with a message:
 - `WITH ... ORDER BY` needs SKIP or LIMIT there: `SKIP 0` is added;
 - column names are the RETURN items as written (the engine names `count(*)` COUNT_STAR());
 - refused: a literal list mixing integers and floats (the engine would turn the integers into
-  floats), `properties()`/`keys()` (they would show the hidden key and absent properties),
-  `substring()` (it counts from 1), a variable-length relationship together with other
-  relationships in one MATCH.
+  floats), list indexing and slicing and `substring()` (the engine counts from 1),
+  `x IN [..., null]` (false, not null), `toString()` (six decimals for floats),
+  `properties()`/`keys()` (they would show the hidden key and absent properties), a
+  variable-length relationship together with other relationships in one MATCH, an undirected
+  relationship on a graph with self-loops (counted twice).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ _RENAMED = {
     "TYPE": "label",
     "TOINTEGER": "to_int64",
     "TOFLOAT": "to_double",
-    "TOSTRING": "to_string",
     "TOLOWER": "lower",
     "TOUPPER": "upper",
 }
@@ -55,7 +56,17 @@ _REFUSED_FUNCTIONS = {
     "ELEMENTID": "elementId() is not supported by the embedded engine; use id(n)",
     "SUBSTRING": "substring() counts from 1 in the embedded engine, not from 0 as in Cypher; "
     "use left(), right() or STARTS WITH / CONTAINS",
+    "TOSTRING": "toString() is not supported by the embedded engine (it writes floats with six "
+    "decimals); return the value itself",
 }
+_SUBSCRIPT = (
+    "list indexing and slicing (x[0], x[1..3], n['key']) are not supported by the embedded "
+    "engine: it counts from 1, not from 0 as in Cypher; return the whole list"
+)
+_NOT_BEFORE_SUBSCRIPT = frozenset(
+    {"IN", "UNWIND", "RETURN", "WITH", "WHEN", "THEN", "ELSE", "AND", "OR", "XOR", "NOT", "BY"}
+    | {"DISTINCT", "WHERE", "CONTAINS", "CASE", "SKIP", "LIMIT", "AS", "IS"}
+)
 
 
 def _import_ladybug() -> None:
@@ -181,8 +192,36 @@ def _check_refusals(tokens: Sequence[Token]) -> None:
             and not (previous is not None and previous.is_symbol("."))
         ):
             raise ToolError(_REFUSED_FUNCTIONS[token.upper])
+        if token.is_symbol("[") and previous is not None and _is_subscript(previous):
+            raise ToolError(_SUBSCRIPT)
         if token.is_symbol("["):
             _check_list_literal(tokens, index)
+            if previous is not None and previous.upper == "IN":
+                _check_in_list(tokens, index)
+
+
+def _is_subscript(previous: Token) -> bool:
+    """Whether a `[` after `previous` indexes something (`x[0]`, `f(x)[0]`), not a list."""
+    if previous.is_symbol(")", "]") or previous.kind == "name":
+        return True
+    return previous.kind == "word" and previous.upper not in _NOT_BEFORE_SUBSCRIPT
+
+
+def _check_in_list(tokens: Sequence[Token], start: int) -> None:
+    """Refuse `x IN [1, null]`: the engine answers false where Cypher answers null."""
+    depth = 0
+    for token in tokens[start:]:
+        if token.is_symbol("[", "(", "{"):
+            depth += 1
+        elif token.is_symbol("]", ")", "}"):
+            depth -= 1
+            if depth == 0:
+                return
+        elif depth == 1 and token.upper == "NULL":
+            raise ToolError(
+                "IN over a list that holds null is not supported by the embedded engine (it "
+                "answers false where Cypher answers null); leave null out of the list"
+            )
 
 
 def _check_list_literal(tokens: Sequence[Token], start: int) -> None:

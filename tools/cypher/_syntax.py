@@ -329,6 +329,14 @@ def render(tokens: Sequence[Token]) -> str:
                     and previous.kind == "word"
                     and previous.upper not in _KEYWORDS_BEFORE_PAREN
                 )
+                or (  # an index or a list type: collect(x)[0], names[1], STRING[]
+                    token.is_symbol("[")
+                    and (
+                        previous.is_symbol(")", "]")
+                        or previous.kind == "name"
+                        or (previous.kind == "word" and previous.upper not in _KEYWORDS_BEFORE_LIST)
+                    )
+                )
             )
             if not tight or (previous.kind in _WORDY and token.kind in _WORDY):
                 parts.append(" ")
@@ -337,6 +345,30 @@ def render(tokens: Sequence[Token]) -> str:
     return "".join(parts)
 
 
+_KEYWORDS_BEFORE_LIST = frozenset(
+    {
+        "IN",
+        "UNWIND",
+        "RETURN",
+        "WITH",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "AND",
+        "OR",
+        "XOR",
+        "NOT",
+        "BY",
+        "DISTINCT",
+        "WHERE",
+        "CONTAINS",
+        "CASE",
+        "SKIP",
+        "LIMIT",
+        "AS",
+        "IS",
+    }
+)
 _KEYWORDS_BEFORE_PAREN = frozenset(
     {
         "MATCH",

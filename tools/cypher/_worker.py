@@ -16,6 +16,7 @@ This module imports nothing from agentlib, so the worker starts in about 0.3 s.
 
 from __future__ import annotations
 
+import decimal
 import pickle
 import struct
 import sys
@@ -380,6 +381,8 @@ class LadybugGraph:
             return [self.plain(item) for item in value]
         if value is None or isinstance(value, (str, int, float, bool)):
             return value
+        if isinstance(value, decimal.Decimal):  # sum() of integers is a 128-bit integer
+            return int(value) if value == value.to_integral_value() else float(value)
         return repr(value)
 
     def run(
