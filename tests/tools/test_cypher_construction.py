@@ -95,7 +95,7 @@ def test_cypher_mode_shows_the_validator_error_and_retries(database: GraphDataba
     model = FunctionModel(reply)
     statement = text_to_cypher(model, database, "Movies from 1999?", mode="cypher")
     assert statement == CypherStatement(
-        text="MATCH (m:Movie) WHERE m.released = 1999 RETURN m.title"
+        text="MATCH (m:Movie) WHERE m.released = 1999 RETURN m.title", columns=("m.title",)
     )
     assert len(model.requests) == 2
 

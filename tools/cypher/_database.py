@@ -17,7 +17,7 @@ from ._grand import GrandCypherBackend
 from ._ladybug import LadybugBackend
 from ._pattern import CypherStatement, GraphPattern, compile_pattern, pattern_model
 from ._schema import GraphSchema
-from ._syntax import check_names, render, tokenize, validate_read_only
+from ._syntax import Token, check_names, render, return_columns, tokenize, validate_read_only
 
 __all__ = ["GraphDatabase"]
 
@@ -128,7 +128,8 @@ class GraphDatabase(Toolset):
             raise ToolError("write values as literals: this tool takes no $parameters")
         # What runs is the text rebuilt from the validated tokens (comments dropped, strings
         # re-quoted), never the caller's text: no lexer difference can hide a clause.
-        return CypherStatement(text=render(tokens))
+        columns = return_columns(tokens, query) if _has_return(tokens) else None
+        return CypherStatement(text=render(tokens), columns=columns)
 
     def compile(self, pattern: GraphPattern | Mapping[str, Any]) -> CypherStatement:
         """Compile a structured pattern for this database's engine, then validate it.
@@ -210,6 +211,10 @@ class GraphDatabase(Toolset):
     def close(self) -> None:
         """Synchronous `aclose`."""
         self.backend.close()
+
+
+def _has_return(tokens: list[Token]) -> bool:
+    return any(token.upper == "RETURN" for token in tokens)
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:

@@ -34,7 +34,7 @@ from ._backend import QueryResult, rows_as_dicts
 from ._pattern import CypherStatement
 from ._process import QueryWorker
 from ._schema import GraphSchema, schema_from_networkx
-from ._syntax import Token, render, tokenize, validate_read_only
+from ._syntax import Token, render, return_columns, tokenize, validate_read_only
 from ._worker import KEY, LadybugGraph, PlanError, TablePlan, plan_tables
 
 __all__ = ["LadybugBackend", "LadybugQuery", "translate_for_ladybug"]
@@ -137,7 +137,7 @@ class LadybugBackend:
         query = translate_for_ladybug(tokens, statement.text, self._plan)
         options = {
             "parameters": dict(statement.parameters),
-            "columns": query.columns,
+            "columns": statement.columns if statement.columns is not None else query.columns,
             "limit": max_rows + 1,
         }
         if self._worker is not None and timeout is not None:
@@ -244,47 +244,6 @@ def _check_list_literal(tokens: Sequence[Token], start: int) -> None:
             "(it would return the integers as floats); write every number as a float, like "
             "[1.0, 2.5]"
         )
-
-
-def _last_return(tokens: Sequence[Token]) -> int:
-    depth, start = 0, None
-    for index, token in enumerate(tokens):
-        if token.is_symbol("(", "[", "{"):
-            depth += 1
-        elif token.is_symbol(")", "]", "}"):
-            depth -= 1
-        elif depth == 0 and token.upper == "RETURN":
-            start = index + 1
-    if start is None:
-        raise ToolError("the query needs a RETURN clause")
-    if start < len(tokens) and tokens[start].upper == "DISTINCT":
-        start += 1
-    return start
-
-
-def _column_names(tokens: Sequence[Token], text: str) -> tuple[str, ...] | None:
-    """The RETURN items' names: the alias, or the expression as written; `None` for `*`."""
-    items: list[list[Token]] = [[]]
-    depth = 0
-    for token in tokens[_last_return(tokens) :]:
-        if depth == 0 and token.upper in ("ORDER", "SKIP", "LIMIT"):
-            break
-        if token.is_symbol("(", "[", "{"):
-            depth += 1
-        elif token.is_symbol(")", "]", "}"):
-            depth -= 1
-        if depth == 0 and token.is_symbol(","):
-            items.append([])
-        else:
-            items[-1].append(token)
-    if len(items) == 1 and len(items[0]) == 1 and items[0][0].is_symbol("*"):
-        return None
-    return tuple(
-        item[-1].text
-        if len(item) >= 2 and item[-2].upper == "AS"
-        else text[item[0].position : item[-1].end].strip()
-        for item in items
-    )
 
 
 def _is_node_pattern(tokens: Sequence[Token], opener: int, clause: str) -> bool:
@@ -636,7 +595,7 @@ def translate_for_ladybug(tokens: Sequence[Token], text: str, plan: TablePlan) -
     """
     body = [token for token in tokens if not token.is_symbol(";")]
     _check_refusals(body)
-    columns = _column_names(body, text)
+    columns = return_columns(body, text)
     body = _quote_property_names([_symbol("<>") if t.is_symbol("!=") else t for t in body])
     body = _unique_relationships(body, plan)
     body = _rewrite_labels(body, plan)

@@ -59,6 +59,9 @@ class CypherStatement:
     """Values referenced as `$name` in the text (empty for engines without parameters)."""
     pattern: GraphPattern | None = None
     """The structured pattern it was compiled from, if any."""
+    columns: tuple[str, ...] | None = None
+    """The column names as the query was written (openCypher names a column after the text
+    of its expression); `None` to take them from `text`."""
 
 
 class _Strict(BaseModel):

@@ -25,6 +25,7 @@ __all__ = [
     "Token",
     "quote_literal",
     "render",
+    "return_columns",
     "tokenize",
     "validate_read_only",
 ]
@@ -600,6 +601,52 @@ def validate_read_only(tokens: Sequence[Token]) -> CypherSyntaxInfo:
     if stack:
         raise ToolError(f"unclosed {stack[-1][0]!r}: the query's brackets are unbalanced")
     return info
+
+
+def _last_return(tokens: Sequence[Token]) -> int:
+    depth, start = 0, None
+    for index, token in enumerate(tokens):
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and token.upper == "RETURN":
+            start = index + 1
+    if start is None:
+        raise ToolError("the query needs a RETURN clause")
+    if start < len(tokens) and tokens[start].upper == "DISTINCT":
+        start += 1
+    return start
+
+
+def return_columns(tokens: Sequence[Token], text: str) -> tuple[str, ...] | None:
+    """The last RETURN's column names: the alias, or the expression as written in `text`.
+
+    `None` for `RETURN *`. openCypher names a column after the expression's text, so the names
+    come from the caller's query, not from the text rebuilt from the tokens.
+    """
+    items: list[list[Token]] = [[]]
+    depth = 0
+    tokens = [token for token in tokens if not token.is_symbol(";")]
+    for token in tokens[_last_return(tokens) :]:
+        if depth == 0 and token.upper in ("ORDER", "SKIP", "LIMIT"):
+            break
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        if depth == 0 and token.is_symbol(","):
+            items.append([])
+        else:
+            items[-1].append(token)
+    if len(items) == 1 and len(items[0]) == 1 and items[0][0].is_symbol("*"):
+        return None
+    return tuple(
+        item[-1].text
+        if len(item) >= 2 and item[-2].upper == "AS"
+        else text[item[0].position : item[-1].end].strip()
+        for item in items
+    )
 
 
 def check_names(
