@@ -94,7 +94,7 @@ class GraphDatabase(Toolset):
         if isinstance(self.backend, LadybugBackend):
             text += (
                 "\nEngine notes: openCypher; numbers in one list are all integers or all floats; "
-                "no keys(), properties() or substring()."
+                "no list indexing (x[0]), keys(), properties(), substring() or toString()."
             )
         if isinstance(self.backend, GrandCypherBackend):
             text += (
