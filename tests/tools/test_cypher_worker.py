@@ -9,7 +9,12 @@ import networkx as nx
 import pytest
 
 from agentlib import ToolError
-from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
+from agentlib.tools.cypher import (
+    GraphDatabase,
+    LadybugBackend,
+    graph_from_records,
+    load_sample_graph,
+)
 
 
 def _worker_children() -> list[int]:
@@ -80,3 +85,17 @@ async def test_agent_close_stops_the_worker() -> None:
     await database.aclose()
     if Path("/proc/self/stat").exists():
         assert _worker_children() == []
+
+
+def test_the_engine_memory_is_bounded() -> None:
+    # 121 ** 3 = 1.8 million strings collected into one list: more than a 64 MiB buffer pool.
+    database = GraphDatabase(LadybugBackend(load_sample_graph(), memory_limit=64 << 20), timeout=60)
+    try:
+        with pytest.raises(ToolError, match="buffer pool is full"):
+            database.run(
+                "MATCH (a:Person), (b:Person), (c:Person) "
+                "RETURN collect(a.name + b.name + c.name) AS names"
+            )
+        assert database.run("MATCH (g:Genre) RETURN count(g) AS n").rows == [{"n": 13}]
+    finally:
+        database.close()

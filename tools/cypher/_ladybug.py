@@ -97,6 +97,8 @@ class LadybugBackend:
         graph: A NetworkX `MultiDiGraph` or `DiGraph` with labels in `__labels__`.
         isolation: `process` loads the graph and runs queries in a child process that is killed
             on timeout; `none` runs them in this process with no timeout (trusted queries).
+        memory_limit: Bytes of memory the engine may use for the graph and a query (its
+            buffer pool); a query that needs more fails with the engine's message.
 
     Raises:
         MissingExtraError: ladybug is not installed (`pip install "agentlib[graph]"`).
@@ -106,7 +108,13 @@ class LadybugBackend:
 
     supports_parameters = True
 
-    def __init__(self, graph: Any, *, isolation: Literal["process", "none"] = "process") -> None:
+    def __init__(
+        self,
+        graph: Any,
+        *,
+        isolation: Literal["process", "none"] = "process",
+        memory_limit: int = 1 << 30,
+    ) -> None:
         _import_ladybug()
         self._schema = schema_from_networkx(graph)
         try:
@@ -114,8 +122,11 @@ class LadybugBackend:
         except PlanError as exc:
             raise ConfigurationError(str(exc)) from exc
         self._graph = graph
+        self._memory_limit = memory_limit
         self._worker = (
-            QueryWorker("ladybug", (graph, self._plan)) if isolation == "process" else None
+            QueryWorker("ladybug", (graph, self._plan, memory_limit))
+            if isolation == "process"
+            else None
         )
         self._local: LadybugGraph | None = None
 
@@ -144,7 +155,7 @@ class LadybugBackend:
             outcome = self._worker.run(query.text, options, timeout=timeout)
         else:
             if self._local is None:
-                self._local = LadybugGraph(self._graph, self._plan)
+                self._local = LadybugGraph(self._graph, self._plan, memory_limit=self._memory_limit)
             outcome = self._local.run(query.text, **options)  # type: ignore[arg-type]
         status, columns, rows = outcome
         if status != "ok":

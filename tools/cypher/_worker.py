@@ -303,11 +303,13 @@ def _assignments(columns: dict[str, str]) -> str:
 class LadybugGraph:
     """A NetworkX graph loaded into an in-memory ladybug database, and queries on it."""
 
-    def __init__(self, graph: Any, plan: TablePlan) -> None:
+    def __init__(self, graph: Any, plan: TablePlan, *, memory_limit: int = 1 << 30) -> None:
         import ladybug
 
         self.plan = plan
-        self.database = ladybug.Database(":memory:")
+        # The buffer pool bounds the memory a query can take (the engine's default is 80 % of
+        # the machine); past it the query fails with the engine's message.
+        self.database = ladybug.Database(":memory:", buffer_pool_size=memory_limit)
         self.connection = ladybug.Connection(self.database)
         self._create_tables()
         self._load(graph)
@@ -413,8 +415,8 @@ class LadybugGraph:
 
 
 def _serve_ladybug(payload: Any, stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    graph, plan = payload
-    engine = LadybugGraph(graph, plan)
+    graph, plan, memory_limit = payload
+    engine = LadybugGraph(graph, plan, memory_limit=memory_limit)
     write_frame(stdout, "ready")
     while True:
         try:
@@ -428,8 +430,8 @@ def main() -> None:
     """Serve requests: the first frame is `(engine, payload)` (answered `ready`), then queries.
 
     For `grand-cypher` the payload is the graph and each request `(query, options)` for
-    `execute`; for `ladybug` it is `(graph, plan)` and each request `(query, options)` for
-    `LadybugGraph.run`.
+    `execute`; for `ladybug` it is `(graph, plan, memory_limit)` and each request
+    `(query, options)` for `LadybugGraph.run`.
     """
     sys.setrecursionlimit(10_000)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
