@@ -18,9 +18,10 @@ from typing import Any, Generic, TypeVar, overload
 from agentlib._json_schema import bound_strings
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
-from agentlib.actions import extract_json
+from agentlib._retry import RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelOutputError
-from agentlib.models.base import Message, Model, OutputSchema
+from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
+from agentlib.step_format import extract_json
 
 __all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_result"]
 
@@ -136,46 +137,46 @@ async def agenerate_result(
     spec = output_spec(output_type)
     schema = _request_schema(spec, _schema_name(output_type), max_string_length)
     messages = _messages(prompt, schema, instructions)
-    input_tokens = output_tokens = 0
-    error = ""
-    raw = ""
-    for attempt in range(1, retries + 2):
-        response = await model.agenerate(messages, output=schema, max_tokens=max_tokens)
-        input_tokens += response.input_tokens
-        output_tokens += response.output_tokens
-        raw = response.text
-        try:
-            data = extract_json(raw)
-            if not spec.is_object:
-                if not isinstance(data, dict) or _WRAPPED not in data:
-                    raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
-                data = data[_WRAPPED]
-            value = spec.validate(data)
-        except (ValueError, OutputValidationError) as exc:
-            error = str(exc)
-            messages = [
-                *messages,
-                Message(role="assistant", content=raw),
-                Message(
-                    role="user",
-                    content=f"That reply was invalid: {error}. Reply again with only the "
-                    "corrected JSON object.",
-                ),
-            ]
-            continue
-        return Generation(
-            output=value,
-            path=response.path,
-            raw_output=raw,
-            attempts=attempt,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+    tokens = [0, 0]
+
+    async def ask(history: list[Message], _previous: ModelResponse | None) -> ModelResponse:
+        response = await model.agenerate(history, output=schema, max_tokens=max_tokens)
+        tokens[0] += response.input_tokens
+        tokens[1] += response.output_tokens
+        return response
+
+    def check(response: ModelResponse) -> Any:
+        data = extract_json(response.text)
+        if not spec.is_object:
+            if not isinstance(data, dict) or _WRAPPED not in data:
+                raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
+            data = data[_WRAPPED]
+        return spec.validate(data)
+
+    try:
+        validated = await generate_until_valid(
+            ask, messages, check, retries=retries, correction=_correction
         )
-    raise ModelOutputError(
-        f"the model's output was still invalid after {retries + 1} attempt(s): {error}",
-        raw_output=raw,
-        attempts=retries + 1,
+    except RetriesExhausted as exc:
+        why = " (the model repeated an invalid reply word for word)" if exc.repeated else ""
+        raise ModelOutputError(
+            f"the model's output was still invalid after {exc.attempts} attempt(s){why}: "
+            f"{exc.error}",
+            raw_output=exc.response.text,
+            attempts=exc.attempts,
+        ) from exc
+    return Generation(
+        output=validated.value,
+        path=validated.response.path,
+        raw_output=validated.response.text,
+        attempts=validated.attempts,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
     )
+
+
+def _correction(error: str) -> str:
+    return f"That reply was invalid: {error}. Reply again with only the corrected JSON object."
 
 
 async def agenerate(

@@ -183,9 +183,7 @@ def test_an_in_memory_engine_is_used_as_given() -> None:
     database = SQLDatabase(engine, query_mode="sql")
     assert database.run_sql("SELECT COUNT(*) FROM genres").rows == [[8]]
     with pytest.raises(ToolError, match="the database refused the query"):
-        from agentlib.tools.sql._connection import execute_read_only
-
-        execute_read_only(engine, "DELETE FROM genres", timeout=5, max_rows=1)
+        database.executor.execute("DELETE FROM genres", timeout=5, max_rows=1)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM genres").scalar() == 8
 

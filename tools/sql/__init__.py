@@ -46,7 +46,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError(exc.name or "sqlalchemy", "sql", feature="agentlib.tools.sql") from exc
 
-from ._connection import execute_read_only, open_read_only
+from ._connection import ReadOnlyDatabase, open_read_only
 from ._schema import (
     ColumnInfo,
     ForeignKeyInfo,
@@ -55,6 +55,7 @@ from ._schema import (
     relevant_tables,
     render_schema,
     render_table,
+    value_types,
 )
 from ._structured import build_query_model, compile_query
 from ._validate import SQLGLOT_DIALECTS, validate_sql
@@ -165,6 +166,8 @@ class SQLDatabase(Toolset):
         sample_rows: Rows shown per table by `describe_tables`.
         row_limit: The most rows a query returns; larger or missing LIMITs are replaced.
         timeout: Seconds a query may run before it is stopped.
+        memory_mb: The memory a SQLite or DuckDB query may use, in MiB: the address-space cap
+            of the worker process the queries run in.
         query_mode: `structured` offers `run_query` (constrained query object), `sql` offers
             `run_sql` (free SQL), `both` offers both.
         schema: The database schema to introspect (PostgreSQL); default the connection's.
@@ -184,16 +187,21 @@ class SQLDatabase(Toolset):
         timeout: float = 10.0,
         query_mode: QueryMode = "structured",
         schema: str | None = None,
+        memory_mb: int = 1024,
     ) -> None:
-        if row_limit < 1 or timeout <= 0 or sample_rows < 0:
+        if row_limit < 1 or timeout <= 0 or sample_rows < 0 or memory_mb < 256:
             raise ConfigurationError(
-                "row_limit must be at least 1, timeout above 0 and sample_rows 0 or more"
+                "row_limit must be at least 1, timeout above 0, sample_rows 0 or more and "
+                "memory_mb at least 256"
             )
         if query_mode not in ("structured", "sql", "both"):
             raise ConfigurationError(
                 f"query_mode must be 'structured', 'sql' or 'both', not {query_mode!r}"
             )
-        self.engine, self._owns_engine = open_read_only(url_or_engine)
+        self.executor: ReadOnlyDatabase = open_read_only(url_or_engine, memory_mb=memory_mb)
+        """Runs SQL read-only with the timeout; `executor.execute` bypasses the validator."""
+        self.engine = self.executor.engine
+        """The engine used for introspection."""
         self.backend = self.engine.dialect.name
         """The SQLAlchemy dialect name: `sqlite`, `postgresql` or `duckdb`."""
         self.dialect = SQLGLOT_DIALECTS[self.backend]
@@ -209,6 +217,10 @@ class SQLDatabase(Toolset):
         self.tables: dict[str, TableInfo] = self._introspect(include_tables, schema)
         """The visible tables, by name."""
         self._schemas = frozenset({(schema or _DEFAULT_SCHEMAS[self.backend]).lower()})
+        try:
+            self._value_types = value_types(self.engine, schema)
+        except sa.exc.DBAPIError:  # no catalog access: no user-defined casts (fails closed)
+            self._value_types = frozenset()
         self.query_model = build_query_model(self.tables)
         """The structured-query pydantic model for all visible tables."""
         super().__init__(self._query_tools())
@@ -303,8 +315,8 @@ class SQLDatabase(Toolset):
             if self.sample_rows:
                 table = sa.table(info.name, *(sa.column(name) for name in info.column_names))
                 statement = sa.select(table).limit(self.sample_rows)
-                samples = execute_read_only(
-                    self.engine, statement, timeout=self.timeout, max_rows=self.sample_rows
+                samples = self.executor.execute(
+                    statement, timeout=self.timeout, max_rows=self.sample_rows
                 ).rows
             blocks.append(render_table(info, samples))
         return "\n\n".join(blocks)
@@ -326,6 +338,7 @@ class SQLDatabase(Toolset):
             tables=self.tables,
             row_limit=self.row_limit,
             default_schemas=self._schemas,
+            value_types=self._value_types,
         )
 
     def compile(self, query: BaseModel | Mapping[str, Any]) -> tuple[sa.Select[Any], str]:
@@ -362,9 +375,7 @@ class SQLDatabase(Toolset):
         return self._result(statement, text)
 
     def _result(self, statement: str | sa.Executable, text: str) -> QueryResult:
-        rows = execute_read_only(
-            self.engine, statement, timeout=self.timeout, max_rows=self.row_limit
-        )
+        rows = self.executor.execute(statement, timeout=self.timeout, max_rows=self.row_limit)
         return QueryResult(
             sql=text,
             columns=rows.columns,
@@ -374,11 +385,10 @@ class SQLDatabase(Toolset):
         )
 
     def _dispose(self) -> None:
-        if self._owns_engine:
-            self.engine.dispose()
+        self.executor.close()
 
     async def aclose(self) -> None:
-        """Dispose of the engine when this toolset opened it."""
+        """Stop the query workers and dispose of the engine when this toolset opened it."""
         self._dispose()
 
 
