@@ -67,6 +67,12 @@ WRITES = [
     ("MATCH (n:Person) REMOVE n.born", "REMOVE is not allowed"),
     ("DROP INDEX person_name", "DROP is not allowed"),
     ("CALL db.labels()", "CALL is not allowed"),
+    # Issue 23: Neo4j ends a // comment at a carriage return, and so does the validator.
+    ("MATCH (n) //\rDETACH DELETE n", "DETACH is not allowed"),
+    ("MATCH (n:Person) // note\rSET n.name = 'x' RETURN n", "SET is not allowed"),
+    ("MATCH (n) //\rCALL apoc.cypher.runWrite('CREATE (x)', {}) RETURN n", "CALL is not allowed"),
+    ("MATCH (n) //\rLOAD CSV FROM 'file:///etc/passwd' AS l RETURN l", "LOAD CSV is not allowed"),
+    ("MATCH (n) // x\r\nDETACH DELETE n", "DETACH is not allowed"),
     ("MATCH (n) CALL { CREATE (m) } RETURN n", "CALL is not allowed"),
     ("LOAD CSV FROM 'file:///etc/passwd' AS line RETURN line", "LOAD CSV is not allowed"),
     ("MATCH (n) FOREACH (x IN [1] | CREATE (m)) RETURN n", "FOREACH is not allowed"),
