@@ -6,7 +6,8 @@ import pytest
 
 from agentlib import ToolError
 from agentlib.tools.cypher import GraphDatabase, load_sample_graph, quote_literal
-from agentlib.tools.cypher._syntax import render, tokenize
+from agentlib.tools.cypher._render import render
+from agentlib.tools.cypher._syntax import tokenize
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,13 @@ What this module does not do: write to a graph, run procedures, or answer what a
 answer differently from openCypher: each such case is refused with a message (the docs page
 lists them).
 
-The modules: `_syntax` (tokenizer, validator, quoting), `_schema` (the schema and its
-extraction from NetworkX), `_pattern` (structured patterns), `_backend` (the backend protocol
-and `QueryResult`), `_ladybug` (the embedded database backend and its translation), `_grand`
-(grand-cypher), `_process` and `_worker` (the killable child process and what runs in it),
-`_neo4j` (the Neo4j driver), `_database` (the toolset), `_graphs` (graphs from records and
-edge lists) and `_text_to_cypher` (a question to a validated statement).
+The modules: `_syntax` (tokenizer, validator), `_render` (text from tokens, quoting),
+`_schema` (the schema and its extraction from NetworkX), `_pattern` (structured patterns),
+`_backend` (the backend protocol and `QueryResult`), `_ladybug` and `_ladybug_translate` (the
+embedded database backend and its translation), `_grand` (grand-cypher), `_process` and
+`_worker` (the killable child process and what runs in it), `_neo4j` (the Neo4j driver),
+`_database` (the toolset), `_graphs` (graphs from records and edge lists) and
+`_text_to_cypher` (a question to a validated statement).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from ._pattern import (
     compile_pattern,
     pattern_model,
 )
+from ._render import quote_literal
 from ._schema import GraphSchema, LabelInfo, PropertyInfo, RelationshipInfo
-from ._syntax import quote_literal
 from ._text_to_cypher import atext_to_cypher, text_to_cypher
 
 __all__ = [

@@ -16,8 +16,9 @@ from ._backend import CypherBackend, QueryResult
 from ._grand import GrandCypherBackend
 from ._ladybug import LadybugBackend
 from ._pattern import CypherStatement, GraphPattern, compile_pattern, pattern_model
+from ._render import render
 from ._schema import GraphSchema
-from ._syntax import Token, check_names, render, return_columns, tokenize, validate_read_only
+from ._syntax import Token, check_names, return_columns, tokenize, validate_read_only
 
 __all__ = ["GraphDatabase"]
 

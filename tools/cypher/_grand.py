@@ -30,8 +30,9 @@ from agentlib import ToolError
 from ._backend import QueryResult, rows_as_dicts
 from ._pattern import CypherStatement
 from ._process import QueryWorker
+from ._render import render
 from ._schema import GraphSchema, schema_from_networkx
-from ._syntax import CypherSyntaxInfo, Token, render, tokenize, validate_read_only
+from ._syntax import CypherSyntaxInfo, Token, tokenize, validate_read_only
 from ._worker import execute
 
 __all__ = ["GrandCypherBackend", "GrandQuery", "translate"]

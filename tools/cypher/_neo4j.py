@@ -10,8 +10,9 @@ from agentlib import ConfigurationError, MissingExtraError, ToolError
 
 from ._backend import QueryResult, rows_as_dicts
 from ._pattern import CypherStatement
+from ._render import render
 from ._schema import GraphSchema, LabelInfo, PropertyInfo, RelationshipInfo, type_name
-from ._syntax import render, tokenize, validate_read_only
+from ._syntax import tokenize, validate_read_only
 
 __all__ = ["Neo4jBackend"]
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._render import quote_literal
 from ._schema import GraphSchema
-from ._syntax import quote_literal
 
 __all__ = [
     "CypherStatement",
