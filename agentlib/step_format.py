@@ -29,13 +29,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agentlib import _json
 from agentlib._json_schema import bound_strings, close_objects
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
 from agentlib._schema_values import example_value
 from agentlib._tool_descriptions import schema_entry, signature_entry
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
-from agentlib.models.base import ActionBranch, OutputSchema, StepActions
+from agentlib.models.base import FINAL_ANSWER, ActionBranch, OutputSchema, StepActions
 from agentlib.models.profiles import StepOptions, WorkedExample
 from agentlib.tool import Tool
 
@@ -47,9 +48,6 @@ __all__ = [
     "StepOptions",
     "extract_json",
 ]
-
-FINAL_ANSWER = "final_answer"
-"""The reserved action name of the final answer."""
 
 _SCHEMA_NAME = "agent_step"
 _ToolKey = tuple[str, str, str]
@@ -649,12 +647,12 @@ def extract_json(text: str) -> Any:
     fenced = _FENCE.match(text)
     candidate = fenced.group(1) if fenced else text.strip()
     try:
-        return json.loads(candidate)
+        return _json.loads(candidate)  # RFC 8259: NaN, Infinity and 1e999 are refused
     except json.JSONDecodeError as first_error:
         start = candidate.find("{")
         if start >= 0:
             try:
-                value, _end = json.JSONDecoder().raw_decode(candidate[start:])
+                value, _end = _json.raw_decode(candidate[start:])
                 return value
             except json.JSONDecodeError:
                 pass

@@ -9,25 +9,35 @@ invalid one is retried a bounded number of times with the exact validation error
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from agentlib._json_schema import bound_strings
-from agentlib._output import OutputSpec, OutputValidationError, output_spec
+from agentlib._output import (
+    WRAPPED_KEY,
+    OutputSpec,
+    OutputValidationError,
+    output_spec,
+    request_schema,
+)
 from agentlib._prompts import template
 from agentlib._retry import RetriesExhausted, generate_until_valid
-from agentlib.errors import ConfigurationError, ModelOutputError
+from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
 from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH
 from agentlib.step_format import extract_json
 
 __all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_result"]
 
 T = TypeVar("T")
 
-_WRAPPED = "value"
+Check = Callable[[Any], "Awaitable[object] | object"]
+"""A hook on each schema-valid value: raise `ToolError` or `ValueError` to refuse it."""
+
+_WRAPPED = WRAPPED_KEY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,19 +64,6 @@ def _schema_name(output_type: Any) -> str:
     return name or "output"
 
 
-def _request_schema(spec: OutputSpec, name: str, max_string_length: int) -> OutputSchema:
-    schema = spec.json_schema
-    if not spec.is_object:
-        # Servers require an object at the root: wrap other types as {"value": ...}.
-        schema = {
-            "type": "object",
-            "properties": {_WRAPPED: schema},
-            "required": [_WRAPPED],
-            "additionalProperties": False,
-        }
-    return OutputSchema(name, bound_strings(schema, max_string_length))
-
-
 def _messages(
     prompt: str | Sequence[Message], schema: OutputSchema, instructions: str | None
 ) -> list[Message]:
@@ -79,6 +76,29 @@ def _messages(
     return [Message(role="system", content=system), *prompt]
 
 
+def _validated(response: ModelResponse, spec: OutputSpec, max_tokens: int | None) -> Any:
+    """The reply's value, validated; a reply cut off at the token limit says so."""
+    try:
+        data = extract_json(response.text)
+        if not spec.is_object:
+            if not isinstance(data, dict) or _WRAPPED not in data:
+                raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
+            data = data[_WRAPPED]
+        return spec.validate(data)
+    except ValueError as exc:  # OutputValidationError included
+        if response.finish_reason == "length":
+            raise OutputValidationError(_cut_off(str(exc), max_tokens)) from exc
+        raise
+
+
+def _cut_off(error: str, max_tokens: int | None) -> str:
+    limit = f"max_tokens={max_tokens}" if max_tokens else "the server's default max_tokens"
+    return (
+        f"the reply was cut off at the token limit ({limit}) before it was complete ({error}); "
+        "raise max_tokens=, or ask for shorter output (fewer items, shorter strings)"
+    )
+
+
 @overload
 async def agenerate_result(
     model: Model,
@@ -88,7 +108,8 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[T]: ...
 
 
@@ -101,7 +122,8 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[Any]: ...
 
 
@@ -113,7 +135,8 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[Any]:
     """Generate one value of `output_type` and report how it was obtained.
 
@@ -126,16 +149,20 @@ async def agenerate_result(
         retries: How many more generations to try after an invalid one.
         max_tokens: The generation limit per attempt.
         max_string_length: The bound given to strings the schema leaves unbounded.
+        check: Runs on each schema-valid value (sync or async); a `ToolError` or `ValueError`
+            it raises makes that attempt invalid, and its message is shown to the model on the
+            retry (a SQL validator refusing a query, say). Its return value is ignored.
 
     Raises:
         ConfigurationError: The output type has no JSON schema, or `retries` is negative.
         ModelOutputError: Every attempt was invalid; `raw_output` keeps the last text.
+        ToolError: `check` refused the last attempt (its own error, re-raised).
         ModelError: The backend failed.
     """
     if retries < 0:
         raise ConfigurationError("retries must be 0 or more")
     spec = output_spec(output_type)
-    schema = _request_schema(spec, _schema_name(output_type), max_string_length)
+    schema = request_schema(spec, _schema_name(output_type), max_string_length)
     messages = _messages(prompt, schema, instructions)
     tokens = [0, 0]
 
@@ -145,19 +172,24 @@ async def agenerate_result(
         tokens[1] += response.output_tokens
         return response
 
-    def check(response: ModelResponse) -> Any:
-        data = extract_json(response.text)
-        if not spec.is_object:
-            if not isinstance(data, dict) or _WRAPPED not in data:
-                raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
-            data = data[_WRAPPED]
-        return spec.validate(data)
+    async def accept(response: ModelResponse) -> Any:
+        value = _validated(response, spec, max_tokens)
+        if check is not None:
+            try:
+                checked = check(value)
+                if inspect.isawaitable(checked):
+                    await checked
+            except ToolError as exc:
+                raise _Refused(exc) from exc
+        return value
 
     try:
         validated = await generate_until_valid(
-            ask, messages, check, retries=retries, correction=_correction
+            ask, messages, accept, retries=retries, correction=_correction
         )
     except RetriesExhausted as exc:
+        if isinstance(exc.__cause__, _Refused):
+            raise exc.__cause__.error from exc
         why = " (the model repeated an invalid reply word for word)" if exc.repeated else ""
         raise ModelOutputError(
             f"the model's output was still invalid after {exc.attempts} attempt(s){why}: "
@@ -175,6 +207,14 @@ async def agenerate_result(
     )
 
 
+class _Refused(ValueError):
+    """A `check` refused a schema-valid value: an invalid attempt that keeps its `ToolError`."""
+
+    def __init__(self, error: ToolError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _correction(error: str) -> str:
     return f"That reply was invalid: {error}. Reply again with only the corrected JSON object."
 
@@ -187,6 +227,7 @@ async def agenerate(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> T:
     """Generate one validated value of `output_type` (see `agenerate_result` for the options)."""
     result = await agenerate_result(
@@ -196,6 +237,7 @@ async def agenerate(
         instructions=instructions,
         retries=retries,
         max_tokens=max_tokens,
+        max_string_length=max_string_length,
     )
     return result.output
 
@@ -208,6 +250,7 @@ def generate(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> T:
     """Synchronous `agenerate`: one validated value of `output_type`."""
     return asyncio.run(
@@ -218,6 +261,7 @@ def generate(
             instructions=instructions,
             retries=retries,
             max_tokens=max_tokens,
+            max_string_length=max_string_length,
         )
     )
 
@@ -230,6 +274,8 @@ def generate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[Any]:
     """Synchronous `agenerate_result`."""
     return asyncio.run(
@@ -240,5 +286,7 @@ def generate_result(
             instructions=instructions,
             retries=retries,
             max_tokens=max_tokens,
+            max_string_length=max_string_length,
+            check=check,
         )
     )
