@@ -97,11 +97,13 @@ async def _call(approver: Approver, request: ApprovalRequest) -> Decision | None
 
     def work() -> None:
         try:
-            value = approver(request)
+            value, error = approver(request), None
         except BaseException as exc:  # handed to the awaiting task
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, value, None)
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(_settle, future, value, error)
+        except RuntimeError:  # the run is over (timed out) and its loop closed: nobody waits
+            pass
 
     threading.Thread(target=work, name="agentlib-approver", daemon=True).start()
     result = await future
