@@ -15,6 +15,7 @@ resumed too late.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
@@ -100,10 +101,9 @@ async def _call(approver: Approver, request: ApprovalRequest) -> Decision | None
             value, error = approver(request), None
         except BaseException as exc:  # handed to the awaiting task
             value, error = None, exc
-        try:
+        # After a timeout the run may be over and its loop closed: then nobody waits.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_settle, future, value, error)
-        except RuntimeError:  # the run is over (timed out) and its loop closed: nobody waits
-            pass
 
     threading.Thread(target=work, name="agentlib-approver", daemon=True).start()
     result = await future
