@@ -102,6 +102,7 @@ async def decide(
     decided: dict[str, Resolved],
     approver: Approver | None,
     timeout: float | None,
+    always: frozenset[str] = frozenset(),
 ) -> AsyncIterator[ApprovalRequestEvent]:
     """Emit a request per call that needs approval; fill `decided`, or raise `Paused`.
 
@@ -119,7 +120,8 @@ async def decide(
             description=tools[call.tool_name].description,
         )
         for call, spec in zip(calls, parsed.calls, strict=True)
-        if call.id not in decided and tools[call.tool_name].needs_approval(spec.values)
+        if call.id not in decided
+        and (call.tool_name in always or tools[call.tool_name].needs_approval(spec.values))
     ]
     if not requests:
         return

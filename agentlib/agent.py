@@ -159,6 +159,8 @@ class Agent(Generic[OutputT]):
             (off by default: they may hold private data).
         approval_timeout: Seconds a call that needs approval may wait for a decision,
             counted from when it was requested; then it is denied (see `agentlib.approval`).
+        require_approval: Names of tools whose every call needs approval, besides those
+            made with `@tool(requires_approval=...)` (for tools you did not write).
 
     Raises:
         ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
@@ -187,6 +189,7 @@ class Agent(Generic[OutputT]):
         tracing: bool | TracerProvider = False,
         trace_content: bool = False,
         approval_timeout: float | None = None,
+        require_approval: Iterable[str] = (),
     ) -> None:
         for label, value in (
             ("max_steps", max_steps),
@@ -203,6 +206,8 @@ class Agent(Generic[OutputT]):
             )
         self.name = name
         self.approval_timeout = approval_timeout
+        self.require_approval = frozenset(require_approval)
+        """Tools whose every call needs approval, by name."""
         self._tracing = (
             None
             if tracing is False
@@ -213,6 +218,12 @@ class Agent(Generic[OutputT]):
         self.model = model
         self._tool_sources = list(tools)
         self.tools = collect_tools(self._tool_sources)
+        unknown = sorted(self.require_approval - {item.name for item in self.tools})
+        if unknown:
+            raise ConfigurationError(
+                f"require_approval names unknown tools: {', '.join(unknown)}; "
+                f"known tools: {', '.join(item.name for item in self.tools) or 'none'}"
+            )
         self.output_type = output_type
         self.instructions = instructions
         self.max_steps = max_steps
@@ -609,7 +620,13 @@ class Agent(Generic[OutputT]):
             yield event
         try:
             async for event in _approval_flow.decide(
-                index, accepted, tools, decided, approver, self.approval_timeout
+                index,
+                accepted,
+                tools,
+                decided,
+                approver,
+                self.approval_timeout,
+                self.require_approval,
             ):
                 yield event
         except _approval_flow.Paused as pause:

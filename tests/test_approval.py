@@ -366,3 +366,60 @@ def test_resume_in_another_process_from_a_sqlite_store(folder: Path, tmp_path: P
     assert turn.stop_reason == "final_answer" and turn.checkpoint is None
     assert [s.index for s in turn.steps] == [1, 2]
     assert "b.log is in use" in turn.steps[0].observations[1].content
+
+
+def _calculator_server_reply(body: dict[str, Any]) -> Any:
+    from .models._openai_server import chat
+
+    last = body["messages"][-1]["content"]
+    if last.startswith("Observation"):
+        answer = last.rsplit("\n", 1)[-1]
+        return chat({"thought": "Done.", "action": {"tool": "final_answer", "answer": answer}})
+    return chat(
+        {
+            "thought": "Use the calculator.",
+            "action": {"tool": "calculator", "arguments": {"expression": "17 * 23"}},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "printed"),
+    [("y\n", "391"), ('e\n{"expression": "2 * 3"}\n', "6"), ("n\nuse mental arithmetic\n", None)],
+    ids=["yes", "edit", "no"],
+)
+def test_cli_asks_at_the_terminal(
+    answers: str,
+    printed: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from agentlib.cli import main
+
+    from .models._openai_server import run_server
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(answers))
+    with run_server(_calculator_server_reply) as server:
+        code = main(
+            [
+                "run",
+                "What is 17 * 23?",
+                "--model",
+                f"openai-compatible:{server.base_url}#test-model",
+                "--tools",
+                "calculator",
+                "--approve",
+                "calculator",
+            ]
+        )
+        seen = server.chat_requests[-1]["messages"][-1]["content"]
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "[step 1] calculator needs approval" in captured.err
+    assert 'approve calculator({"expression": "17 * 23"}) [call_1]?' in captured.err
+    if printed is not None:
+        assert captured.out.strip() == printed
+    else:
+        assert "use mental arithmetic" in seen

@@ -269,3 +269,42 @@ def test_tracing_off_never_loads_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_trace_prints_the_span_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    from agentlib.cli import main
+
+    from .models._openai_server import chat, run_server
+
+    def reply(body: dict[str, Any]) -> Any:
+        last = body["messages"][-1]["content"]
+        if last.startswith("Observation"):
+            answer = last.rsplit("\n", 1)[-1]
+            return chat({"thought": "Done.", "action": {"tool": "final_answer", "answer": answer}})
+        return chat(
+            {
+                "thought": "Compute.",
+                "action": {"tool": "calculator", "arguments": {"expression": "6*7"}},
+            }
+        )
+
+    with run_server(reply) as server:
+        code = main(
+            [
+                "run",
+                "What is 6*7?",
+                "--model",
+                f"openai-compatible:{server.base_url}#test-model",
+                "--tools",
+                "calculator",
+                "--trace",
+            ]
+        )
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out.strip() == "42"
+    tree = captured.err[captured.err.index("invoke_agent") :].splitlines()
+    assert tree[0].startswith("invoke_agent agent") and "finish=final_answer" in tree[0]
+    assert tree[1].startswith("├─ step 1")
+    assert tree[2].startswith("│  ├─ chat test-model") and "tokens" in tree[2]
+    assert tree[3].startswith("│  └─ execute_tool calculator  ") and "call=call_1" in tree[3]
+    assert tree[4].startswith("└─ step 2")
