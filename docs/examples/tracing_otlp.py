@@ -15,7 +15,10 @@ received: list[str] = []
 
 
 class Collector(BaseHTTPRequestHandler):
+    """Keeps the names of the spans each OTLP/HTTP export holds."""
+
     def do_POST(self) -> None:
+        """Decode one export request."""
         body = self.rfile.read(int(self.headers["Content-Length"]))
         request = ExportTraceServiceRequest.FromString(body)
         for resource in request.resource_spans:
@@ -25,7 +28,7 @@ class Collector(BaseHTTPRequestHandler):
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
-        pass
+        """Stay quiet."""
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)

@@ -12,7 +12,9 @@ class Country(BaseModel):
     population_millions: float
 
 
-model = ScriptedModel([final({"name": "Norway", "capital": "Oslo", "population_millions": 5.6})])
+model = ScriptedModel(
+    [final({"name": "Norway", "capital": "Oslo", "population_millions": 5.6})]
+)
 agent = Agent(model, output_type=Country)
 result = agent.run("Tell me about Norway.")
 country = result.output
