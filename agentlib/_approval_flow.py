@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -103,8 +103,11 @@ async def decide(
     approver: Approver | None,
     timeout: float | None,
     always: frozenset[str] = frozenset(),
+    guard: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
 ) -> AsyncIterator[ApprovalRequestEvent]:
     """Emit a request per call that needs approval; fill `decided`, or raise `Paused`.
+
+    `guard` wraps the wait for the approver (the loop's cancel token and time budget).
 
     `accepted` is the loop's accepted step (its `calls` and `parsed` step).
     """
@@ -129,7 +132,9 @@ async def decide(
         yield ApprovalRequestEvent(step=index, request=request)
     if approver is None:
         raise Paused(requests, decided)
-    answers = await ask(approver, requests, timeout)
+    asking = ask(approver, requests, timeout)
+    # The run's cancel token and time budget apply while a person is asked.
+    answers: dict[str, Decision | None] = await (guard(asking) if guard else asking)
     waiting = []
     for request in requests:
         answer = answers[request.call.id]

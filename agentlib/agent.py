@@ -627,6 +627,7 @@ class Agent(Generic[OutputT]):
                 approver,
                 self.approval_timeout,
                 self.require_approval,
+                lambda asking: self._guarded(state, asking),
             ):
                 yield event
         except _approval_flow.Paused as pause:

@@ -423,3 +423,19 @@ def test_cli_asks_at_the_terminal(
         assert captured.out.strip() == printed
     else:
         assert "use mental arithmetic" in seen
+
+
+def test_cancelling_while_the_approver_waits_stops_the_run(folder: Path) -> None:
+    from agentlib import CancelToken
+
+    delete, listing, pay = file_tools(folder)
+    token = CancelToken()
+
+    async def slow_approver(request: ApprovalRequest) -> Approve:
+        token.cancel()
+        await asyncio.sleep(30)
+        return Approve()
+
+    agent = Agent(ScriptedModel([call("delete", name="a.log")]), tools=[delete, listing, pay])
+    result = agent.run("delete", approver=slow_approver, cancel_token=token)
+    assert result.stop_reason == "cancelled" and (folder / "a.log").exists()
