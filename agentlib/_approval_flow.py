@@ -1,9 +1,10 @@
 """The loop's side of approval: which calls wait, asking the approver, pausing, resuming.
 
-`decide` runs between a step's acceptance and its tool calls: it finds the calls whose tool
-needs approval, emits an `ApprovalRequestEvent` for each, and either gets decisions from the
-approver or raises `Paused` (the run stops with `approval_required`). `load` reads a paused
-run's checkpoint back and checks the caller's decisions against it before anything runs.
+Between a step's acceptance and its tool calls, `requests_for` finds the calls whose tool
+needs approval and `decide` emits an `ApprovalRequestEvent` for each, then either gets
+decisions from the approver or raises `Paused` (the run stops with `approval_required`).
+`load` reads a paused run's checkpoint back and checks the caller's decisions against it
+before anything runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from agentlib.step_format import ParsedStep
 from agentlib.steps import ApprovalRequest, ApprovalRequestEvent, Observation, ToolCall
 from agentlib.tool import Tool
 
-__all__ = ["Paused", "Resolved", "Resumed", "decide", "edited", "load"]
+__all__ = ["Paused", "Resolved", "Resumed", "decide", "edited", "load", "requests_for"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,27 +96,19 @@ def _timed_out(timeout: float | None) -> Resolved:
     return Resolved(approved=False, label="timed_out", reason=timeout_reason(timeout or 0.0))
 
 
-async def decide(
+def requests_for(
     index: int,
     accepted: Any,
     tools: Mapping[str, Tool],
-    decided: dict[str, Resolved],
-    approver: Approver | None,
-    timeout: float | None,
+    decided: Mapping[str, Resolved],
     always: frozenset[str] = frozenset(),
-    guard: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
-) -> AsyncIterator[ApprovalRequestEvent]:
-    """Emit a request per call that needs approval; fill `decided`, or raise `Paused`.
-
-    `guard` wraps the wait for the approver (the loop's cancel token and time budget).
-
-    `accepted` is the loop's accepted step (its `calls` and `parsed` step).
-    """
+) -> list[ApprovalRequest]:
+    """The step's calls that wait for a decision (`accepted`: the loop's accepted step)."""
     calls: Sequence[ToolCall] = accepted.calls
     parsed: ParsedStep = accepted.parsed
     if parsed.is_final:
-        return
-    requests = [
+        return []
+    return [
         ApprovalRequest(
             call=call,
             step=index,
@@ -126,10 +119,22 @@ async def decide(
         if call.id not in decided
         and (call.tool_name in always or tools[call.tool_name].needs_approval(spec.values))
     ]
-    if not requests:
-        return
+
+
+async def decide(
+    requests: Sequence[ApprovalRequest],
+    tools: Mapping[str, Tool],
+    decided: dict[str, Resolved],
+    approver: Approver | None,
+    timeout: float | None,
+    guard: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
+) -> AsyncIterator[ApprovalRequestEvent]:
+    """Emit an event per request; fill `decided` from the approver, or raise `Paused`.
+
+    `guard` wraps the wait for the approver (the loop's cancel token and time budget).
+    """
     for request in requests:
-        yield ApprovalRequestEvent(step=index, request=request)
+        yield ApprovalRequestEvent(step=request.step, request=request)
     if approver is None:
         raise Paused(requests, decided)
     asking = ask(approver, requests, timeout)

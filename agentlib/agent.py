@@ -224,6 +224,9 @@ class Agent(Generic[OutputT]):
                 f"require_approval names unknown tools: {', '.join(unknown)}; "
                 f"known tools: {', '.join(item.name for item in self.tools) or 'none'}"
             )
+        self._may_need_approval = bool(self.require_approval) or any(
+            item.requires_approval is not False for item in self.tools
+        )
         self.output_type = output_type
         self.instructions = instructions
         self.max_steps = max_steps
@@ -618,23 +621,28 @@ class Agent(Generic[OutputT]):
             (accepted, events), decided = await self._step(state, index, tools), {}
         for event in events:
             yield event
+        requests = (
+            _approval_flow.requests_for(index, accepted, tools, decided, self.require_approval)
+            if self._may_need_approval
+            else []
+        )
         try:
-            async for event in _approval_flow.decide(
-                index,
-                accepted,
-                tools,
-                decided,
-                approver,
-                self.approval_timeout,
-                self.require_approval,
-                lambda asking: self._guarded(state, asking),
-            ):
-                yield event
+            if requests:
+                async for event in _approval_flow.decide(
+                    requests,
+                    tools,
+                    decided,
+                    approver,
+                    self.approval_timeout,
+                    lambda asking: self._guarded(state, asking),
+                ):
+                    yield event
         except _approval_flow.Paused as pause:
             pause.checkpoint = self._checkpoint(state, pause, accepted, index)
             state.steps.append(accepted.to_step(index))  # its calls, no results yet
             raise
-        accepted = replace(accepted, calls=_approval_flow.edited(accepted.calls, decided))
+        if decided:
+            accepted = replace(accepted, calls=_approval_flow.edited(accepted.calls, decided))
         async for event in self._act(state, index, accepted, tools, decided):
             yield event
         if state.trace is not None:
