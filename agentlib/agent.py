@@ -27,7 +27,7 @@ from agentlib._prompting import (
 )
 from agentlib.actions import ParsedStep, StepSchema, build_step_schema, parse_step
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
-from agentlib.models.base import Message, Model, ModelResponse
+from agentlib.models.base import Message, Model, ModelResponse, StreamingModel
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -38,6 +38,7 @@ from agentlib.steps import (
     Step,
     StepStartedEvent,
     StopReason,
+    TextEvent,
     ThoughtEvent,
     ToolCall,
     ToolCallEvent,
@@ -135,6 +136,11 @@ class _RunState:
     next_call_id: int = 1
     last_signature: str | None = None
     repeats: int = 0
+    text: asyncio.Queue[TextEvent] | None = None
+    """Where a streaming model's text goes while a step is generated (None: not streaming)."""
+    attempt: int = 0
+    parsed: ParsedStep | None = None
+    """The step just generated, for the loop to act on."""
 
 
 class Agent(Generic[OutputT]):
@@ -268,12 +274,21 @@ class Agent(Generic[OutputT]):
         conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
+        text: bool = False,
     ) -> AsyncIterator[AgentEvent]:
         """Run the agent, yielding events as they happen; the last is a `RunFinishedEvent`.
 
         Stopping the iteration early (`break`) ends the run and releases its tools.
+
+        Args:
+            task: What to do, as for `arun`.
+            conversation: As for `arun`.
+            history: As for `arun`.
+            cancel_token: As for `arun`.
+            text: Also yield `TextEvent`s: each step's text as the model writes it, token by
+                token, when the model streams (`StreamingModel`: `LocalModel`, `OpenAIModel`).
         """
-        return self._events(task, conversation, history, cancel_token)
+        return self._events(task, conversation, history, cancel_token, text=text)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -283,6 +298,8 @@ class Agent(Generic[OutputT]):
         conversation: ConversationLike | None,
         history: Sequence[Message],
         cancel_token: CancelToken | None,
+        *,
+        text: bool = False,
     ) -> AsyncIterator[AgentEvent]:
         started = time.perf_counter()
         if conversation is not None:
@@ -298,6 +315,7 @@ class Agent(Generic[OutputT]):
                 Message(role="user", content=task),
             ],
             first_shortenable=len(history) + 2,
+            text=asyncio.Queue() if text and isinstance(self.model, StreamingModel) else None,
         )
         run_toolsets, tools = self._tools_for_run()
         reason: StopReason = "max_steps"
@@ -308,9 +326,10 @@ class Agent(Generic[OutputT]):
                 if cancel_token is not None and cancel_token.cancelled:
                     raise _Stop("cancelled")
                 yield StepStartedEvent(step=index)
-                step, events = await self._step(state, index, tools)
-                for event in events:
+                async for event in self._streamed_step(state, index, tools):
                     yield event
+                step = state.parsed
+                assert step is not None
                 async for event in self._act(state, step, tools):
                     yield event
                 if conversation is not None:
@@ -343,6 +362,24 @@ class Agent(Generic[OutputT]):
         if conversation is not None:
             await asyncio.shield(conversation.arecord(task, result))
         yield RunFinishedEvent(result=result)
+
+    async def _streamed_step(
+        self, state: _RunState, index: int, tools: dict[str, Tool]
+    ) -> AsyncIterator[AgentEvent]:
+        """`_step`'s events, after the model's text as it streams (when asked).
+
+        The parsed step is left in `state.parsed`.
+        """
+        if state.text is None:
+            step, events = await self._step(state, index, tools)
+        else:
+            work = asyncio.ensure_future(self._step(state, index, tools))
+            async for text_event in _while_running(state.text, work):
+                yield text_event
+            step, events = work.result()
+        state.parsed = step
+        for event in events:
+            yield event
 
     def _tools_for_run(self) -> tuple[list[Toolset], dict[str, Tool]]:
         """Give each run its own toolset instances where a toolset asks for that."""
@@ -382,7 +419,8 @@ class Agent(Generic[OutputT]):
         model_seconds = 0.0
         for attempt in range(self.max_retries + 1):
             began = time.perf_counter()
-            response = await self._ask_model(state, messages)
+            state.attempt = attempt
+            response = await self._ask_model(state, index, messages)
             model_seconds += time.perf_counter() - began
             step_usage = step_usage + Usage(
                 requests=1,
@@ -433,14 +471,24 @@ class Agent(Generic[OutputT]):
             return parsed, events
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _ask_model(self, state: _RunState, messages: list[Message]) -> ModelResponse:
-        try:
-            response: ModelResponse = await self._guarded(
-                state,
-                self.model.agenerate(
-                    messages, output=self.step_schema.output, max_tokens=self.max_tokens_per_step
-                ),
+    async def _ask_model(
+        self, state: _RunState, index: int, messages: list[Message]
+    ) -> ModelResponse:
+        output, limit = self.step_schema.output, self.max_tokens_per_step
+        if state.text is not None and isinstance(self.model, StreamingModel):
+            loop, queue, attempt = asyncio.get_running_loop(), state.text, state.attempt
+
+            def on_text(delta: str) -> None:  # called from the model's worker thread, too
+                event = TextEvent(step=index, delta=delta, attempt=attempt)
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+            call = self.model.agenerate_streaming(
+                messages, on_text=on_text, output=output, max_tokens=limit
             )
+        else:
+            call = self.model.agenerate(messages, output=output, max_tokens=limit)
+        try:
+            response: ModelResponse = await self._guarded(state, call)
         except ModelError as exc:
             raise _Stop("model_error", f"{type(exc).__name__}: {exc}") from exc
         return response
@@ -574,6 +622,27 @@ class Agent(Generic[OutputT]):
         if cancel_wait is not None and cancel_wait in done:
             raise _Stop("cancelled", "the run was cancelled with its cancel token")
         raise _Stop("time_budget", f"the time budget of {self.time_budget} s ran out")
+
+
+async def _while_running(
+    queue: asyncio.Queue[TextEvent], work: asyncio.Future[Any]
+) -> AsyncIterator[TextEvent]:
+    """Yield the queued text events until `work` is done; cancel `work` if the caller stops."""
+    try:
+        while not work.done():
+            getter = asyncio.ensure_future(queue.get())
+            try:
+                await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                getter.cancel()
+            if getter.done() and not getter.cancelled():
+                yield getter.result()
+        while not queue.empty():
+            yield queue.get_nowait()
+    finally:
+        if not work.done():
+            work.cancel()
+            work.add_done_callback(_retrieve)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
