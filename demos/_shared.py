@@ -78,7 +78,10 @@ def default_models(environ: Mapping[str, str] | None = None) -> dict[str, DemoMo
         for name in filter(None, (part.strip() for part in names.split(","))):
             models[f"Hugging Face router: {name}"] = entry(f"hf:{name}")
     name = env.get("AGENTLIB_DEMO_MODEL")
-    if name and (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
+    base_url = env.get("AGENTLIB_DEMO_BASE_URL")  # the older name, still honoured
+    if name and base_url:
+        models[f"OpenAI-compatible: {name}"] = entry(f"openai-compatible:{base_url}#{name}")
+    elif name and (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
         models[f"OpenAI-compatible: {name}"] = entry(f"openai:{name}")
     return models
 

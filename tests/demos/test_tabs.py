@@ -66,3 +66,15 @@ def test_an_answer_with_numbers_the_rows_do_not_hold_is_flagged() -> None:
         assert disagreement(f"There are {listing.row_count} genres.", "?", listing) is None
     finally:
         database.close()
+
+
+def test_the_model_menu_offers_what_the_secrets_unlock_and_never_a_test_model() -> None:
+    from demos._shared import EMBEDDED, default_models
+
+    assert list(default_models({})) == [EMBEDDED]
+    menu = default_models({"HF_TOKEN": "hf_x", "AGENTLIB_DEMO_HF_MODELS": "a/b, c/d"})
+    assert list(menu) == [EMBEDDED, "Hugging Face router: a/b", "Hugging Face router: c/d"]
+    assert [entry.spec for entry in menu.values()] == ["local", "hf:a/b", "hf:c/d"]
+    menu = default_models({"OPENAI_API_KEY": "sk-x", "AGENTLIB_DEMO_MODEL": "gpt-4o-mini"})
+    assert menu["OpenAI-compatible: gpt-4o-mini"].spec == "openai:gpt-4o-mini"
+    assert not any("test" in label.lower() for label in menu)
