@@ -9,11 +9,11 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from agentlib.tools.web import FetchConfig, SearXNGBackend, WebCache, WebTools
 from inline_snapshot import snapshot
 
 from agentlib import Agent, ConfigurationError, ScriptedModel
 from agentlib.models.testing import call, final
+from agentlib.tools.web import FetchConfig, SearXNGBackend, WebCache, WebTools
 
 from ._web_server import WebServer
 

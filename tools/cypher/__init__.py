@@ -28,6 +28,19 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import networkx as nx
 import pydantic
+from pydantic import AfterValidator, BaseModel
+
+from agentlib import (
+    ConfigurationError,
+    MissingExtraError,
+    Model,
+    Tool,
+    ToolError,
+    Toolset,
+    agenerate,
+    tool,
+)
+
 from ._grand import QueryWorker, run_in_process, translate
 from ._pattern import (
     CypherStatement,
@@ -49,18 +62,6 @@ from ._schema import (
     schema_from_networkx,
 )
 from ._syntax import check_names, quote_literal, tokenize, validate_read_only
-from pydantic import AfterValidator, BaseModel
-
-from agentlib import (
-    ConfigurationError,
-    MissingExtraError,
-    Model,
-    Tool,
-    ToolError,
-    Toolset,
-    agenerate,
-    tool,
-)
 
 __all__ = [
     "CypherBackend",
