@@ -163,7 +163,7 @@ class LiveView:
             )
             self.step_message[event.step] = message
             self.messages.append(message)
-            self.status = f"⏳ Step {event.step} · thinking…"
+            self.status = f"Step {event.step} · thinking…"
         elif isinstance(event, TextEvent):
             self._text(event, now)
         elif isinstance(event, ThoughtEvent):
@@ -201,10 +201,10 @@ class LiveView:
         message.content = thought
         if tool == FINAL_ANSWER:
             message.metadata["title"] = f"Step {event.step} · writing the answer…"
-            self.status = f"✍️ Step {event.step} · writing the answer…"
+            self.status = f"Step {event.step} · writing the answer…"
         elif tool:
             message.metadata["title"] = f"Step {event.step} · calling {tool}…"
-            self.status = f"🔧 Step {event.step} · calling tool {tool}…"
+            self.status = f"Step {event.step} · calling tool {tool}…"
         if answer is not None:
             if self.answer is None:
                 self.answer = gr.ChatMessage(content="")
@@ -233,7 +233,7 @@ class LiveView:
                 },
             )
         )
-        self.status = f"🔧 Step {event.step} · running tool {event.call.tool_name}…"
+        self.status = f"Step {event.step} · running tool {event.call.tool_name}…"
 
     def _result(self, event: ToolResultEvent) -> None:
         observation = event.observation
@@ -262,7 +262,7 @@ class LiveView:
             self.answer = gr.ChatMessage(content="")
             self.messages.append(self.answer)
         self.answer.content = text or "(empty answer)"
-        self.status = "✅ Answered."
+        self.status = "✓ Answered."
 
 
 def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
@@ -356,7 +356,7 @@ def build_chat_tab(
             )
         except Exception as exc:  # a missing extra or an unreachable server: tell the user
             view.messages.append(gr.ChatMessage(content=f"_Cannot start the agent: {exc}_"))
-            yield view.messages, "", "❌ Cannot start the agent."
+            yield view.messages, "", "✗ Cannot start the agent."
             return
         async for event in agent.stream(
             task, history=session.history, cancel_token=session.cancel_token, text=True
@@ -409,5 +409,5 @@ def _make_agent(
 def _finished_status(event: RunFinishedEvent) -> str:
     result = event.result
     if result.ok:
-        return f"✅ Answered in {result.duration:.1f} s ({len(result.steps)} step(s))."
-    return f"⏹ Stopped ({result.stop_reason}) after {result.duration:.1f} s."
+        return f"✓ Answered in {result.duration:.1f} s ({len(result.steps)} step(s))."
+    return f"■ Stopped ({result.stop_reason}) after {result.duration:.1f} s."

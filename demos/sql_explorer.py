@@ -81,11 +81,24 @@ def _numbers(text: str) -> list[float]:
     return values
 
 
+def _names_no_value(answer: str, result: Any) -> bool:
+    """Whether the answer quotes no number and no text value of the rows at all."""
+    if not result.rows or _numbers(answer):
+        return False
+    lowered = answer.lower()
+    return not any(
+        isinstance(cell, str) and len(cell) > 1 and cell.lower() in lowered
+        for row in result.rows
+        for cell in row
+    )
+
+
 def disagreement(answer: str, question: str, result: Any) -> str | None:
     """Why the answer does not match the rows, or `None` when every number in it is backed.
 
     A number in the answer must be the row count, a value in the rows (rounded as shown), or
-    a number from the question itself; otherwise the model made it up or miscounted.
+    a number from the question itself; otherwise the model made it up or miscounted. An
+    answer that quotes no value of the rows at all is flagged too.
     """
     known = {float(result.row_count), float(len(result.rows))}
     for row in result.rows:
@@ -102,8 +115,13 @@ def disagreement(answer: str, question: str, result: Any) -> str | None:
         for value in _numbers(answer)
         if not any(abs(value - item) <= max(0.01, abs(item) * 0.005) for item in known)
     ]
-    if not unbacked:
+    if not unbacked and not _names_no_value(answer, result):
         return None
+    if not unbacked:
+        return (
+            f"The answer names no value from the {result.row_count} row(s): it may not have "
+            "read them. Trust the rows, not the sentence."
+        )
     shown = ", ".join(f"{value:g}" for value in unbacked[:3])
     return (
         f"The answer says {shown}, which is neither the row count ({result.row_count}) nor a "
@@ -292,7 +310,7 @@ async def ask_database(
     if answer_path:
         warning = disagreement(reply, text, result)
         if warning:
-            answer += f"\n\n⚠️ {warning}"
+            answer += f"\n\n⚠ {warning}"
     shown = pretty_sql(found.sql, database.dialect)
     return report, answer, shown, _table(result)
 

@@ -140,7 +140,7 @@ def test_sql_explorer_shows_the_query_its_rows_and_an_answer(
     page.locator("#sql-answer").get_by_text("comes first").wait_for()
     answer = page.locator("#sql-answer").inner_text()
     assert f"{genre} comes first, with {count}." in answer
-    assert "from the 5 row(s) below" in answer and "⚠️" not in answer
+    assert "from the 5 row(s) below" in answer and "⚠" not in answer
     shown_sql = page.locator("#sql-query .cm-content").inner_text()
     assert "JOIN genres" in shown_sql and "ON tracks.genre_id = genres.genre_id" in shown_sql
     rows = page.locator("#sql-rows").inner_text()

@@ -183,6 +183,7 @@ def _ask_every_tab(page: Any) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.browser
+@pytest.mark.timeout(3600)  # installing every requirement into a fresh venv takes minutes
 def test_a_space_built_like_spaces_answers_on_every_tab(browser: Any, tmp_path: Path) -> None:
     python, app = _build_the_space_like_spaces(tmp_path)
     where = subprocess.run(

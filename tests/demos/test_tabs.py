@@ -64,6 +64,10 @@ def test_an_answer_with_numbers_the_rows_do_not_hold_is_flagged() -> None:
         assert warning is not None and "10" in warning and "row count (1)" in warning
         listing = database.run_sql("SELECT name FROM genres")
         assert disagreement(f"There are {listing.row_count} genres.", "?", listing) is None
+        first = listing.rows[0][0]
+        assert disagreement(f"{first} is one of them.", "Which genres?", listing) is None
+        vague = disagreement("The answer to a question, read from rows.", "Which?", listing)
+        assert vague is not None and "names no value from the" in vague
     finally:
         database.close()
 
