@@ -21,7 +21,7 @@ from agentlib.errors import (
     ToolError,
 )
 from agentlib.models.base import Message, Model, ModelCapabilities, ModelResponse, OutputSchema
-from agentlib.models.testing import FunctionModel, ScriptedModel
+from agentlib.models.testing import FunctionModel, ScriptedModel, TestModel
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -80,6 +80,7 @@ __all__ = [
     "StepStartedEvent",
     "StopReason",
     "StoreError",
+    "TestModel",
     "TextEvent",
     "ThoughtEvent",
     "Tool",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -87,8 +87,6 @@ class ToolSpec:
     """One line for `--help` and the demo's picker."""
     argument: str | None = None
     """What `name:<argument>` takes (`<sqlalchemy url>`), or `None` when it takes nothing."""
-    example: str | None = None
-    """A worked example of a step using the tool, for models that need one (tiny ones)."""
     available: Callable[[], bool] = field(default=lambda: True)
     """Whether its dependencies are installed; unavailable tools are hidden from pickers."""
 
@@ -104,9 +102,8 @@ class ModelSpec:
     description: str
     """One line with the spec's form, for `--help` and error messages."""
     default_tools: tuple[str, ...] = ("calculator", "python")
-    """The tools a run gets when the user names none."""
-    agent_options: Callable[[Sequence[ToolSpec]], dict[str, Any]] | None = None
-    """Extra `Agent(...)` options for these models, given the chosen tools' specs."""
+    """The tools a run gets when the user names none. (How the agent prompts and bounds the
+    model is the model's own `profile`, so `Agent(model)` is the same agent everywhere.)"""
 
 
 class Catalogue:
@@ -176,11 +173,6 @@ class Catalogue:
         family, argument = self.model_spec(spec)
         return family.factory(argument, options or ModelOptions())
 
-    def agent_options(self, model: str, tools: Sequence[ToolSpec]) -> dict[str, Any]:
-        """The `Agent(...)` options the model family asks for with these tools."""
-        family, _ = self.model_spec(model)
-        return family.agent_options(tools) if family.agent_options else {}
-
     def _tool_forms(self) -> list[str]:
         return [
             f"{spec.name}:{spec.argument}" if spec.argument else spec.name
@@ -230,24 +222,8 @@ def _local(argument: str, options: ModelOptions) -> Model:
 
     if argument:
         raise ConfigurationError(f"--model local takes no argument, got local:{argument}")
-    # No repetition penalty: it helps single tool choices (benchmarks/small_model_tool_calls)
-    # but over a whole run it kept SmolLM2 from copying the observation's digits into its
-    # answer (`agentlib run "What is 17 * 23?"` failed with 1.1 and answered 391 with 1.0).
-    return LocalModel(
-        n_threads=options.threads, repeat_penalty=1.0, on_progress=options.on_progress
-    )
-
-
-def _local_agent_options(tools: Sequence[ToolSpec]) -> dict[str, Any]:
-    # The embedded model is tiny: a worked example, a short thought and bounded strings keep
-    # it on track (without them it rambled in the thought and never answered).
-    examples = [spec.example for spec in tools if spec.example]
-    return {
-        "instructions": "\n\n".join(examples) or None,
-        "max_thought_length": 100,
-        "max_string_length": 200,
-        "max_tokens_per_step": 512,
-    }
+    # Its sampling and step options (worked example, short thought) are its profile's.
+    return LocalModel(n_threads=options.threads, on_progress=options.on_progress)
 
 
 def _openai(argument: str, options: ModelOptions) -> Model:
@@ -303,7 +279,6 @@ def register(catalogue: Catalogue) -> None:
             # The embedded 135M model answered 3 of 4 arithmetic tasks with the calculator
             # alone and lost its way when the Python tool was offered too (2026-11-28).
             default_tools=("calculator",),
-            agent_options=_local_agent_options,
         )
     )
     catalogue.add_model(ModelSpec(prefix="openai", factory=_openai, description="openai:<model>"))

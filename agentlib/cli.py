@@ -138,11 +138,11 @@ def _make_agent(args: argparse.Namespace) -> Agent[Any]:
     catalogue = default_catalogue()
     family, _ = catalogue.model_spec(args.model)
     default = ",".join(family.default_tools)
-    tools, specs = catalogue.build_tools(args.tools if args.tools is not None else default)
+    tools, _ = catalogue.build_tools(args.tools if args.tools is not None else default)
     model = build_model(args.model, threads=args.threads)
-    # One agent definition for the CLI and the demos: the model family's options.
-    options = catalogue.agent_options(args.model, specs)
-    return Agent(model, tools=tools, max_steps=args.max_steps, **options)
+    # What the embedded model needs (a worked example, a short thought, no repetition
+    # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
+    return Agent(model, tools=tools, max_steps=args.max_steps)
 
 
 def _command_run(args: argparse.Namespace) -> int:

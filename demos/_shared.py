@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,8 @@ class DemoModel:
 
     factory: ModelFactory
     spec: str | None = None
-    """The catalogue's `--model` value (`local`, `hf:<model>`); `None` for a test's model."""
+    """The catalogue's `--model` value (`local`, `hf:<model>`); `None` for a test's model.
+    How the agent prompts the model is the model's own `profile`, as in the CLI."""
 
 
 def default_models(environ: Mapping[str, str] | None = None) -> dict[str, DemoModel]:
@@ -112,15 +113,6 @@ class ModelPool:
                     raise KeyError(f"unknown model {name!r}")
                 self._models[name] = self.entries[name].factory()
             return self._models[name]
-
-    def agent_options(self, name: str, tools: Sequence[Any]) -> dict[str, Any]:
-        """The `Agent` options the CLI would use for this model with these tool specs."""
-        spec = self.entries[name].spec
-        if spec is None:
-            return {}
-        from agentlib.catalogue import default_catalogue
-
-        return default_catalogue().agent_options(spec, tools)
 
 
 class SessionRegistry:

@@ -58,7 +58,7 @@ class ToolChoice:
 
     build: ToolFactory
     spec: Any = None
-    """The catalogue's `ToolSpec` (its worked example goes into the agent's options)."""
+    """The catalogue's `ToolSpec`, or `None` for the demo's own docs search."""
 
 
 def _from_catalogue(spec: Any) -> ToolFactory:
@@ -397,13 +397,13 @@ def _make_agent(
     choices: dict[str, ToolChoice],
     limits: tuple[int, float],
 ) -> Agent[str]:
-    """The agent the CLI would build for this model and these tools (one shared definition)."""
+    """The agent the CLI builds for this model and these tools: `Agent(model, tools=...)`, with
+    what the model needs (worked examples, bounds) taken from its own `profile`."""
     model = pool.get(model_choice)
     picked = [choices[name] for name in tool_names if name in choices]
     toolsets = [choice.build(session) for choice in picked]  # may connect or index: a thread
-    options = pool.agent_options(model_choice, [c.spec for c in picked if c.spec is not None])
     max_steps, time_budget = limits
-    return Agent(model, tools=toolsets, max_steps=max_steps, time_budget=time_budget, **options)
+    return Agent(model, tools=toolsets, max_steps=max_steps, time_budget=time_budget)
 
 
 def _finished_status(event: RunFinishedEvent) -> str:

@@ -40,14 +40,10 @@ def test_plain_sql_is_the_sample_music_store_and_sql_url_opens_that_database(
         mine.close()
 
 
-def test_the_local_models_options_are_the_clis_agent_definition() -> None:
+def test_the_local_model_defaults_to_the_calculator_alone() -> None:
     catalogue = default_catalogue()
-    _, specs = catalogue.build_tools("calculator")
-    options = catalogue.agent_options("local", specs)
-    assert options["max_thought_length"] == 100
-    assert "calculator" in options["instructions"]  # the calculator's worked example
-    assert catalogue.agent_options("openai:gpt-4o-mini", specs) == {}
     assert catalogue.models["local"].default_tools == ("calculator",)
+    assert catalogue.models["openai"].default_tools == ("calculator", "python")
 
 
 @pytest.mark.parametrize(

@@ -81,12 +81,6 @@ def _cypher(argument: str | None) -> Tool | Toolset:
     return GraphDatabase(load_sample_graph(), max_rows=50, timeout=10.0)
 
 
-def _calculator_example() -> str:
-    from .calculator import EXAMPLE
-
-    return str(EXAMPLE)
-
-
 def register(catalogue: Catalogue) -> None:
     """Add the built-in tools."""
     catalogue.add_tool(
@@ -94,7 +88,6 @@ def register(catalogue: Catalogue) -> None:
             name="calculator",
             factory=_calculator,
             description="calculator (arithmetic)",
-            example=_calculator_example(),
         )
     )
     catalogue.add_tool(

@@ -3,17 +3,13 @@
 import asyncio
 
 from agentlib import Agent, FinalAnswerEvent, LocalModel, TextEvent, ToolCallEvent
-from agentlib.tools.calculator import EXAMPLE, calculator
+from agentlib.tools.calculator import calculator
 
-agent = Agent(
-    LocalModel(repeat_penalty=1.0),
-    tools=[calculator],
-    instructions=EXAMPLE,
-    max_thought_length=100,
-)
+agent = Agent(LocalModel(), tools=[calculator])
 
 
 async def main() -> str:
+    """Print the run as it happens; return the answer."""
     pieces = 0
     answer = ""
     async for event in agent.stream("What is 17 * 23?", text=True):
