@@ -37,6 +37,7 @@ EXPORTED = {
     "StopReason",
     "StoreError",
     "TestModel",
+    "TextEvent",
     "ThoughtEvent",
     "Tool",
     "ToolCall",
