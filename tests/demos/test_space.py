@@ -160,7 +160,7 @@ def _ask_every_tab(page: Any) -> dict[str, str]:
 
     page.get_by_role("tab", name="SQL explorer").click()
     page.click("#sql-ask")
-    page.locator("#sql-answer").get_by_text("Answer").wait_for()
+    page.locator("#sql-answer").get_by_text("Answer", exact=True).wait_for()
     answers["sql"] = page.locator("#sql-answer").inner_text()
     answers["sql rows"] = page.locator("#sql-rows").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "demo-sql.png"), full_page=True)
