@@ -11,7 +11,7 @@ from typing import Any
 
 from agentlib.errors import ConfigurationError
 
-__all__ = ["bound_strings", "close_objects", "inline_refs", "strip_titles"]
+__all__ = ["bound_and_close", "bound_strings", "close_objects", "inline_refs", "strip_titles"]
 
 JSONSchema = dict[str, Any]
 
@@ -23,7 +23,7 @@ def inline_refs(schema: Mapping[str, Any]) -> JSONSchema:
         ConfigurationError: The schema is recursive (a type contains itself), which cannot be
             inlined; use a non-recursive type.
     """
-    root = copy.deepcopy(dict(schema))
+    root = dict(schema)  # `resolve` builds new dicts and lists; only the top level is popped
     definitions: dict[str, Any] = {}
     for key in ("$defs", "definitions"):
         definitions.update({f"#/{key}/{name}": value for name, value in root.pop(key, {}).items()})
@@ -54,7 +54,11 @@ def inline_refs(schema: Mapping[str, Any]) -> JSONSchema:
 
 
 def _map_subschemas(node: Any, transform: Any) -> Any:
-    """Apply `transform` to every sub-schema (dicts), bottom-up, keeping `properties` maps."""
+    """Apply `transform` to every sub-schema (dicts), bottom-up, keeping `properties` maps.
+
+    It builds a new tree (values copied), so `transform` may change the dict it is given: no
+    deep copy of the input first (those cost a third of a 300-tool build).
+    """
     if isinstance(node, list):
         return [_map_subschemas(item, transform) for item in node]
     if not isinstance(node, dict):
@@ -66,7 +70,7 @@ def _map_subschemas(node: Any, transform: Any) -> Any:
         ):
             out[key] = {name: _map_subschemas(sub, transform) for name, sub in value.items()}
         elif key in ("enum", "const", "default", "examples"):
-            out[key] = value
+            out[key] = copy.deepcopy(value)
         else:
             out[key] = _map_subschemas(value, transform)
     return transform(out)
@@ -78,12 +82,7 @@ def close_objects(schema: Mapping[str, Any]) -> JSONSchema:
     Without it, a constraint engine may let a model add invented keys.
     """
 
-    def close(node: dict[str, Any]) -> dict[str, Any]:
-        if "properties" in node and node.get("additionalProperties", True) is True:
-            node["additionalProperties"] = False
-        return node
-
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), close)
+    result: JSONSchema = _map_subschemas(dict(schema), _close)
     return result
 
 
@@ -94,7 +93,31 @@ def strip_titles(schema: Mapping[str, Any]) -> JSONSchema:
         node.pop("title", None)
         return node
 
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), strip)
+    result: JSONSchema = _map_subschemas(dict(schema), strip)
+    return result
+
+
+def _close(node: dict[str, Any]) -> dict[str, Any]:
+    if "properties" in node and node.get("additionalProperties", True) is True:
+        node["additionalProperties"] = False
+    return node
+
+
+def _bound(node: dict[str, Any], max_length: int) -> dict[str, Any]:
+    is_string = node.get("type") == "string" or (
+        isinstance(node.get("type"), list) and "string" in node["type"]
+    )
+    free = not any(k in node for k in ("maxLength", "enum", "const", "pattern", "format"))
+    if is_string and free:
+        node["maxLength"] = max_length
+    return node
+
+
+def bound_and_close(schema: Mapping[str, Any], max_length: int) -> JSONSchema:
+    """`close_objects(bound_strings(schema, max_length))` in one walk (the step schema's path)."""
+    result: JSONSchema = _map_subschemas(
+        dict(schema), lambda node: _close(_bound(node, max_length))
+    )
     return result
 
 
@@ -105,14 +128,5 @@ def bound_strings(schema: Mapping[str, Any], max_length: int) -> JSONSchema:
     of tokens.
     """
 
-    def bound(node: dict[str, Any]) -> dict[str, Any]:
-        is_string = node.get("type") == "string" or (
-            isinstance(node.get("type"), list) and "string" in node["type"]
-        )
-        free = not any(k in node for k in ("maxLength", "enum", "const", "pattern", "format"))
-        if is_string and free:
-            node["maxLength"] = max_length
-        return node
-
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), bound)
+    result: JSONSchema = _map_subschemas(dict(schema), lambda node: _bound(node, max_length))
     return result

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from agentlib._json_schema import close_objects, inline_refs, strip_titles
+from agentlib._schema_check import plainly_valid
 from agentlib._tool_names import NAME_PATTERN, safe_tool_names
 from agentlib._validation import describe_validation_error
 from agentlib.errors import ConfigurationError, ToolError
@@ -317,7 +318,10 @@ def _object_schema(name: str, parameters: Any) -> dict[str, Any]:
     schema.setdefault("type", "object")
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        validator.check_schema(schema)
+        # The metaschema check costs ~13 ms a schema (benchmarks/tool_construction.md): run it
+        # only when the schema uses more than the common keywords `plainly_valid` knows.
+        if not plainly_valid(schema):
+            validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(part) for part in exc.path) or "the top level"
         hint = (
