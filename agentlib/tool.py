@@ -186,11 +186,9 @@ class Tool:
         item.arguments_model = None
         schema = _object_schema(item.name, parameters)
         item.__dict__["parameters"] = schema  # the cached_property's value
-        import jsonschema  # ~90 ms: loaded with the first schema tool, not with agentlib
-
-        item._schema_validator = jsonschema.validators.validator_for(
-            schema, default=jsonschema.Draft202012Validator
-        )(schema)
+        # The validator is made on the first call: a server's 300 tools are built at once,
+        # while a run calls a few of them (benchmarks/tool_construction.md).
+        item._schema_validator = None
         item.is_async = inspect.iscoroutinefunction(function)
         return item
 
@@ -245,7 +243,7 @@ class Tool:
         Raises:
             ToolError: The arguments do not fit; the message names each field and problem.
         """
-        if self._schema_validator is not None:
+        if self.arguments_model is None:
             return self._validate_with_schema(dict(arguments or {}))
         assert self.arguments_model is not None
         try:
@@ -258,7 +256,13 @@ class Tool:
         return {name: getattr(model, name) for name in type(model).model_fields}
 
     def _validate_with_schema(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        assert self._schema_validator is not None
+        if self._schema_validator is None:
+            import jsonschema  # ~90 ms: loaded with the first schema tool call, not with agentlib
+
+            schema = self.parameters
+            self._schema_validator = jsonschema.validators.validator_for(
+                schema, default=jsonschema.Draft202012Validator
+            )(schema)
         errors = sorted(
             self._schema_validator.iter_errors(arguments), key=lambda error: list(error.path)
         )
