@@ -81,7 +81,6 @@ def close_objects(schema: Mapping[str, Any]) -> JSONSchema:
 
     Without it, a constraint engine may let a model add invented keys.
     """
-
     result: JSONSchema = _map_subschemas(dict(schema), _close)
     return result
 
@@ -127,6 +126,5 @@ def bound_strings(schema: Mapping[str, Any], max_length: int) -> JSONSchema:
     Small models under constrained decoding otherwise ramble inside a string until they run out
     of tokens.
     """
-
     result: JSONSchema = _map_subschemas(dict(schema), lambda node: _bound(node, max_length))
     return result

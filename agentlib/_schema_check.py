@@ -42,7 +42,7 @@ def _type_ok(value: Any) -> bool:
     )
 
 
-def _keyword_ok(key: str, value: Any) -> bool:  # noqa: C901 - one flat table of keywords
+def _keyword_ok(key: str, value: Any) -> bool:
     if key == "type":
         return _type_ok(value)
     if key in _TEXT:

@@ -401,6 +401,7 @@ class Agent(Generic[OutputT]):
             generation_paths=tuple(state.paths),
             error=error if reason != "final_answer" else None,
             task=task,
+            tools_offered=self.step_format.tool_names,
         )
         logger.debug("run finished: %s after %d steps", reason, len(state.steps))
         if conversation is not None:

@@ -160,6 +160,8 @@ class RunResult(Generic[OutputT]):
     """A description of what went wrong, when the run did not end with a final answer."""
     task: str = ""
     """The task the run was given."""
+    tools_offered: tuple[str, ...] = ()
+    """The names of the tools the model was offered (after any selection, e.g. `--max-tools`)."""
 
     @property
     def ok(self) -> bool:

@@ -99,8 +99,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--repeats", type=int, default=5)
     arguments = parser.parse_args()
-    print(f"python {platform.python_version()} on {platform.machine()}; median of "
-          f"{arguments.repeats} fresh processes (milliseconds)\n")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}; median of "
+        f"{arguments.repeats} fresh processes (milliseconds)\n"
+    )
     print("| tools | construct tools | step schema | total |")
     print("|---:|---:|---:|---:|")
     for size in arguments.sizes:

@@ -10,6 +10,7 @@ on local models like a `@tool`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import json
 import logging
@@ -19,13 +20,30 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from agentlib import ConfigurationError, MissingExtraError, Tool, Toolset, ToolError, fence_untrusted
+from agentlib import (
+    ConfigurationError,
+    MissingExtraError,
+    Tool,
+    ToolError,
+    Toolset,
+    fence_untrusted,
+)
 
 __all__ = ["MCPToolset"]
 
 logger = logging.getLogger(__name__)
 
 Unsupported = Literal["error", "skip", "keep"]
+
+# Toolsets with a live session: closed at exit, so a forgotten one leaves no server running
+# (its session task holds it, so `__del__` would never run while connected).
+_OPEN: set[MCPToolset] = set()
+
+
+@atexit.register
+def _close_open_toolsets() -> None:
+    for toolset in list(_OPEN):
+        toolset.close()
 
 
 def _sdk() -> Any:
@@ -170,12 +188,6 @@ class MCPToolset(Toolset):
         """`close` without blocking the caller's event loop."""
         await asyncio.to_thread(self.close)
 
-    def __del__(self) -> None:  # a forgotten toolset must not leave its server running
-        try:
-            self._shutdown()
-        except Exception:  # noqa: S110 - interpreter shutdown: nothing left to report to
-            pass
-
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
@@ -184,6 +196,7 @@ class MCPToolset(Toolset):
             )
             thread.start()
             self._loop, self._thread = loop, thread
+            _OPEN.add(self)
         return self._loop
 
     def _start(self) -> list[Any]:
@@ -252,6 +265,7 @@ class MCPToolset(Toolset):
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         loop.close()
+        _OPEN.discard(self)
         self._loop = self._thread = self._session_task = self._stop = None
         self._client = None
 
@@ -308,8 +322,11 @@ class MCPToolset(Toolset):
     async def acall_tool(self, name: str, arguments: Mapping[str, Any]) -> str:
         """Call the server's tool `name` and return its result as observation text.
 
-        A dead server is restarted: the call is made again when the server was already
-        found dead before it, and reported (`ToolError`) when the connection broke during it.
+        A dead server is restarted. When the session had already ended (a closed HTTP
+        session, a server that exited on its own), the call is made on the new session and
+        the observation starts with a note saying so; when the connection breaks during the
+        call (the process was killed or crashed), the call is not repeated, since it may
+        have run: a `ToolError` says the server was restarted and to call again.
 
         Raises:
             ToolError: The tool reported an error (`isError`), or the server failed.
@@ -338,7 +355,8 @@ class MCPToolset(Toolset):
             with self._lock:
                 self._restart(name, _describe(exc), ran=True)
             raise ToolError(
-                f"MCP server {self.label!r} failed during '{name}' ({_describe(exc)}); the "
+                f"MCP server {self.label!r} stopped or broke the connection during '{name}' "
+                f"({_describe(exc)}); the "
                 "connection was restarted: the call may or may not have run, call it again "
                 "if you still need it",
                 tool_name=name,
@@ -419,4 +437,3 @@ def _describe(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-

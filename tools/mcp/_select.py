@@ -65,7 +65,9 @@ def select_tools(
     return [tools[index] for index in chosen]
 
 
-def _bm25(documents: list[list[str]], query: set[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+def _bm25(
+    documents: list[list[str]], query: set[str], k1: float = 1.2, b: float = 0.75
+) -> list[float]:
     if not documents:
         return []
     average = sum(map(len, documents)) / len(documents) or 1.0

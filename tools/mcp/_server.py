@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from agentlib import ConfigurationError, Tool, Toolset, ToolError, render_observation
+from agentlib import ConfigurationError, Tool, ToolError, Toolset, render_observation
 
 from ._client import _sdk
 
@@ -76,7 +76,9 @@ def build_server(tools: list[Tool], *, name: str = "agentlib", max_chars: int = 
 
 
 def _result(types: Any, text: str, *, is_error: bool) -> Any:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=is_error)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], is_error=is_error
+    )
 
 
 async def aserve_mcp(
