@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["plainly_valid"]
 
 _TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
-_TEXT = frozenset({"description", "title", "$comment", "pattern", "format", "$ref", "$id"})
+_TEXT = frozenset({"description", "title", "$comment", "pattern", "format", "$ref"})
 _ANY = frozenset({"default", "examples", "const"})
 _COUNTS = frozenset(
     {"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"}
