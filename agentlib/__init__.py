@@ -111,3 +111,12 @@ __getattr__, __dir__ = _lazy.lazy_exports(
     },
     __all__,
 )
+
+# Every public class reports the package as its module (`agentlib.Agent`, not
+# `agentlib.agent.Agent`), as httpx does: where a class is defined is not part of the API. The
+# four lazily loaded classes say so in their own bodies.
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type):
+        _value.__module__ = __name__
+del _name, _value

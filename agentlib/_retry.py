@@ -9,6 +9,7 @@ stops at once instead of spending the remaining retries on the same tokens.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -55,7 +56,7 @@ def correction_message(error: str) -> str:
 async def generate_until_valid(
     ask: Ask,
     messages: Sequence[Message],
-    check: Callable[[ModelResponse], T],
+    check: Callable[[ModelResponse], T | Awaitable[T]],
     *,
     retries: int,
     correction: Callable[[str], str] = correction_message,
@@ -66,7 +67,8 @@ async def generate_until_valid(
     Args:
         ask: Makes one model call; gets the previous invalid response on a retry.
         messages: The request's messages.
-        check: Returns the validated value, or raises `ModelOutputError` or `ValueError`.
+        check: Returns the validated value (or an awaitable of it), or raises
+            `ModelOutputError` or `ValueError`.
         retries: How many more calls after an invalid one.
         correction: Turns an error into the message shown to the model.
         on_invalid: Called with each error and whether another attempt follows.
@@ -80,7 +82,10 @@ async def generate_until_valid(
     for attempt in range(1, retries + 2):
         response = await ask(history, previous)
         try:
-            return Validated(value=check(response), response=response, attempts=attempt)
+            value = check(response)
+            if inspect.isawaitable(value):
+                value = await value
+            return Validated(value=value, response=response, attempts=attempt)
         except (ModelOutputError, ValueError) as exc:
             error = str(exc)
             repeated = response.text in seen

@@ -35,7 +35,7 @@ from agentlib._prompts import template
 from agentlib._schema_values import example_value
 from agentlib._tool_descriptions import schema_entry, signature_entry
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
-from agentlib.models.base import ActionBranch, OutputSchema, StepActions
+from agentlib.models.base import FINAL_ANSWER, ActionBranch, OutputSchema, StepActions
 from agentlib.models.profiles import StepOptions, WorkedExample
 from agentlib.tool import Tool
 
@@ -47,9 +47,6 @@ __all__ = [
     "StepOptions",
     "extract_json",
 ]
-
-FINAL_ANSWER = "final_answer"
-"""The reserved action name of the final answer."""
 
 _SCHEMA_NAME = "agent_step"
 _ToolKey = tuple[str, str, str]

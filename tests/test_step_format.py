@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from inline_snapshot import snapshot
 from pydantic import BaseModel
 
-from agentlib import Agent, ModelOutputError, ScriptedModel, tool
+from agentlib import Agent, ModelOutputError, ScriptedModel, Tool, tool
 from agentlib.models.profiles import StepOptions
 from agentlib.models.testing import call, final, parallel
 from agentlib.step_format import FINAL_ANSWER, StepFormat
@@ -318,3 +319,83 @@ def test_the_branches_are_data_for_backends() -> None:
     assert [c.name for c in parsed.calls] == ["search", "scale"]
     final_text = actions.assemble("t", [(FINAL_ANSWER, {"answer": 3})])
     assert step_format.parse(final_text, TOOLS_BY_NAME).answer == 3
+
+
+# -- generated toolsets ------------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    street: str
+    number: int
+
+
+FIELD_TYPES: list[Any] = [
+    str,
+    int,
+    float,
+    bool,
+    Literal["a", "b"],
+    list[str],
+    int | None,
+    Address,
+    list[Address],
+]
+
+
+def _make_tool(name: str, fields: list[tuple[str, Any, bool]]) -> Tool:
+    def function(**arguments: Any) -> str:
+        return "ok"
+
+    parameters = [
+        inspect.Parameter(
+            field,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=kind,
+            default=None if optional else inspect.Parameter.empty,
+        )
+        for field, kind, optional in fields
+    ]
+    function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    function.__annotations__ = {
+        field: kind | None if optional else kind for field, kind, optional in fields
+    }
+    function.__name__ = name
+    function.__doc__ = f"The tool {name}."
+    return Tool(function)
+
+
+GENERATED_TOOLSETS = st.lists(
+    st.lists(st.tuples(st.sampled_from(FIELD_TYPES), st.booleans()), min_size=0, max_size=4),
+    min_size=0,
+    max_size=3,
+).map(
+    lambda specs: [
+        _make_tool(
+            f"tool_{index}", [(f"p{n}", kind, optional) for n, (kind, optional) in enumerate(spec)]
+        )
+        for index, spec in enumerate(specs)
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    tools=GENERATED_TOOLSETS,
+    output_type=st.sampled_from([str, int, Address, list[Address], bool | None]),
+    parallel_calls=st.integers(1, 3),
+    options=OPTIONS,
+)
+def test_every_step_a_generated_toolset_admits_parses(
+    data: st.DataObject,
+    tools: list[Tool],
+    output_type: Any,
+    parallel_calls: int,
+    options: StepOptions,
+) -> None:
+    step_format = StepFormat.build(
+        tools, output_type, parallel_calls=parallel_calls, options=options, max_tokens=1024
+    )
+    step = data.draw(values_of(dict(step_format.output.schema)))
+    parsed = step_format.parse(json.dumps(step), {item.name: item for item in tools})
+    assert parsed.is_final or 1 <= len(parsed.calls) <= parallel_calls

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "FINAL_ANSWER",
     "ActionBranch",
     "GenerationPath",
     "Message",
@@ -46,6 +47,10 @@ class Message:
     """Who speaks: `system`, `user` or `assistant`."""
     content: str
     """The text of the message."""
+
+
+FINAL_ANSWER = "final_answer"
+"""The name of the step's final-answer branch (no tool may take it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -122,6 +122,8 @@ class LocalModel:
         ConfigurationError: A bad thread count, or the GGUF file does not exist.
     """
 
+    __module__ = "agentlib"  # the public name: agentlib.LocalModel
+
     def __init__(
         self,
         *,

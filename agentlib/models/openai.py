@@ -116,6 +116,8 @@ class OpenAIModel:
             combined with `base_url`/`api_key`.
     """
 
+    __module__ = "agentlib"  # the public name: agentlib.OpenAIModel
+
     def __init__(
         self,
         model: str,

@@ -342,6 +342,8 @@ class OutlinesModel:
         ConfigurationError: An unknown backend, or a model Outlines cannot steer.
     """
 
+    __module__ = "agentlib"  # the public name: agentlib.OutlinesModel
+
     def __init__(
         self,
         outlines_model: Any,

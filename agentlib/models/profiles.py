@@ -17,6 +17,8 @@ from typing import Any, Literal
 from agentlib.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_MAX_STRING_LENGTH",
+    "DEFAULT_MAX_THOUGHT_LENGTH",
     "DEFAULT_PROFILE",
     "PROFILES",
     "ModelProfile",
@@ -33,6 +35,11 @@ KeyShape = Literal["tool", "name"]
 shape SmolLM2 and Qwen were trained on inside `<tool_call>`."""
 ToolDescriptionStyle = Literal["json_schema", "signature"]
 """How the prompt lists tools: their JSON schema, or a compact Python-like signature."""
+
+DEFAULT_MAX_THOUGHT_LENGTH = 300
+"""The default bound on a step's thought, in characters."""
+DEFAULT_MAX_STRING_LENGTH = 4000
+"""The default bound on every string a schema leaves unbounded (steps and `generate`)."""
 
 DEFAULT_FINAL_ANSWER_WORDING = (
     'When you know the answer, use the tool "final_answer" with the answer under "answer".'
@@ -60,9 +67,9 @@ class StepOptions:
     """Show one generated example call per tool in the prompt."""
     final_answer_wording: str = DEFAULT_FINAL_ANSWER_WORDING
     """The rule that tells the model when and how to give the final answer."""
-    max_thought_length: int = 300
+    max_thought_length: int = DEFAULT_MAX_THOUGHT_LENGTH
     """The bound on the thought, in characters (small models otherwise ramble in it)."""
-    max_string_length: int = 4000
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH
     """The bound given to every other string the schema leaves unbounded."""
 
     def __post_init__(self) -> None:

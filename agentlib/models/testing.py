@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 from agentlib._schema_values import example_value
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
+    FINAL_ANSWER,
     Message,
     ModelCapabilities,
     ModelResponse,
@@ -35,8 +36,6 @@ __all__ = [
     "parallel",
 ]
 
-_FINAL = "final_answer"
-
 
 class StepReply(dict[str, Any]):
     """A step for a test model to write, in the shape the request's step format asks for.
@@ -47,8 +46,8 @@ class StepReply(dict[str, Any]):
 
     def __init__(self, thought: str, actions: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
         items = [
-            {"tool": _FINAL, "answer": arguments.get("answer")}
-            if name == _FINAL
+            {"tool": FINAL_ANSWER, "answer": arguments.get("answer")}
+            if name == FINAL_ANSWER
             else {"tool": name, "arguments": dict(arguments)}
             for name, arguments in actions
         ]
@@ -82,7 +81,7 @@ def call(tool_name: str, thought: str = "", /, **arguments: Any) -> StepReply:
 
 def final(answer: Any, thought: str = "") -> StepReply:
     """A step that gives the final answer (for `ScriptedModel` scripts)."""
-    return StepReply(thought, ((_FINAL, {"answer": answer}),))
+    return StepReply(thought, ((FINAL_ANSWER, {"answer": answer}),))
 
 
 def parallel(*steps: StepReply, thought: str = "") -> StepReply:

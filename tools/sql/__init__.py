@@ -30,7 +30,6 @@ from pydantic import BaseModel, Field
 
 from agentlib import (
     ConfigurationError,
-    Message,
     MissingExtraError,
     Model,
     Tool,
@@ -392,16 +391,6 @@ class SQLDatabase(Toolset):
         self._dispose()
 
 
-def _refusal(error: ToolError, raw: str) -> list[Message]:
-    return [
-        Message(role="assistant", content=raw),
-        Message(
-            role="user",
-            content=f"That query was refused: {error}. Reply again with a corrected query.",
-        ),
-    ]
-
-
 async def atext_to_sql(
     model: Model,
     db: SQLDatabase,
@@ -440,39 +429,35 @@ async def atext_to_sql(
     tables = relevant_tables(db.tables, question, limit=max_tables)
     instructions = _prompt(mode).substitute(dialect=db.dialect, schema=render_schema(tables))
     output_type: type[BaseModel] = build_query_model(tables) if mode == "structured" else SQLDraft
-    messages = [Message(role="user", content=question)]
-    attempts = 0
-    while True:
-        generation = await agenerate_result(
-            model,
-            output_type,
-            messages,
-            instructions=instructions,
-            retries=retries,
-            max_tokens=max_tokens,
-        )
-        attempts += generation.attempts
-        try:
-            output: Any = generation.output
-            if mode == "structured":
-                statement, sql = db.compile(output)
-                runnable: str | sa.Executable = statement
-            else:
-                sql = runnable = db.validate(output.sql)
-            result = await asyncio.to_thread(db._result, runnable, sql) if execute else None
-        except ToolError as error:
-            if attempts > retries:
-                raise
-            messages = [*messages, *_refusal(error, generation.raw_output)]
-            continue
-        return SQLAnswer(
-            question=question,
-            sql=sql,
-            query=output if mode == "structured" else None,
-            result=result,
-            path=generation.path,
-            attempts=attempts,
-        )
+    compiled: dict[str, Any] = {}
+
+    async def run(output: Any) -> None:
+        # A refused query (ToolError) is an invalid attempt: the model sees the refusal.
+        if mode == "structured":
+            statement, sql = db.compile(output)
+            runnable: str | sa.Executable = statement
+        else:
+            sql = runnable = db.validate(output.sql)
+        compiled["sql"] = sql
+        compiled["result"] = await asyncio.to_thread(db._result, runnable, sql) if execute else None
+
+    generation = await agenerate_result(
+        model,
+        output_type,
+        question,
+        instructions=instructions,
+        retries=retries,
+        max_tokens=max_tokens,
+        check=run,
+    )
+    return SQLAnswer(
+        question=question,
+        sql=compiled["sql"],
+        query=generation.output if mode == "structured" else None,
+        result=compiled["result"],
+        path=generation.path,
+        attempts=generation.attempts,
+    )
 
 
 def text_to_sql(
