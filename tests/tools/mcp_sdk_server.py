@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
@@ -51,6 +51,12 @@ def page(url: str) -> str:
 def pid() -> int:
     """The server's process id."""
     return os.getpid()
+
+
+@server.tool()
+def headers(context: Context) -> str:
+    """The HTTP header names of the request (empty over stdio)."""
+    return ",".join(context.headers or {})
 
 
 @server.tool()

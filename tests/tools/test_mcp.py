@@ -53,7 +53,7 @@ def _tool(toolset: MCPToolset, name: str):  # type: ignore[no-untyped-def]
 
 def test_server_tools_become_schema_tools_in_the_step_format(sdk_server: MCPToolset) -> None:
     names = [item.name for item in sdk_server.tools]
-    assert {"add", "weather", "divide", "page", "lookup"} <= set(names)
+    assert {"add", "weather", "divide", "page", "lookup", "headers"} <= set(names)
     add = _tool(sdk_server, "add")
     assert add.arguments_model is None  # the JSON-schema path, as for every spec tool
     assert add.parameters["properties"] == {"a": {"type": "integer"}, "b": {"type": "integer"}}
@@ -188,6 +188,9 @@ def test_sdk_server_over_streamable_http() -> None:
         with MCPToolset(f"http://127.0.0.1:{port}/mcp") as toolset:
             assert "\n9\n" in _tool(toolset, "add").call({"a": 4, "b": 5})
             assert toolset.server_name == "sdk-test-server"
+        headers = {"X-Test-Token": "secret"}
+        with MCPToolset(f"http://127.0.0.1:{port}/mcp", headers=headers) as toolset:
+            assert "x-test-token" in _tool(toolset, "headers").call({}).lower()
     finally:
         process.terminate()
         process.wait(timeout=30)

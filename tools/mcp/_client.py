@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import json
 import logging
 import os
 import shlex
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
 from agentlib import (
@@ -61,6 +62,8 @@ class MCPToolset(Toolset):
         server: A URL (`http://127.0.0.1:8000/mcp`: streamable HTTP), or a command that starts
             a stdio server: a string split like a shell does (`"python server.py"`) or a list
             of arguments. The subprocess is started on first use and stopped by `close`.
+        headers: HTTP headers for every request to a URL server (`{"Authorization": "Bearer
+            ..."}`).
         env: Extra environment variables for a stdio server (merged over the SDK's safe
             defaults: `PATH`, `HOME`, ...; the rest of this process's environment is not
             passed on).
@@ -83,6 +86,7 @@ class MCPToolset(Toolset):
         self,
         server: str | Sequence[str],
         *,
+        headers: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         prefix: str = "",
@@ -109,6 +113,9 @@ class MCPToolset(Toolset):
             raise ConfigurationError(
                 f"unsupported must be 'error', 'skip' or 'keep', got {unsupported!r}"
             )
+        if headers and not self.url:
+            raise ConfigurationError("headers= is for URL servers; a stdio server takes env=")
+        self.headers = dict(headers or {})
         self.env = dict(env or {})
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.prefix = prefix
@@ -221,6 +228,8 @@ class MCPToolset(Toolset):
 
     def _target(self) -> Any:
         mcp = _sdk()
+        if self.url and self.headers:
+            return _http_with_headers(self.url, self.headers)
         if self.url:
             return self.url
         return mcp.StdioServerParameters(
@@ -396,6 +405,19 @@ class MCPToolset(Toolset):
         if result.is_error:
             raise ToolError(f"MCP tool '{name}' reported an error:\n{fenced}", tool_name=name)
         return fenced
+
+
+@contextlib.asynccontextmanager
+async def _http_with_headers(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    """The SDK's streamable HTTP transport on an HTTP client that sends `headers`."""
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 async def _list_all(client: Any) -> list[Any]:
