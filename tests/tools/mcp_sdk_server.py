@@ -74,6 +74,11 @@ def lookup(key: Annotated[str, Field(description="The key to find.")]) -> str:
 if "--odd" in sys.argv:
 
     @server.tool()
+    def note(text: str, labels: dict[str, str]) -> str:
+        """Write a note with free-form labels."""
+        return text
+
+    @server.tool()
     def tags(names: Annotated[list[str], Field(json_schema_extra={"uniqueItems": True})]) -> str:
         """Join distinct tags."""
         return ",".join(names)

@@ -142,6 +142,9 @@ def test_unenforceable_schema_is_reported_up_front() -> None:
     with MCPToolset(command, unsupported="skip") as toolset:
         assert "tags" not in [item.name for item in toolset.tools]
         assert "uniqueItems" in toolset.unsupported_tools["tags"]
+        # A map of free keys: enforceable locally, not expressible in OpenAI's strict mode.
+        assert "note" in [item.name for item in toolset.tools]
+        assert "strict mode" in toolset.strict_mode_problems["note"]
 
 
 def test_prefix_and_include_pick_and_rename_tools() -> None:

@@ -71,10 +71,12 @@ class MCPToolset(Toolset):
         prefix: Put before every tool name (`"files_"` makes `read` into `files_read`), to
             keep several servers' names apart.
         include: Offer only these server tools (their names on the server).
-        unsupported: What to do with a tool whose argument schema the constraint engines
-            cannot enforce (llguidance for local models, strict mode for OpenAI-compatible
-            servers): `"error"` (raise, naming each tool and why), `"skip"` (leave those tools
-            out; see `unsupported_tools`), `"keep"` (offer them anyway).
+        unsupported: What to do with a tool whose argument schema the local constraint
+            engine (llguidance, when the `local` extra is installed) cannot enforce: `"error"`
+            (raise, naming each tool and why), `"skip"` (leave those tools out; see
+            `unsupported_tools`), `"keep"` (offer them anyway). Schemas OpenAI's strict mode
+            cannot express are listed in `strict_mode_problems` (and logged): an
+            `OpenAIModel` can still use them in its `json_object` or `prompted` mode.
         timeout: Seconds to wait for the server to start, and for each tool call.
         max_output_chars: The most characters of a tool result given to the model.
 
@@ -125,6 +127,8 @@ class MCPToolset(Toolset):
         self.max_output_chars = max_output_chars
         self.unsupported_tools: dict[str, str] = {}
         """Server tools left out (`unsupported="skip"`) or kept anyway, with the reason."""
+        self.strict_mode_problems: dict[str, str] = {}
+        """Offered tools whose schema OpenAI's strict mode cannot express, with the reason."""
         self.server_name = ""
         """The name the server gave itself (empty until connected)."""
         self._tools: list[Tool] | None = None
@@ -283,6 +287,7 @@ class MCPToolset(Toolset):
     def _make_tools(self, listing: list[Any]) -> list[Tool]:
         tools: list[Tool] = []
         problems: dict[str, str] = {}
+        strict_problems: dict[str, str] = {}
         for spec in listing:
             if self.include is not None and spec.name not in self.include:
                 continue
@@ -294,7 +299,10 @@ class MCPToolset(Toolset):
             except ConfigurationError as exc:
                 problems[name] = str(exc)
                 continue
-            reason = _enforceability(made.parameters)
+            reason = _local_problem(made.parameters)
+            strict = _strict_problem(made.parameters)
+            if strict is not None:
+                strict_problems[name] = strict
             if reason is not None:
                 problems[name] = reason
                 if self.unsupported != "keep":
@@ -309,6 +317,11 @@ class MCPToolset(Toolset):
                     f"its tools: {known}"
                 )
         self.unsupported_tools = problems
+        self.strict_mode_problems = {
+            name: reason for name, reason in strict_problems.items() if name not in problems
+        }
+        for name, reason in self.strict_mode_problems.items():
+            logger.warning("MCP tool %s: %s", name, reason)
         if problems and self.unsupported == "error":
             self._shutdown()
             details = "; ".join(f"{name}: {reason}" for name, reason in problems.items())
@@ -432,17 +445,22 @@ async def _list_all(client: Any) -> list[Any]:
     return tools
 
 
-def _enforceability(schema: Mapping[str, Any]) -> str | None:
-    """Why the constraint engines cannot enforce `schema` (`None`: they can)."""
-    from agentlib._strict import strict_schema
+def _strict_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why OpenAI's strict mode cannot express `schema` (`None`: it can)."""
+    from agentlib._strict import strict_schema  # the one owner of the strict-mode rules
 
     try:
         strict_schema(schema)
     except ConfigurationError as exc:
         return f"strict mode cannot express it: {exc}"
+    return None
+
+
+def _local_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why llguidance cannot enforce `schema` (`None`: it can, or it is not installed)."""
     try:
         from llguidance import LLMatcher
-    except ImportError:  # no local extra: only strict mode can be checked
+    except ImportError:  # no local extra: no local model to constrain
         return None
     grammar = LLMatcher.grammar_from_json_schema(
         dict(schema), overrides={"whitespace_flexible": False}
