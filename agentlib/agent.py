@@ -591,6 +591,7 @@ class Agent(Generic[OutputT]):
             generation_paths=tuple(state.paths),
             error=error if reason != "final_answer" else None,
             task=state.task,
+            tools_offered=self.step_format.tool_names,
             pending=paused.requests if paused is not None else (),
             checkpoint=paused.checkpoint if paused is not None else None,
         )

@@ -186,6 +186,8 @@ class RunResult(Generic[OutputT]):
     """The paused run's state as versioned JSON data (messages, steps, usage, the pending
     step), when `stop_reason` is `approval_required`: `Agent.resume` continues from it, in
     this process or, after it was stored, in another one."""
+    tools_offered: tuple[str, ...] = ()
+    """The names of the tools the model was offered (after any selection, e.g. `--max-tools`)."""
 
     @property
     def ok(self) -> bool:
