@@ -301,6 +301,7 @@ def _command_demo(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentlib", description="Agents that use tools.")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -345,6 +346,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=_command_demo)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from agentlib.errors import DISTRIBUTION
+
+    try:
+        return f"agentlib {version(DISTRIBUTION)} ({DISTRIBUTION})"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "agentlib (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -810,6 +810,4 @@ class InMemoryStore:
 # `SQLStore` lives in `agentlib._sql_store`, which builds on this module (it reads and writes
 # `Conversation`s); loading it on first use also keeps sqlalchemy out of `import agentlib.memory`
 # until a store is made.
-__getattr__, __dir__ = lazy_exports(
-    __name__, {"SQLStore": "agentlib._sql_store"}, __all__
-)
+__getattr__, __dir__ = lazy_exports(__name__, {"SQLStore": "agentlib._sql_store"}, __all__)

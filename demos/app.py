@@ -15,7 +15,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import gradio as gr
+from agentlib._optional import optional_imports
+
+with optional_imports("demos", feature="the Gradio demos"):
+    import gradio as gr
 
 if __package__ in (None, ""):  # run as a script (Spaces, `python demos/app.py`)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

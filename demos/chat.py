@@ -8,7 +8,10 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import gradio as gr
+from agentlib._optional import optional_imports
+
+with optional_imports("demos", feature="the Gradio demos"):
+    import gradio as gr
 
 from agentlib import (
     Agent,

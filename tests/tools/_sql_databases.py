@@ -10,8 +10,8 @@ import hashlib
 from pathlib import Path
 
 import sqlalchemy as sa
-from agentlib.tools.sql import create_music_store
 
+from agentlib.tools.sql import create_music_store
 from tests._postgres import PostgresServer
 
 DIALECTS = ("sqlite", "duckdb", "postgresql")

@@ -10,6 +10,8 @@ from typing import Any
 
 import networkx as nx
 import pytest
+
+from agentlib import ConfigurationError, ToolError
 from agentlib.tools.cypher import (
     GraphDatabase,
     GraphSchema,
@@ -17,8 +19,6 @@ from agentlib.tools.cypher import (
     graph_from_records,
     load_sample_graph,
 )
-
-from agentlib import ConfigurationError, ToolError
 
 
 def _records() -> dict[str, list[dict[str, Any]]]:

@@ -10,15 +10,6 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from agentlib.tools.cypher import (
-    CypherStatement,
-    GraphDatabase,
-    Neo4jBackend,
-    compile_pattern,
-    graph_from_records,
-    load_sample_graph,
-    text_to_cypher,
-)
 
 from agentlib import (
     Agent,
@@ -30,6 +21,15 @@ from agentlib import (
     ScriptedModel,
 )
 from agentlib.models.testing import call, final
+from agentlib.tools.cypher import (
+    CypherStatement,
+    GraphDatabase,
+    Neo4jBackend,
+    compile_pattern,
+    graph_from_records,
+    load_sample_graph,
+    text_to_cypher,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from agentlib.tools.cypher._syntax import render, tokenize
-from agentlib.tools.cypher import GraphDatabase, load_sample_graph, quote_literal
 
 from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, load_sample_graph, quote_literal
+from agentlib.tools.cypher._syntax import render, tokenize
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
 
 from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
 
 
 def _worker_children() -> list[int]:

@@ -15,6 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from agentlib import Agent, ScriptedModel
+from agentlib.models.testing import call, final
 from agentlib.tools.python import (
     ExecutionResult,
     PythonInterpreter,
@@ -22,9 +25,6 @@ from agentlib.tools.python import (
     SandboxLimits,
     SandboxPool,
 )
-
-from agentlib import Agent, ScriptedModel
-from agentlib.models.testing import call, final
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 

@@ -18,8 +18,6 @@ from typing import Any
 import pydantic
 import pytest
 import sqlalchemy as sa
-from agentlib.tools.data.make_music_store import dataset
-from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 from inline_snapshot import snapshot
 
 from agentlib import (
@@ -32,6 +30,8 @@ from agentlib import (
     ToolError,
 )
 from agentlib.models.testing import call, final
+from agentlib.tools.data.make_music_store import dataset
+from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 from tests.tools._sql_databases import (
     duckdb_music_store,
     postgres_music_store,

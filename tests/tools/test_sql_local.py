@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 
 from agentlib.models.local import LocalModel
+from agentlib.tools.sql import SQLDatabase, create_music_store, text_to_sql
 
 
 @pytest.mark.slow

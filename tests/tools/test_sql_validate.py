@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agentlib.tools.sql._connection import execute_read_only
-from agentlib.tools.sql import SQLDatabase
 
 from agentlib import ToolError
+from agentlib.tools.sql import SQLDatabase
+from agentlib.tools.sql._connection import execute_read_only
 from tests.tools._sql_databases import (
     content_fingerprint,
     database_file,

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from agentlib.tools.web import FetchConfig, WebTools
 
 from agentlib import ToolError
+from agentlib.tools.web import FetchConfig, WebTools
 
 from ._web_server import (
     WebServer,

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ddgs import DDGS
+from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
+from ddgs.results import NewsResult, ResultsAggregator, TextResult
+
+from agentlib import ToolError
 from agentlib.tools.web import (
     DDGSBackend,
     FetchConfig,
@@ -28,11 +33,6 @@ from agentlib.tools.web import (
     WebCache,
     WebTools,
 )
-from ddgs import DDGS
-from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
-from ddgs.results import NewsResult, ResultsAggregator, TextResult
-
-from agentlib import ToolError
 
 from ._web_server import WebServer
 

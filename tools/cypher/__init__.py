@@ -26,8 +26,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-import networkx as nx
 import pydantic
+from pydantic import AfterValidator, BaseModel
+
+from agentlib import (
+    ConfigurationError,
+    Model,
+    Tool,
+    ToolError,
+    Toolset,
+    agenerate,
+    tool,
+)
+from agentlib._optional import optional_imports
+
 from ._grand import QueryWorker, run_in_process, translate
 from ._pattern import (
     CypherStatement,
@@ -49,18 +61,9 @@ from ._schema import (
     schema_from_networkx,
 )
 from ._syntax import check_names, quote_literal, tokenize, validate_read_only
-from pydantic import AfterValidator, BaseModel
 
-from agentlib import (
-    ConfigurationError,
-    MissingExtraError,
-    Model,
-    Tool,
-    ToolError,
-    Toolset,
-    agenerate,
-    tool,
-)
+with optional_imports("graph", feature="agentlib.tools.cypher"):
+    import networkx as nx
 
 __all__ = [
     "CypherBackend",
@@ -195,10 +198,8 @@ class GrandCypherBackend:
 
 
 def _import_neo4j() -> Any:
-    try:
+    with optional_imports("neo4j", feature="Neo4jBackend"):
         import neo4j
-    except ImportError as exc:
-        raise MissingExtraError("neo4j", "neo4j", feature="Neo4jBackend") from exc
     return neo4j
 
 

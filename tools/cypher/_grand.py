@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from queue import Empty, Queue
 from typing import Any
 
+from agentlib import ToolError
+
 from . import _worker
 from ._syntax import CypherSyntaxInfo, Token, render
 from ._worker import execute, read_frame, write_frame
-
-from agentlib import ToolError
 
 __all__ = ["GrandQuery", "QueryWorker", "translate"]
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from ._schema import GraphSchema
 from ._syntax import quote_literal
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "CypherStatement",

@@ -26,17 +26,15 @@ from pydantic import Field
 
 from agentlib import (
     ConfigurationError,
-    MissingExtraError,
     ToolError,
     Toolset,
     fence_untrusted,
     tool,
 )
+from agentlib._optional import optional_imports
 
-try:
+with optional_imports("web", feature="agentlib.tools.web"):
     import httpx
-except ImportError as exc:  # the module is only imported by users of the web tools
-    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 from ._cache import WebCache
 from ._fetch import FetchConfig, FetchedPage, PageFetcher, parse_url
@@ -190,7 +188,8 @@ def result_from_ddgs(item: Mapping[str, Any]) -> SearchResult | None:
 
 def ddgs_failure(exc: Exception) -> SearchUnavailableError | None:
     """Translate a ddgs exception; `None` means the engines simply found nothing."""
-    from ddgs.exceptions import RatelimitException, TimeoutException
+    with optional_imports("web", feature="DDGSBackend"):
+        from ddgs.exceptions import RatelimitException, TimeoutException
 
     message = _clean(exc)
     if isinstance(exc, RatelimitException) or _RATE_LIMITED.search(message):
@@ -238,10 +237,8 @@ class DDGSBackend:
         region: str = "us-en",
     ) -> None:
         if client is None:
-            try:
+            with optional_imports("web", feature="DDGSBackend"):
                 from ddgs import DDGS
-            except ImportError as exc:
-                raise MissingExtraError("ddgs", "web", feature="DDGSBackend") from exc
             client = DDGS(proxy=proxy, timeout=timeout)
         self.client = client
         """The `ddgs.DDGS` instance searches go through."""
@@ -263,7 +260,8 @@ class DDGSBackend:
         Raises:
             SearchUnavailableError: ddgs failed; rate limits and timeouts are retryable.
         """
-        from ddgs.exceptions import DDGSException
+        with optional_imports("web", feature="DDGSBackend"):
+            from ddgs.exceptions import DDGSException
 
         search = self.client.news if kind == "news" else self.client.text
         try:

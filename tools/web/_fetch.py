@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from html import unescape
 from typing import Literal
 
-from agentlib import ConfigurationError, MissingExtraError, ToolError
+from agentlib import ConfigurationError, ToolError
+from agentlib._optional import optional_imports
 
-try:
+with optional_imports("web", feature="agentlib.tools.web"):
     import httpx
-except ImportError as exc:
-    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 from ._guard import AddressPolicy, IPAddress, Resolver, system_resolver
 
@@ -238,10 +237,8 @@ def _detect_and_decode(body: bytes) -> str:
 
 
 def _html_to_markdown(html: str, url: str, include_links: bool) -> tuple[str, str]:
-    try:
+    with optional_imports("web", feature="fetch_page"):
         import trafilatura
-    except ImportError as exc:
-        raise MissingExtraError("trafilatura", "web", feature="fetch_page") from exc
     text = trafilatura.extract(
         html,
         url=url,
@@ -265,11 +262,9 @@ def _page_title(html: str) -> str:
 
 
 def _pdf_to_text(body: bytes, max_pages: int) -> tuple[str, str]:
-    try:
+    with optional_imports("web", feature="reading PDF pages"):
         from pypdf import PdfReader
         from pypdf.errors import PyPdfError
-    except ImportError as exc:
-        raise MissingExtraError("pypdf", "web", feature="reading PDF pages") from exc
     try:
         reader = PdfReader(io.BytesIO(body))
         if reader.is_encrypted and not reader.decrypt(""):
