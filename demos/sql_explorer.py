@@ -173,7 +173,8 @@ async def answer_from_rows(model: Model, question: str, result: Any) -> tuple[st
 
 def pretty_sql(sql: str, dialect: str) -> str:
     """The SQL laid out on several lines for reading (unchanged if sqlglot cannot parse it)."""
-    import sqlglot
+    with optional_imports("sql", feature="the SQL explorer"):
+        import sqlglot
 
     try:
         return str(sqlglot.transpile(sql, read=dialect, write=dialect, pretty=True)[0])
