@@ -286,7 +286,8 @@ def module_name(path):
         parts.pop()
     return ".".join(parts)
 
-files = sorted([*root.glob("agentlib/**/*.py"), *root.glob("tools/**/*.py"), *root.glob("demos/*.py")])
+files = [*root.glob("agentlib/**/*.py"), *root.glob("tools/**/*.py"), *root.glob("demos/*.py")]
+files.sort()
 for path in files:
     if "data" in path.relative_to(root).parts or path.name.endswith("_worker.py"):
         continue
@@ -349,9 +350,8 @@ def core_results(core_venv: Path) -> dict[str, dict[str, str]]:
 
 
 def test_core_venv_has_no_optional_package(core_venv: Path) -> None:
-    code = "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % (
-        ["httpx", "sqlalchemy", "networkx", "numpy", "gradio", "llama_cpp", "trafilatura"],
-    )
+    optional = ["httpx", "sqlalchemy", "networkx", "numpy", "gradio", "llama_cpp", "trafilatura"]
+    code = f"import importlib.util as u; print([m for m in {optional!r} if u.find_spec(m)])"
     output = subprocess.run(
         [core_venv, "-c", code], capture_output=True, text=True, check=True
     ).stdout
@@ -398,8 +398,7 @@ def test_an_installed_trafilatura_missing_its_dependency_is_reported_as_broken(
     the rest) is reported with the real error, not as "not installed"."""
     target = tmp_path / "site"
     subprocess.run(
-        [core_venv, "-m", "pip", "install", "-q", "--no-deps", "--target", target]
-        + ["-c", ROOT / "constraints.txt", "trafilatura"],
+        [core_venv, "-m", "pip", "install", "-q", "--no-deps", "--target", target, "-c", ROOT / "constraints.txt", "trafilatura"],
         check=True,
     )
     code = (
