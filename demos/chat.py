@@ -8,7 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from agentlib._optional import optional_imports
+from agentlib._optional import available, optional_imports
 
 with optional_imports("demos", feature="the Gradio demos"):
     import gradio as gr
@@ -29,7 +29,6 @@ from ._shared import (
     SMALL_MODEL_NOTE,
     ChatSession,
     ModelPool,
-    available,
     close_session,
     importable,
 )

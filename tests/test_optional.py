@@ -397,10 +397,9 @@ def test_an_installed_trafilatura_missing_its_dependency_is_reported_as_broken(
     """Issue 14 for real: trafilatura installed without its dependencies (lxml_html_clean and
     the rest) is reported with the real error, not as "not installed"."""
     target = tmp_path / "site"
-    subprocess.run(
-        [core_venv, "-m", "pip", "install", "-q", "--no-deps", "--target", target, "-c", ROOT / "constraints.txt", "trafilatura"],
-        check=True,
-    )
+    lock = ROOT / "constraints.txt"
+    pip = [core_venv, "-m", "pip", "install", "-q", "--no-deps", "-c", lock, "--target", target]
+    subprocess.run([*pip, "trafilatura"], check=True)
     code = (
         "from agentlib._optional import optional_imports\n"
         "with optional_imports('web', feature='fetch_page'):\n"

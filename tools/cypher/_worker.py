@@ -14,7 +14,7 @@ from __future__ import annotations
 import pickle
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 __all__ = ["execute", "read_frame", "write_frame"]
 
@@ -24,14 +24,14 @@ Outcome = tuple[str, Any, Any]
 """`("ok", columns, rows)` or `("error", kind, message)`."""
 
 
-def write_frame(stream: BinaryIO, value: object) -> None:
+def write_frame(stream: IO[bytes], value: object) -> None:
     """Write one length-prefixed pickle to `stream`."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
 
-def read_frame(stream: BinaryIO) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     """Read one frame written by `write_frame`; raises `EOFError` when the stream ends."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
