@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agentlib._lazy import lazy_exports
+from agentlib import _lazy
 from agentlib.agent import Agent, CancelToken
 from agentlib.errors import (
     AgentlibError,
@@ -100,7 +100,7 @@ __all__ = [
 # Loaded on first use: agentlib.memory's record models cost ~45 ms of `import agentlib`
 # (python -X importtime), and most programs never hold a conversation; the backends pull in
 # their SDKs.
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy.lazy_exports(
     __name__,
     {
         "Conversation": "agentlib.memory",

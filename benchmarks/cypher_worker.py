@@ -13,9 +13,8 @@ import contextlib
 import statistics
 import time
 
-from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
-
 from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
 
 QUERY = (
     "MATCH (p:Person)-[:ACTED_IN]->(m:Movie)-[:IN_GENRE]->(g:Genre) "

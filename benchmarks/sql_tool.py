@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from agentlib.tools.sql import SQLDatabase, create_music_store
 
 QUERY = (

@@ -20,6 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+
 from agentlib.tools.web import FetchConfig, WebTools
 
 

@@ -312,6 +312,14 @@ def test_store_still_locked_after_retries_raises_store_error(tmp_path: Path) -> 
 # -- the JSON format --------------------------------------------------------------------------
 
 
+def test_the_written_format_is_the_committed_version_1_fixture() -> None:
+    # Pins the format byte for byte: what `to_dict` writes (through the pydantic records) is
+    # exactly what the committed fixture holds, key order included.
+    text = FIXTURE.read_text("utf-8")
+    written = Conversation.from_json(text).to_dict()
+    assert json.dumps(written) == json.dumps(json.loads(text))
+
+
 def test_committed_version_1_fixture_keeps_loading() -> None:
     text = FIXTURE.read_text("utf-8")
     conversation = Conversation.from_json(text)

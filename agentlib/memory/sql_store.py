@@ -15,10 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentlib._memory_format import LoadProblem, Turn
 from agentlib._optional import optional_imports
 from agentlib.errors import ConfigurationError, StoreError
-from agentlib.memory import Conversation, ConversationInfo
+
+from ._format import LoadProblem, Turn
+from .conversation import Conversation
+from .stores import ConversationInfo
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -187,7 +189,7 @@ class SQLStore:
         values = {
             "title": conversation.title[:200],
             "updated_at": now,
-            "data": json.dumps(conversation._header(), ensure_ascii=False),
+            "data": json.dumps(conversation.header(), ensure_ascii=False),
         }
         updated = connection.execute(
             table.update().where(table.c.id == conversation.id).values(**values)
@@ -262,10 +264,7 @@ class SQLStore:
                 turns.append(_read_turn(row.id, row.data))
             except ConfigurationError as exc:
                 problems.append(LoadProblem(row_id=row.id, kind="turn", message=str(exc)))
-        conversation._turns = turns
-        conversation.problems = tuple(problems)
-        for problem in problems:
-            logger.warning("conversation %s: %s", conversation_id, problem)
+        conversation.load_turns(turns, problems)
         return conversation
 
     def _read_header(self, header: Any, problems: list[LoadProblem]) -> Conversation:

@@ -2,7 +2,7 @@
 
 The format is read with pydantic models (`*Record`), so a bad record gets a precise message, and
 written with plain dicts. `agentlib.memory` builds on this module and re-exports its public
-names; the helpers in `__all__` are shared with `agentlib.memory` and `agentlib._sql_store`.
+names; the helpers in `__all__` are shared with the modules of `agentlib.memory`.
 """
 
 from __future__ import annotations
@@ -158,78 +158,32 @@ def parse_record(record: type[T], data: Mapping[str, Any], what: str) -> T:
         raise ConfigurationError(f"{what} is not a valid agentlib record: {problems}") from None
 
 
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-    }
+def _usage_dict(usage: Usage) -> dict[str, Any]:
+    return _UsageRecord.model_validate(usage, from_attributes=True).model_dump(mode="json")
 
 
 def _usage(record: _UsageRecord) -> Usage:
-    return Usage(
-        requests=record.requests,
-        input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens,
-    )
+    return Usage(**record.model_dump())
 
 
 def _step_dict(step: Step) -> dict[str, Any]:
-    return {
-        "index": step.index,
-        "thought": step.thought,
-        "calls": [
-            {"id": c.id, "tool_name": c.tool_name, "arguments": jsonable(dict(c.arguments))}
-            for c in step.calls
-        ],
-        "observations": [
-            {
-                "call_id": o.call_id,
-                "tool_name": o.tool_name,
-                "content": o.content,
-                "is_error": o.is_error,
-                "error_type": o.error_type,
-                "duration": o.duration,
-            }
-            for o in step.observations
-        ],
-        "is_final": step.is_final,
-        "final_answer": jsonable(step.final_answer),
-        "raw_output": step.raw_output,
-        "retries": step.retries,
-        "generation_path": step.generation_path,
-        "usage": _usage_dict(step.usage),
-        "model_seconds": step.model_seconds,
-        "tool_seconds": step.tool_seconds,
-    }
+    # The record is the format: a Step's fields are read by name (`from_attributes`), and what
+    # JSON cannot hold is turned into plain data first, as everywhere in this format.
+    record = _StepRecord.model_validate(step, from_attributes=True)
+    data = record.model_dump(mode="json", fallback=str)
+    data["final_answer"] = jsonable(step.final_answer)
+    for call, dumped in zip(step.calls, data["calls"], strict=True):
+        dumped["arguments"] = jsonable(dict(call.arguments))
+    return data
 
 
 def _step(record: _StepRecord) -> Step:
     return Step(
-        index=record.index,
-        thought=record.thought,
-        calls=tuple(
-            ToolCall(id=c.id, tool_name=c.tool_name, arguments=c.arguments) for c in record.calls
-        ),
-        observations=tuple(
-            Observation(
-                call_id=o.call_id,
-                tool_name=o.tool_name,
-                content=o.content,
-                is_error=o.is_error,
-                error_type=o.error_type,
-                duration=o.duration,
-            )
-            for o in record.observations
-        ),
+        **record.model_dump(exclude={"calls", "observations", "usage", "final_answer"}),
         final_answer=record.final_answer,
-        is_final=record.is_final,
-        raw_output=record.raw_output,
-        retries=record.retries,
-        generation_path=record.generation_path,
+        calls=tuple(ToolCall(**call.model_dump()) for call in record.calls),
+        observations=tuple(Observation(**item.model_dump()) for item in record.observations),
         usage=_usage(record.usage),
-        model_seconds=record.model_seconds,
-        tool_seconds=record.tool_seconds,
     )
 
 

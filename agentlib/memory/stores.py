@@ -1,0 +1,127 @@
+"""Where conversations are kept: the `ConversationStore` protocol and `InMemoryStore`.
+
+`SQLStore` (any SQLAlchemy URL) is in `sql_store.py`, loaded on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from ._format import Turn, utc_now
+from .conversation import Conversation
+
+__all__ = ["ConversationInfo", "ConversationStore", "InMemoryStore"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationInfo:
+    """A stored conversation, as listed by `ConversationStore.list_conversations`."""
+
+    id: str
+    """The conversation id."""
+    title: str
+    """`metadata["title"]` or the start of the first task."""
+    turns: int
+    """How many turns are stored."""
+    created_at: datetime
+    """When it was first saved (UTC)."""
+    updated_at: datetime
+    """When it was last saved (UTC)."""
+
+
+@runtime_checkable
+class ConversationStore(Protocol):
+    """Saves and loads conversations with their turns and steps, by conversation id.
+
+    Methods are synchronous (a conversation calls them from a worker thread); writers may be
+    concurrent threads or processes.
+    """
+
+    def save(self, conversation: Conversation) -> None:
+        """Write the conversation's metadata and every turn (insert or update; never delete)."""
+        ...
+
+    def save_turn(self, conversation: Conversation, turn: Turn) -> None:
+        """Write one turn (insert or update) and the conversation's metadata, atomically."""
+        ...
+
+    def load(self, conversation_id: str) -> Conversation | None:
+        """The stored conversation, or `None`; unreadable records go to `problems`."""
+        ...
+
+    def list_conversations(self) -> list[ConversationInfo]:
+        """Every stored conversation, most recently updated first."""
+        ...
+
+    def delete(self, conversation_id: str) -> bool:
+        """Remove the conversation and its turns; whether it existed."""
+        ...
+
+
+class InMemoryStore:
+    """Keeps conversations in this process, as JSON documents (so loads are independent copies).
+
+    Thread-safe; for tests, docs and short-lived apps.
+    """
+
+    def __init__(self) -> None:
+        self._conversations: dict[str, dict[str, Any]] = {}
+        self._turns: dict[str, dict[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def save(self, conversation: Conversation) -> None:
+        """Write the conversation's metadata and every turn."""
+        with self._lock:
+            self._write_header(conversation)
+            for turn in conversation.turns:
+                self._turns[conversation.id][turn.id] = turn.to_dict()
+
+    def save_turn(self, conversation: Conversation, turn: Turn) -> None:
+        """Write one turn and the conversation's metadata."""
+        with self._lock:
+            self._write_header(conversation)
+            self._turns[conversation.id][turn.id] = turn.to_dict()
+
+    def _write_header(self, conversation: Conversation) -> None:
+        header = conversation.header()
+        header["title"] = conversation.title
+        previous = self._conversations.get(conversation.id)
+        header["saved_at"] = previous["saved_at"] if previous else utc_now().isoformat()
+        header["updated_at"] = utc_now().isoformat()
+        self._conversations[conversation.id] = json.loads(json.dumps(header))
+        self._turns.setdefault(conversation.id, {})
+
+    def load(self, conversation_id: str) -> Conversation | None:
+        """The stored conversation, or `None`."""
+        with self._lock:
+            header = self._conversations.get(conversation_id)
+            if header is None:
+                return None
+            document = {**header, "turns": list(self._turns[conversation_id].values())}
+            document = json.loads(json.dumps(document))
+        return Conversation.from_dict(document, store=self)
+
+    def list_conversations(self) -> list[ConversationInfo]:
+        """Every stored conversation, most recently updated first."""
+        with self._lock:
+            infos = [
+                ConversationInfo(
+                    id=id,
+                    title=header["title"],
+                    turns=len(self._turns[id]),
+                    created_at=datetime.fromisoformat(header["saved_at"]),
+                    updated_at=datetime.fromisoformat(header["updated_at"]),
+                )
+                for id, header in self._conversations.items()
+            ]
+        return sorted(infos, key=lambda info: info.updated_at, reverse=True)
+
+    def delete(self, conversation_id: str) -> bool:
+        """Remove the conversation; whether it existed."""
+        with self._lock:
+            self._turns.pop(conversation_id, None)
+            return self._conversations.pop(conversation_id, None) is not None
