@@ -21,7 +21,7 @@ from agentlib.errors import (
     ToolError,
 )
 from agentlib.models.base import Message, Model, ModelCapabilities, ModelResponse, OutputSchema
-from agentlib.models.testing import FunctionModel, ScriptedModel
+from agentlib.models.testing import FunctionModel, ScriptedModel, TestModel
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -79,6 +79,7 @@ __all__ = [
     "StepStartedEvent",
     "StopReason",
     "StoreError",
+    "TestModel",
     "ThoughtEvent",
     "Tool",
     "ToolCall",
@@ -110,3 +111,12 @@ __getattr__, __dir__ = _lazy.lazy_exports(
     },
     __all__,
 )
+
+# Every public class reports the package as its module (`agentlib.Agent`, not
+# `agentlib.agent.Agent`), as httpx does: where a class is defined is not part of the API. The
+# four lazily loaded classes say so in their own bodies.
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type):
+        _value.__module__ = __name__
+del _name, _value

@@ -1,67 +1,54 @@
-"""What the loop shows the model, apart from the step schema.
+"""What the loop shows the model besides the step (which `StepFormat` renders and echoes).
 
-The system prompt, the echo of each accepted step, the observation messages, and the history
-fitted to the context window.
+The observation messages, the history fitted to the context window, and the check that a
+task is not empty and fits before the model is called.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
-from agentlib._prompts import template
-from agentlib.actions import FINAL_ANSWER, ParsedStep
-from agentlib.models.base import Message
+from agentlib.errors import ConfigurationError
+from agentlib.models.base import Message, Model, TokenCounter
 from agentlib.steps import Observation
-from agentlib.tool import Tool
 
-__all__ = ["echo_step", "fit_to_context", "observation_message", "render_system_prompt"]
+__all__ = ["check_task", "fit_to_context", "observation_message"]
 
 SHORTENED = "…[shortened to fit the context: {total} characters]"
 CHARS_PER_TOKEN = 4  # a deliberate over-estimate for English and code; keeps prompts in budget
 
 
-def render_system_prompt(
-    tools: Sequence[Tool],
-    *,
-    instructions: str | None,
-    parallel_calls: int,
-    answer_schema: dict[str, Any],
-) -> str:
-    """The system prompt: instructions, each tool with its arguments, the step format."""
-    lines = []
-    for item in tools:
-        schema = json.dumps(item.parameters.get("properties", {}), separators=(",", ":"))
-        lines.append(
-            f"- {item.name}: {item.description or '(no description)'}\n  arguments: {schema}"
+def check_task(task: str, model: Model, *, system_prompt: str, reserve_tokens: int) -> None:
+    """Refuse a task that is empty or cannot fit the model's context, before the model runs.
+
+    The task's length is counted with the model's tokenizer when it has one (`TokenCounter`),
+    else estimated from its characters.
+
+    Raises:
+        ConfigurationError: The task is empty, or longer than what fits.
+    """
+    if not isinstance(task, str) or not task.strip():
+        raise ConfigurationError(
+            f"the task is empty ({task!r}); pass the question or instruction to work on"
         )
-    tool_text = "\n".join(lines) if lines else "(no tools: answer directly)"
-    if parallel_calls > 1:
-        step_format = (
-            '{"thought": "...", "actions": [{"tool": "<tool name>", "arguments": {...}}, ...]}'
-            f" (at most {parallel_calls} actions; they run at the same time)"
+    window = model.capabilities.context_window
+    if len(task) + len(system_prompt) + reserve_tokens <= window:
+        return  # a token holds at least one character: this fits without counting
+    task_tokens = _count(model, task)
+    available = window - _count(model, system_prompt) - reserve_tokens
+    if task_tokens > available:
+        raise ConfigurationError(
+            f"the task is {task_tokens} tokens long but at most {max(0, available)} fit in "
+            f"{model.name}'s context window of {window} tokens (after the system prompt and "
+            f"{reserve_tokens} tokens kept for the reply); shorten the task or use a model "
+            "with a larger context"
         )
-    else:
-        step_format = '{"thought": "...", "action": {"tool": "<tool name>", "arguments": {...}}}'
-    return template("react").substitute(
-        instructions=instructions or "",
-        step_format=step_format,
-        tools=tool_text,
-        answer_schema=json.dumps(answer_schema, separators=(",", ":")),
-    )
 
 
-def echo_step(parsed: ParsedStep, *, parallel_calls: int) -> str:
-    """The accepted step as compact JSON, as the model will see it in the history."""
-    if parsed.is_final:
-        action: Any = {"tool": FINAL_ANSWER, "answer": _jsonable(parsed.answer)}
-    else:
-        action = [{"tool": name, "arguments": args} for name, args in parsed.calls]
-        if parallel_calls == 1:
-            action = action[0]
-    key = "actions" if parallel_calls > 1 else "action"
-    return json.dumps({"thought": parsed.thought, key: action}, default=str, ensure_ascii=False)
+def _count(model: Model, text: str) -> int:
+    if isinstance(model, TokenCounter):
+        return model.count_tokens(text)
+    return len(text) // CHARS_PER_TOKEN
 
 
 def observation_message(observations: Sequence[Observation], *, repeated: bool = False) -> str:
@@ -105,10 +92,3 @@ def fit_to_context(
             if total <= budget_chars:
                 return fitted
     return fitted
-
-
-def _jsonable(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    return value

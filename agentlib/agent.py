@@ -11,23 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
-from agentlib._prompting import (
-    echo_step,
-    fit_to_context,
-    observation_message,
-    render_system_prompt,
-)
-from agentlib.actions import ParsedStep, StepSchema, build_step_schema, parse_step
+from agentlib._cancel import CancelToken, retrieve_outcome
+from agentlib._prompting import check_task, fit_to_context, observation_message
+from agentlib._retry import RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
-from agentlib.models.base import Message, Model, ModelResponse
+from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
+from agentlib.models.profiles import ModelProfile, StepOptions, profile_of
+from agentlib.step_format import ParsedStep, StepFormat
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -51,47 +48,6 @@ __all__ = ["Agent", "CancelToken", "ConversationLike"]
 logger = logging.getLogger(__name__)
 
 OutputT = TypeVar("OutputT", default=str)
-
-
-class CancelToken:
-    """Cancels runs from anywhere (another thread, a UI's Stop button): `token.cancel()`.
-
-    A run given the token stops at once, cancelling the model call or tools in flight, and
-    returns its result with `stop_reason="cancelled"`.
-    """
-
-    def __init__(self) -> None:
-        self._cancelled = threading.Event()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._lock = threading.Lock()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether `cancel` was called."""
-        return self._cancelled.is_set()
-
-    def cancel(self) -> None:
-        """Ask every run holding this token to stop; safe from any thread."""
-        self._cancelled.set()
-        with self._lock:
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
-
-    async def wait(self) -> None:
-        """Wait until the token is cancelled."""
-        event = asyncio.Event()
-        entry = (asyncio.get_running_loop(), event)
-        with self._lock:
-            self._waiters.append(entry)
-        try:
-            if self.cancelled:
-                return
-            await event.wait()
-        finally:
-            with self._lock:
-                self._waiters.remove(entry)
 
 
 @runtime_checkable
@@ -137,6 +93,33 @@ class _RunState:
     repeats: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Accepted:
+    """A valid step from the model, before its tools ran."""
+
+    parsed: ParsedStep
+    calls: tuple[ToolCall, ...]
+    response: ModelResponse
+    retries: int
+    usage: Usage
+    model_seconds: float
+
+    def to_step(self, index: int, **extra: Any) -> Step:
+        return Step(
+            index=index,
+            thought=self.parsed.thought,
+            calls=self.calls,
+            raw_output=self.response.text,
+            retries=self.retries,
+            generation_path=self.response.path,
+            usage=self.usage,
+            model_seconds=self.model_seconds,
+            is_final=self.parsed.is_final,
+            final_answer=self.parsed.answer,
+            **extra,
+        )
+
+
 class Agent(Generic[OutputT]):
     """A ReAct agent: a model choosing among tools, step by step, until it answers.
 
@@ -155,10 +138,13 @@ class Agent(Generic[OutputT]):
         parallel_calls: The most tool calls one step may hold; they run concurrently.
         max_observation_chars: Observations longer than this are cut, with a visible marker.
         max_thought_length: The bound on each step's thought, in characters (small models
-            otherwise ramble in it until they run out of tokens).
+            otherwise ramble in it until they run out of tokens); default: the profile's.
         max_string_length: The bound given to every other string the schema leaves
-            unbounded (tool arguments, a `str` answer).
+            unbounded (tool arguments, a `str` answer); default: the profile's.
         max_tokens_per_step: The generation limit for one step.
+        profile: The model profile (step options, worked examples); default
+            `model.profile`, or the profile matched from the model's name.
+        step_options: The step format's options, replacing the profile's.
 
     Raises:
         ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
@@ -178,9 +164,11 @@ class Agent(Generic[OutputT]):
         max_repeated_calls: int = 3,
         parallel_calls: int = 1,
         max_observation_chars: int = 4000,
-        max_thought_length: int = 300,
-        max_string_length: int = 4000,
+        max_thought_length: int | None = None,
+        max_string_length: int | None = None,
         max_tokens_per_step: int | None = 512,
+        profile: ModelProfile | None = None,
+        step_options: StepOptions | None = None,
     ) -> None:
         for label, value in (
             ("max_steps", max_steps),
@@ -201,22 +189,43 @@ class Agent(Generic[OutputT]):
         self.time_budget = time_budget
         self.token_budget = token_budget
         self.max_repeated_calls = max_repeated_calls
-        self.parallel_calls = parallel_calls
         self.max_observation_chars = max_observation_chars
         self.max_tokens_per_step = max_tokens_per_step
-        self.step_schema: StepSchema = build_step_schema(
+        self.profile = profile or profile_of(model)
+        """The model profile in use."""
+        options = step_options or self.profile.step
+        options = replace(
+            options,
+            max_thought_length=(
+                options.max_thought_length if max_thought_length is None else max_thought_length
+            ),
+            max_string_length=(
+                options.max_string_length if max_string_length is None else max_string_length
+            ),
+        )
+        self.step_format = StepFormat.build(
             self.tools,
             output_type,
             parallel_calls=parallel_calls,
-            max_thought_length=max_thought_length,
-            max_string_length=max_string_length,
+            options=options,
+            max_tokens=max_tokens_per_step,
         )
-        self._system_prompt = render_system_prompt(
-            self.tools,
-            instructions=instructions,
-            parallel_calls=parallel_calls,
-            answer_schema=self.step_schema.answer.json_schema,
+        """The step format: schema, prompt text, parser (see `agentlib.step_format`)."""
+        self._narrowed: StepFormat | None = None
+        preamble = [part for part in (self.profile.instructions, instructions) if part]
+        self._system_prompt = self.step_format.render_prompt(
+            "\n\n".join(preamble) or None, examples=self.profile.examples
         )
+
+    @property
+    def parallel_calls(self) -> int:
+        """The most tool calls one step may hold (owned by the step format)."""
+        return self.step_format.parallel_calls
+
+    @property
+    def step_schema(self) -> StepFormat:
+        """The earlier name of `step_format`."""
+        return self.step_format
 
     # -- public API -------------------------------------------------------------------------
 
@@ -275,19 +284,57 @@ class Agent(Generic[OutputT]):
         """
         return self._events(task, conversation, history, cancel_token)
 
+    async def aplan(self, task: str, *, history: Sequence[Message] = ()) -> Step:
+        """The model's next step for `task`, validated, without running any tool.
+
+        For evaluation (which tool would it call, with what arguments?) and for approval
+        UIs (show the calls, run them only once approved). The step's `calls` are validated
+        against the tools; `observations` is empty; a final step holds the typed answer.
+
+        Raises:
+            ModelOutputError: The model's step was still invalid after the retries.
+            ModelError: The backend failed.
+            ConfigurationError: The task is empty or does not fit the context window.
+        """
+        state = self._start(task, history, None, time.perf_counter())
+        _run_toolsets, tools = self._tools_for_run()
+        try:
+            accepted, _events = await self._step(state, 1, tools)
+        except _Stop as stop:
+            cause = stop.__cause__
+            if stop.reason == "model_error" and isinstance(cause, ModelError):
+                raise cause from None
+            if isinstance(cause, RetriesExhausted):
+                raise ModelOutputError(
+                    stop.message or stop.reason,
+                    raw_output=cause.response.text,
+                    attempts=cause.attempts,
+                ) from cause
+            raise ModelError(stop.message or stop.reason) from cause
+        finally:
+            await self._close_run_toolsets(_run_toolsets)
+        return accepted.to_step(1)
+
+    def plan(self, task: str, *, history: Sequence[Message] = ()) -> Step:
+        """Synchronous `aplan`: the next step for `task`, without running tools."""
+        return asyncio.run(self.aplan(task, history=history))
+
     # -- the loop -----------------------------------------------------------------------------
 
-    async def _events(
+    def _start(
         self,
         task: str,
-        conversation: ConversationLike | None,
         history: Sequence[Message],
         cancel_token: CancelToken | None,
-    ) -> AsyncIterator[AgentEvent]:
-        started = time.perf_counter()
-        if conversation is not None:
-            history = [*(await conversation.ahistory(self.model, task)), *history]
-        state = _RunState(
+        started: float,
+    ) -> _RunState:
+        check_task(
+            task,
+            self.model,
+            system_prompt=self._system_prompt,
+            reserve_tokens=self._reserve_tokens,
+        )
+        return _RunState(
             task=task,
             started=started,
             deadline=started + self.time_budget if self.time_budget is not None else None,
@@ -299,6 +346,22 @@ class Agent(Generic[OutputT]):
             ],
             first_shortenable=len(history) + 2,
         )
+
+    @property
+    def _reserve_tokens(self) -> int:
+        return (self.max_tokens_per_step or 1024) + 64
+
+    async def _events(
+        self,
+        task: str,
+        conversation: ConversationLike | None,
+        history: Sequence[Message],
+        cancel_token: CancelToken | None,
+    ) -> AsyncIterator[AgentEvent]:
+        started = time.perf_counter()
+        if conversation is not None:
+            history = [*(await conversation.ahistory(self.model, task)), *history]
+        state = self._start(task, history, cancel_token, started)
         run_toolsets, tools = self._tools_for_run()
         reason: StopReason = "max_steps"
         error: str | None = None
@@ -308,10 +371,10 @@ class Agent(Generic[OutputT]):
                 if cancel_token is not None and cancel_token.cancelled:
                     raise _Stop("cancelled")
                 yield StepStartedEvent(step=index)
-                step, events = await self._step(state, index, tools)
+                accepted, events = await self._step(state, index, tools)
                 for event in events:
                     yield event
-                async for event in self._act(state, step, tools):
+                async for event in self._act(state, index, accepted, tools):
                     yield event
                 if conversation is not None:
                     await conversation.arecord_step(task, state.steps[-1])
@@ -369,117 +432,134 @@ class Agent(Generic[OutputT]):
 
     async def _step(
         self, state: _RunState, index: int, tools: dict[str, Tool]
-    ) -> tuple[ParsedStep, list[AgentEvent]]:
+    ) -> tuple[_Accepted, list[AgentEvent]]:
         """Ask the model for one valid step, retrying invalid ones; returns it and its events."""
         events: list[AgentEvent] = []
         messages = fit_to_context(
             state.messages,
             context_window=self.model.capabilities.context_window,
-            reserve_tokens=(self.max_tokens_per_step or 1024) + 64,
+            reserve_tokens=self._reserve_tokens,
             first=state.first_shortenable,
         )
-        step_usage = Usage()
+        usage = Usage()
         model_seconds = 0.0
-        for attempt in range(self.max_retries + 1):
+
+        async def ask(history: list[Message], previous: ModelResponse | None) -> ModelResponse:
+            nonlocal usage, model_seconds
             began = time.perf_counter()
-            response = await self._ask_model(state, messages)
+            response = await self._ask_model(state, history, self._output_after(previous))
             model_seconds += time.perf_counter() - began
-            step_usage = step_usage + Usage(
-                requests=1,
-                input_tokens=response.input_tokens,
-                output_tokens=response.output_tokens,
-            )
-            state.usage = state.usage + Usage(
+            usage = usage + Usage(
                 requests=1,
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
             )
             if response.path not in state.paths:
                 state.paths.append(response.path)
-            try:
-                parsed = parse_step(response.text, self.step_schema, tools)
-            except ModelOutputError as exc:
-                will_retry = attempt < self.max_retries
-                events.append(ErrorEvent(step=index, message=str(exc), will_retry=will_retry))
-                if not will_retry:
-                    raise _Stop(
-                        "invalid_output",
-                        f"step {index} was still invalid after {attempt + 1} attempt(s): {exc}",
-                    ) from exc
-                messages = [
-                    *messages,
-                    Message(role="assistant", content=response.text),
-                    Message(
-                        role="user",
-                        content=f"Your last reply was invalid: {exc}. Reply again with one "
-                        "valid JSON step.",
-                    ),
-                ]
-                continue
-            events.append(ThoughtEvent(step=index, thought=parsed.thought))
-            state.steps.append(
-                Step(
-                    index=index,
-                    thought=parsed.thought,
-                    raw_output=response.text,
-                    retries=attempt,
-                    generation_path=response.path,
-                    usage=step_usage,
-                    model_seconds=model_seconds,
-                    is_final=parsed.is_final,
-                    final_answer=parsed.answer,
+            return response
+
+        def on_invalid(error: str, will_retry: bool) -> None:
+            events.append(ErrorEvent(step=index, message=error, will_retry=will_retry))
+
+        try:
+            validated = await generate_until_valid(
+                ask,
+                messages,
+                lambda response: self.step_format.parse(response.text, tools),
+                retries=self.max_retries,
+                on_invalid=on_invalid,
+            )
+        except RetriesExhausted as exc:
+            why = (
+                " (the model repeated an invalid reply word for word, so retrying cannot help)"
+                if exc.repeated
+                else ""
+            )
+            raise _Stop(
+                "invalid_output",
+                f"step {index} was still invalid after {exc.attempts} attempt(s){why}: {exc.error}",
+            ) from exc
+        finally:
+            state.usage = state.usage + usage
+        parsed = validated.value
+        calls = []
+        for call in parsed.calls:
+            calls.append(
+                ToolCall(
+                    id=f"call_{state.next_call_id}", tool_name=call.name, arguments=call.arguments
                 )
             )
-            return parsed, events
-        raise AssertionError("unreachable")  # pragma: no cover
+            state.next_call_id += 1
+        events.append(ThoughtEvent(step=index, thought=parsed.thought))
+        accepted = _Accepted(
+            parsed=parsed,
+            calls=tuple(calls),
+            response=validated.response,
+            retries=validated.attempts - 1,
+            usage=usage,
+            model_seconds=model_seconds,
+        )
+        return accepted, events
 
-    async def _ask_model(self, state: _RunState, messages: list[Message]) -> ModelResponse:
+    def _output_after(self, previous: ModelResponse | None) -> OutputSchema:
+        """The step schema for the next attempt: narrower after a reply cut by the token limit.
+
+        A reply cut short under constraint would be cut again at the same point; halving the
+        string bounds excludes the over-long choice, so the retry can differ.
+        """
+        if previous is None or previous.finish_reason != "length":
+            return self.step_format.output
+        if self._narrowed is None:
+            self._narrowed = self.step_format.narrowed()
+        return self._narrowed.output
+
+    async def _ask_model(
+        self, state: _RunState, messages: list[Message], output: OutputSchema
+    ) -> ModelResponse:
         try:
             response: ModelResponse = await self._guarded(
                 state,
-                self.model.agenerate(
-                    messages, output=self.step_schema.output, max_tokens=self.max_tokens_per_step
-                ),
+                self.model.agenerate(messages, output=output, max_tokens=self.max_tokens_per_step),
             )
         except ModelError as exc:
             raise _Stop("model_error", f"{type(exc).__name__}: {exc}") from exc
         return response
 
     async def _act(
-        self, state: _RunState, parsed: ParsedStep, tools: dict[str, Tool]
+        self, state: _RunState, index: int, accepted: _Accepted, tools: dict[str, Tool]
     ) -> AsyncIterator[AgentEvent]:
-        """Run the step's tool calls concurrently and record what they return."""
-        step = state.steps[-1]
-        index = step.index
+        """Run the step's tool calls concurrently and record the step with what they return."""
+        parsed = accepted.parsed
+        echo = Message(role="assistant", content=self.step_format.echo(parsed))
         if parsed.is_final:
-            state.messages.append(
-                Message(
-                    role="assistant", content=echo_step(parsed, parallel_calls=self.parallel_calls)
-                )
-            )
+            state.steps.append(accepted.to_step(index))
+            state.messages.append(echo)
             yield FinalAnswerEvent(step=index, output=parsed.answer)
             return
-        calls = []
-        for name, arguments in parsed.calls:
-            calls.append(
-                ToolCall(id=f"call_{state.next_call_id}", tool_name=name, arguments=arguments)
-            )
-            state.next_call_id += 1
-        state.steps[-1] = step = replace(step, calls=tuple(calls))
-        for item in calls:
+        for item in accepted.calls:
             yield ToolCallEvent(step=index, call=item)
         began = time.perf_counter()
-        observations = await self._guarded(
-            state, asyncio.gather(*(self._execute(item, tools[item.tool_name]) for item in calls))
-        )
+        try:
+            observations = await self._guarded(
+                state,
+                asyncio.gather(
+                    *(
+                        self._execute(item, tools[item.tool_name], call.values)
+                        for item, call in zip(accepted.calls, parsed.calls, strict=True)
+                    )
+                ),
+            )
+        except (_Stop, asyncio.CancelledError):
+            state.steps.append(accepted.to_step(index))  # interrupted: its calls, no results
+            raise
         tool_seconds = time.perf_counter() - began
         for observation in observations:
             yield ToolResultEvent(step=index, observation=observation)
-        state.steps[-1] = replace(step, observations=tuple(observations), tool_seconds=tool_seconds)
-        self._track_repeats(state, calls, observations)
-        state.messages.append(
-            Message(role="assistant", content=echo_step(parsed, parallel_calls=self.parallel_calls))
+        state.steps.append(
+            accepted.to_step(index, observations=tuple(observations), tool_seconds=tool_seconds)
         )
+        self._track_repeats(state, list(accepted.calls), observations)
+        state.messages.append(echo)
         state.messages.append(
             Message(
                 role="user",
@@ -487,10 +567,10 @@ class Agent(Generic[OutputT]):
             )
         )
 
-    async def _execute(self, call: ToolCall, item: Tool) -> Observation:
+    async def _execute(self, call: ToolCall, item: Tool, values: Mapping[str, Any]) -> Observation:
         began = time.perf_counter()
         try:
-            value = await item.acall(call.arguments)
+            value = await item.acall_validated(values)
         except ToolError as exc:
             return self._error_observation(call, exc, began, show_type=False)
         except Exception as exc:  # a tool's failure is an observation, never a crash
@@ -561,7 +641,7 @@ class Agent(Generic[OutputT]):
                 watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
-            work.add_done_callback(_retrieve)
+            work.add_done_callback(retrieve_outcome)
             work.cancel()
             raise
         finally:
@@ -569,14 +649,8 @@ class Agent(Generic[OutputT]):
                 cancel_wait.cancel()
         if work in done:
             return work.result()
-        work.add_done_callback(_retrieve)
+        work.add_done_callback(retrieve_outcome)
         work.cancel()
         if cancel_wait is not None and cancel_wait in done:
             raise _Stop("cancelled", "the run was cancelled with its cancel token")
         raise _Stop("time_budget", f"the time budget of {self.time_budget} s ran out")
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark an abandoned future's outcome as seen, so asyncio does not log it as lost."""
-    if not future.cancelled():
-        future.exception()

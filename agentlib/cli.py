@@ -53,13 +53,8 @@ def build_model(spec: str, *, threads: int | None = None) -> Model:
     if spec == "local":
         from agentlib.models.local import LocalModel
 
-        # No repetition penalty: it helps single tool choices (benchmarks/small_model_tool_calls)
-        # but over a whole run it kept SmolLM2 from copying the observation's digits into its
-        # answer (`agentlib run "What is 17 * 23?"` failed with 1.1 and answered 391 with 1.0).
         return LocalModel(
-            n_threads=threads,
-            repeat_penalty=1.0,
-            on_progress=lambda line: print(line, file=sys.stderr, flush=True),
+            n_threads=threads, on_progress=lambda line: print(line, file=sys.stderr, flush=True)
         )
     if spec.startswith("openai:"):
         from agentlib.models.openai import OpenAIModel
@@ -208,29 +203,9 @@ def _make_agent(args: argparse.Namespace) -> Agent[Any]:
     default = DEFAULT_LOCAL_TOOLS if args.model == "local" else DEFAULT_TOOLS
     tools = build_tools(args.tools if args.tools is not None else default)  # fails fast
     model = build_model(args.model, threads=args.threads)
-    if args.model != "local":
-        return Agent(model, tools=tools, max_steps=args.max_steps)
-    # The embedded model is tiny: a worked example, a short thought and bounded strings keep
-    # it on track (without them it rambled in the thought and never answered).
-    examples = [example for example in map(_example_of, tools) if example]
-    return Agent(
-        model,
-        tools=tools,
-        max_steps=args.max_steps,
-        instructions="\n\n".join(examples) or None,
-        max_thought_length=100,
-        max_string_length=200,
-        max_tokens_per_step=512,
-    )
-
-
-def _example_of(item: Tool | Toolset) -> str | None:
-    if isinstance(item, Tool) and item.name == "calculator":
-        from agentlib.tools.calculator import EXAMPLE
-
-        example: str = EXAMPLE
-        return example
-    return None
+    # What the embedded model needs (a worked example, a short thought, no repetition
+    # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
+    return Agent(model, tools=tools, max_steps=args.max_steps)
 
 
 def _command_run(args: argparse.Namespace) -> int:

@@ -9,22 +9,28 @@ invalid one is retried a bounded number of times with the exact validation error
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from agentlib._json_schema import bound_strings
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
-from agentlib.actions import extract_json
-from agentlib.errors import ConfigurationError, ModelOutputError
-from agentlib.models.base import Message, Model, OutputSchema
+from agentlib._retry import RetriesExhausted, generate_until_valid
+from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
+from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH
+from agentlib.step_format import extract_json
 
 __all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_result"]
 
 T = TypeVar("T")
+
+Check = Callable[[Any], "Awaitable[object] | object"]
+"""A hook on each schema-valid value: raise `ToolError` or `ValueError` to refuse it."""
 
 _WRAPPED = "value"
 
@@ -87,7 +93,8 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[T]: ...
 
 
@@ -100,7 +107,8 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[Any]: ...
 
 
@@ -112,7 +120,8 @@ async def agenerate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
-    max_string_length: int = 2000,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[Any]:
     """Generate one value of `output_type` and report how it was obtained.
 
@@ -125,10 +134,14 @@ async def agenerate_result(
         retries: How many more generations to try after an invalid one.
         max_tokens: The generation limit per attempt.
         max_string_length: The bound given to strings the schema leaves unbounded.
+        check: Runs on each schema-valid value (sync or async); a `ToolError` or `ValueError`
+            it raises makes that attempt invalid, and its message is shown to the model on the
+            retry (a SQL validator refusing a query, say). Its return value is ignored.
 
     Raises:
         ConfigurationError: The output type has no JSON schema, or `retries` is negative.
         ModelOutputError: Every attempt was invalid; `raw_output` keeps the last text.
+        ToolError: `check` refused the last attempt (its own error, re-raised).
         ModelError: The backend failed.
     """
     if retries < 0:
@@ -136,46 +149,64 @@ async def agenerate_result(
     spec = output_spec(output_type)
     schema = _request_schema(spec, _schema_name(output_type), max_string_length)
     messages = _messages(prompt, schema, instructions)
-    input_tokens = output_tokens = 0
-    error = ""
-    raw = ""
-    for attempt in range(1, retries + 2):
-        response = await model.agenerate(messages, output=schema, max_tokens=max_tokens)
-        input_tokens += response.input_tokens
-        output_tokens += response.output_tokens
-        raw = response.text
-        try:
-            data = extract_json(raw)
-            if not spec.is_object:
-                if not isinstance(data, dict) or _WRAPPED not in data:
-                    raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
-                data = data[_WRAPPED]
-            value = spec.validate(data)
-        except (ValueError, OutputValidationError) as exc:
-            error = str(exc)
-            messages = [
-                *messages,
-                Message(role="assistant", content=raw),
-                Message(
-                    role="user",
-                    content=f"That reply was invalid: {error}. Reply again with only the "
-                    "corrected JSON object.",
-                ),
-            ]
-            continue
-        return Generation(
-            output=value,
-            path=response.path,
-            raw_output=raw,
-            attempts=attempt,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+    tokens = [0, 0]
+
+    async def ask(history: list[Message], _previous: ModelResponse | None) -> ModelResponse:
+        response = await model.agenerate(history, output=schema, max_tokens=max_tokens)
+        tokens[0] += response.input_tokens
+        tokens[1] += response.output_tokens
+        return response
+
+    async def accept(response: ModelResponse) -> Any:
+        data = extract_json(response.text)
+        if not spec.is_object:
+            if not isinstance(data, dict) or _WRAPPED not in data:
+                raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
+            data = data[_WRAPPED]
+        value = spec.validate(data)
+        if check is not None:
+            try:
+                checked = check(value)
+                if inspect.isawaitable(checked):
+                    await checked
+            except ToolError as exc:
+                raise _Refused(exc) from exc
+        return value
+
+    try:
+        validated = await generate_until_valid(
+            ask, messages, accept, retries=retries, correction=_correction
         )
-    raise ModelOutputError(
-        f"the model's output was still invalid after {retries + 1} attempt(s): {error}",
-        raw_output=raw,
-        attempts=retries + 1,
+    except RetriesExhausted as exc:
+        if isinstance(exc.__cause__, _Refused):
+            raise exc.__cause__.error from exc
+        why = " (the model repeated an invalid reply word for word)" if exc.repeated else ""
+        raise ModelOutputError(
+            f"the model's output was still invalid after {exc.attempts} attempt(s){why}: "
+            f"{exc.error}",
+            raw_output=exc.response.text,
+            attempts=exc.attempts,
+        ) from exc
+    return Generation(
+        output=validated.value,
+        path=validated.response.path,
+        raw_output=validated.response.text,
+        attempts=validated.attempts,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
     )
+
+
+class _Refused(ValueError):
+    """A `check` refused a schema-valid value: an invalid attempt that keeps its `ToolError`."""
+
+    def __init__(self, error: ToolError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _correction(error: str) -> str:
+    return f"That reply was invalid: {error}. Reply again with only the corrected JSON object."
 
 
 async def agenerate(
@@ -186,6 +217,7 @@ async def agenerate(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> T:
     """Generate one validated value of `output_type` (see `agenerate_result` for the options)."""
     result = await agenerate_result(
@@ -195,6 +227,7 @@ async def agenerate(
         instructions=instructions,
         retries=retries,
         max_tokens=max_tokens,
+        max_string_length=max_string_length,
     )
     return result.output
 
@@ -207,6 +240,7 @@ def generate(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
 ) -> T:
     """Synchronous `agenerate`: one validated value of `output_type`."""
     return asyncio.run(
@@ -217,6 +251,7 @@ def generate(
             instructions=instructions,
             retries=retries,
             max_tokens=max_tokens,
+            max_string_length=max_string_length,
         )
     )
 
@@ -229,6 +264,8 @@ def generate_result(
     instructions: str | None = None,
     retries: int = 2,
     max_tokens: int | None = None,
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+    check: Check | None = None,
 ) -> Generation[Any]:
     """Synchronous `agenerate_result`."""
     return asyncio.run(
@@ -239,5 +276,7 @@ def generate_result(
             instructions=instructions,
             retries=retries,
             max_tokens=max_tokens,
+            max_string_length=max_string_length,
+            check=check,
         )
     )

@@ -3,6 +3,10 @@
 A tool is a plain Python function (sync or async). Its name comes from the function, its
 description and per-parameter descriptions from the Google-style docstring, and its argument
 JSON schema from the type hints (through pydantic), which also validate every call.
+
+A tool can also come from a JSON-schema function spec (`Tool.from_schema`, `Tool.from_openai`:
+BFCL-, MCP- and OpenAPI-style tools): the schema is used as written and validates every call
+with `jsonschema`, so any property name works, Python keywords and dashes included.
 """
 
 from __future__ import annotations
@@ -15,19 +19,23 @@ import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from agentlib._json_schema import close_objects, inline_refs, strip_titles
+from agentlib._tool_names import NAME_PATTERN, safe_tool_names
 from agentlib._validation import describe_validation_error
 from agentlib.errors import ConfigurationError, ToolError
 
-__all__ = ["Tool", "Toolset", "fence_untrusted", "render_observation", "tool"]
+if TYPE_CHECKING:
+    import jsonschema
+    import jsonschema.protocols
 
-_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+__all__ = ["Tool", "Toolset", "fence_untrusted", "render_observation", "safe_tool_names", "tool"]
+
 _RESERVED_NAMES = frozenset({"final_answer"})
 _SECTION = re.compile(
     r"^\s*(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?|Notes?):\s*$"
@@ -93,10 +101,11 @@ def _arguments_model(
                 "annotate it so the model knows what to send"
             )
         default = ... if parameter.default is parameter.empty else parameter.default
-        fields[parameter.name] = (
-            hints[parameter.name],
-            Field(default, description=descriptions.get(parameter.name)),
-        )
+        # Only a docstring entry may set the description: `Field(description=None)` would
+        # override the one of an `Annotated[int, Field(description=...)]` hint.
+        described = descriptions.get(parameter.name)
+        field = Field(default, description=described) if described else Field(default)
+        fields[parameter.name] = (hints[parameter.name], field)
     model: type[BaseModel] = pydantic.create_model(
         f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
@@ -106,13 +115,18 @@ def _arguments_model(
 class Tool:
     """A callable the model may choose, with a name, a description and an argument schema.
 
-    Usually made with `@tool`; construct it directly to override what the function says.
+    Usually made with `@tool`; construct it directly to override what the function says, or
+    with `Tool.from_schema` / `Tool.from_openai` from a JSON-schema function spec.
 
     Args:
         function: A sync or async function; its parameters need type hints.
-        name: The name the model calls it by; defaults to the function's name.
+        name: The name the model calls it by; defaults to the function's name. Letters,
+            digits, `_`, `-` and `.`, at most 64 characters.
         description: What the tool does, for the model; defaults to the docstring's summary.
     """
+
+    arguments_model: type[BaseModel] | None
+    """The pydantic model that validates the arguments (`None` for a tool from a schema)."""
 
     def __init__(
         self,
@@ -122,16 +136,7 @@ class Tool:
         description: str | None = None,
     ) -> None:
         self.function = function
-        self.name = name or function.__name__
-        if not _NAME_PATTERN.match(self.name):
-            raise ConfigurationError(
-                f"tool name {self.name!r} is not valid: use letters, digits and '_' "
-                "(at most 64 characters, not starting with a digit)"
-            )
-        if self.name in _RESERVED_NAMES:
-            raise ConfigurationError(
-                f"tool name {self.name!r} is reserved for the agent's answer; rename the tool"
-            )
+        self.name = _check_name(name or function.__name__)
         summary, argument_docs = _parse_docstring(inspect.getdoc(function))
         self.description = description if description is not None else summary
         self._is_method = _is_method(function)
@@ -139,11 +144,85 @@ class Tool:
         self.arguments_model = _arguments_model(
             function, self.name, argument_docs, skip_first=self._is_method
         )
+        self._schema_validator: jsonschema.protocols.Validator | None = None
         self.is_async = inspect.iscoroutinefunction(function)
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        function: Callable[..., Any],
+    ) -> Tool:
+        """Make a tool from a JSON schema of its arguments, as MCP, OpenAPI and BFCL give them.
+
+        The schema is used as written (its `$ref`s inlined, its objects closed to unknown
+        keys, as for `@tool`), so any property name works: `from`, `class`, `dry-run`. Each
+        call is validated against it with `jsonschema`; the values are passed on as sent
+        (no coercion, no defaults filled in).
+
+        Args:
+            name: The name the model calls it by: letters, digits, `_`, `-` and `.`, at most
+                64 characters.
+            description: What the tool does, for the model.
+            parameters: The JSON schema of the arguments: an object schema (`{"type":
+                "object", "properties": {...}, "required": [...]}`).
+            function: Called with each argument as a keyword: `function(**arguments)`. Take
+                `**arguments` to accept names that are not Python identifiers. Sync functions
+                run in a worker thread; `async def` functions are awaited.
+
+        Raises:
+            ConfigurationError: The name is not valid, or `parameters` is not a valid JSON
+                schema of an object; the message says what to change.
+        """
+        item = cls.__new__(cls)
+        item.function = function
+        item.name = _check_name(name)
+        item.description = description
+        item._is_method = False
+        item._bound_to = None
+        item.arguments_model = None
+        schema = _object_schema(item.name, parameters)
+        item.__dict__["parameters"] = schema  # the cached_property's value
+        import jsonschema  # ~90 ms: loaded with the first schema tool, not with agentlib
+
+        item._schema_validator = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator
+        )(schema)
+        item.is_async = inspect.iscoroutinefunction(function)
+        return item
+
+    @classmethod
+    def from_openai(cls, spec: Mapping[str, Any], function: Callable[..., Any]) -> Tool:
+        """Make a tool from an OpenAI function spec (`{"type": "function", "function": {...}}`).
+
+        The bare function object (`{"name": ..., "description": ..., "parameters": ...}`) is
+        accepted too; `strict` and other keys the spec may carry are ignored. See
+        `from_schema` for how `function` is called.
+
+        Raises:
+            ConfigurationError: The spec has no name, or its parameters are not a valid
+                object schema.
+        """
+        inner = spec.get("function") if spec.get("type") == "function" else spec
+        if not isinstance(inner, Mapping) or not isinstance(inner.get("name"), str):
+            raise ConfigurationError(
+                "an OpenAI function spec needs a 'name': pass {'type': 'function', 'function': "
+                "{'name': ..., 'description': ..., 'parameters': {...}}} or the inner object"
+            )
+        description = inner.get("description") or ""
+        if not isinstance(description, str):
+            raise ConfigurationError(f"the description of tool {inner['name']!r} must be a string")
+        parameters = inner.get("parameters")
+        return cls.from_schema(
+            inner["name"], description, parameters if parameters is not None else {}, function
+        )
 
     @cached_property
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments: refs inlined, closed objects, no titles."""
+        assert self.arguments_model is not None  # a schema tool sets this at construction
         schema = self.arguments_model.model_json_schema()
         return close_objects(strip_titles(inline_refs(schema)))
 
@@ -165,6 +244,9 @@ class Tool:
         Raises:
             ToolError: The arguments do not fit; the message names each field and problem.
         """
+        if self._schema_validator is not None:
+            return self._validate_with_schema(dict(arguments or {}))
+        assert self.arguments_model is not None
         try:
             model = self.arguments_model.model_validate(dict(arguments or {}))
         except ValidationError as exc:
@@ -174,9 +256,24 @@ class Tool:
             ) from exc
         return {name: getattr(model, name) for name in type(model).model_fields}
 
+    def _validate_with_schema(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        assert self._schema_validator is not None
+        errors = sorted(
+            self._schema_validator.iter_errors(arguments), key=lambda error: list(error.path)
+        )
+        if errors:
+            problems = "; ".join(_describe_schema_error(error) for error in errors[:5])
+            raise ToolError(
+                f"invalid arguments for tool '{self.name}': {problems}", tool_name=self.name
+            )
+        return arguments
+
     async def acall(self, arguments: Mapping[str, Any] | None = None) -> Any:
         """Validate the arguments and run the tool; sync functions run in a worker thread."""
-        values = self.validate(arguments)
+        return await self.acall_validated(self.validate(arguments))
+
+    async def acall_validated(self, values: Mapping[str, Any]) -> Any:
+        """Run the tool with arguments `validate` already returned (the loop validates once)."""
         if self._is_method:
             if self._bound_to is None:
                 raise ConfigurationError(
@@ -192,6 +289,72 @@ class Tool:
     def call(self, arguments: Mapping[str, Any] | None = None) -> Any:
         """Run the tool synchronously (outside an event loop)."""
         return asyncio.run(self.acall(arguments))
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigurationError(
+            f"tool name {name!r} is not valid: use letters, digits, '_', '-' and '.' "
+            "(1 to 64 characters, not starting with '-' or '.')"
+        )
+    if name in _RESERVED_NAMES:
+        raise ConfigurationError(
+            f"tool name {name!r} is reserved for the agent's answer; rename the tool"
+        )
+    return name
+
+
+def _object_schema(name: str, parameters: Any) -> dict[str, Any]:
+    """Check that `parameters` is a JSON schema of an object; return it normalised for the step."""
+    if not isinstance(parameters, Mapping):
+        raise ConfigurationError(
+            f"the parameters of tool {name!r} must be a JSON schema (a dict), "
+            f"got {type(parameters).__name__}"
+        )
+    import jsonschema
+
+    schema = dict(parameters) or {"type": "object", "properties": {}}
+    schema.setdefault("type", "object")
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.path) or "the top level"
+        hint = (
+            " (JSON-schema types are object, array, string, number, integer, boolean, null)"
+            if exc.path and exc.path[-1] == "type"
+            else ""
+        )
+        raise ConfigurationError(
+            f"the parameters of tool {name!r} are not a valid JSON schema at {where}: "
+            f"{exc.message}{hint}"
+        ) from exc
+    if schema["type"] != "object":
+        raise ConfigurationError(
+            f"the parameters of tool {name!r} must be an object schema (type 'object'), got "
+            f"type {schema['type']!r}: wrap a single value in an object with one property"
+        )
+    return close_objects(strip_titles(inline_refs(schema)))
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """One problem in the words `describe_validation_error` uses for `@tool`s."""
+    location = ".".join(str(part) for part in error.path)
+    where = f"argument '{location}'" if location else "arguments"
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        prefix = f"{location}." if location else ""
+        return "; ".join(f"argument '{prefix}{key}' is required but missing" for key in missing)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        extra = [key for key in error.instance if key not in known]
+        prefix = f"{location}." if location else ""
+        return "; ".join(f"argument '{prefix}{key}' is not a known argument" for key in extra)
+    return f"{where}: {_shorten(error.message)}"
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @overload

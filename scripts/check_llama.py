@@ -1,5 +1,6 @@
-"""Check that the installed llama.cpp decodes: load the embedded model, read a
-prompt of about 120 tokens and generate one.
+"""Check that the installed llama.cpp decodes a prompt with the embedded model.
+
+It loads the model, reads a prompt of about 120 tokens and generates one.
 
 Run in a child process, so that a build that crashes (a wheel compiled for another CPU, or one
 using AMX where this machine does not allow it: SIGSEGV in ggml_backend_amx_mul_mat) is named

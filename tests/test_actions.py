@@ -52,7 +52,7 @@ def test_step_schema_snapshot() -> None:
         {
             "type": "object",
             "properties": {
-                "thought": {"type": "string", "maxLength": 600},
+                "thought": {"type": "string", "maxLength": 300},
                 "action": {
                     "anyOf": [
                         {
@@ -163,10 +163,13 @@ def test_every_object_is_closed_and_every_string_bounded() -> None:
     walk(schema)
 
 
-def test_parallel_schema_holds_a_bounded_list_of_actions() -> None:
+def test_parallel_schema_holds_calls_or_the_final_answer_alone() -> None:
     schema = build_step_schema(TOOLS, str, parallel_calls=3).output.schema
-    actions = schema["properties"]["actions"]
-    assert (actions["type"], actions["minItems"], actions["maxItems"]) == ("array", 1, 3)
+    calls, alone = schema["properties"]["actions"]["anyOf"]
+    assert (calls["type"], calls["minItems"], calls["maxItems"]) == ("array", 1, 3)
+    assert "final_answer" not in json.dumps(calls)
+    assert (alone["minItems"], alone["maxItems"]) == (1, 1)
+    assert alone["items"]["properties"]["tool"]["const"] == "final_answer"
 
 
 def test_valid_tool_step_parses() -> None:
@@ -176,7 +179,9 @@ def test_valid_tool_step_parses() -> None:
     )
     parsed = parse_step(text, step_schema, TOOLS_BY_NAME)
     assert parsed.thought == "look"
-    assert parsed.calls == (("search", {"query": "paris"}),)
+    assert [(call.name, call.arguments, call.values) for call in parsed.calls] == [
+        ("search", {"query": "paris"}, {"query": "paris", "max_results": 5})
+    ]
     assert not parsed.is_final
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from agentlib import (
     FunctionModel,
     Message,
     ModelError,
+    ModelOutputError,
     OutputSchema,
     RunFinishedEvent,
     ScriptedModel,
@@ -489,3 +491,154 @@ def test_run_timings_are_recorded() -> None:
     result = Agent(ScriptedModel([call("nap"), final("x")]), tools=[nap]).run("go")
     assert result.steps[0].tool_seconds >= 0.05
     assert result.duration >= result.steps[0].tool_seconds
+
+
+# -- the step format, retries, plan mode and bad tasks ---------------------------------------
+
+
+def test_an_identical_invalid_reply_stops_the_retries_at_once() -> None:
+    model = ScriptedModel(["not json", "not json", final("never reached")])
+    result = Agent(model, max_retries=5).run("go")
+    assert result.stop_reason == "invalid_output"
+    assert "after 2 attempt(s)" in (result.error or "")
+    assert "repeated an invalid reply word for word" in (result.error or "")
+    assert model.remaining == 1 and result.usage.requests == 2
+
+
+def test_the_retry_shows_the_error_last_and_narrows_a_reply_cut_by_the_token_limit() -> None:
+    def cut_then_answer(messages: Sequence[Message], output: OutputSchema | None) -> Any:
+        if len(messages) == 2:  # the first attempt: cut short by max_tokens
+            return '{"thought": "I am thinking about'
+        return final("42")
+
+    class Cut(FunctionModel):
+        async def agenerate(self, messages: Sequence[Message], **kwargs: Any) -> Any:
+            response = await super().agenerate(messages, **kwargs)
+            if len(messages) == 2:
+                return dataclasses.replace(response, finish_reason="length")
+            return response
+
+    model = Cut(cut_then_answer)
+    result = Agent(model, max_tokens_per_step=400).run("go")
+    assert result.ok and result.steps[0].retries == 1
+    first, second = (request.output for request in model.requests)
+    assert first is not None and second is not None
+    bound = first.schema["properties"]["thought"]["maxLength"]
+    assert second.schema["properties"]["thought"]["maxLength"] == bound // 2
+    assert model.requests[1].messages[-1].content.startswith("Your last reply was invalid:")
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+def test_a_tool_receives_the_values_validated_once() -> None:
+    validations: list[str] = []
+    received: list[Point] = []
+
+    @tool
+    def plot(point: Point) -> str:
+        """Plot a point.
+
+        Args:
+            point: Where.
+        """
+        received.append(point)
+        return "ok"
+
+    original = plot.validate
+
+    def counting(arguments: Any) -> dict[str, Any]:
+        validations.append("validated")
+        return original(arguments)
+
+    plot.validate = counting  # type: ignore[method-assign]
+    model = ScriptedModel([call("plot", point={"x": "1", "y": 2}), final("done")])
+    assert Agent(model, tools=[plot]).run("plot").ok
+    assert received == [Point(x=1, y=2)] and validations == ["validated"]
+
+
+def test_usage_counts_every_request_once() -> None:
+    model = ScriptedModel(["bad", call("add", a=1, b=2), final("3")])
+    result = Agent(model, tools=[add]).run("1+2")
+    assert result.usage.requests == 3
+    assert sum(step.usage.requests for step in result.steps) == 3
+    assert result.usage.input_tokens == sum(step.usage.input_tokens for step in result.steps)
+
+
+def test_plan_returns_the_next_step_without_running_tools() -> None:
+    ran: list[int] = []
+
+    @tool
+    def launch(code: int) -> str:
+        """Launch.
+
+        Args:
+            code: The code.
+        """
+        ran.append(code)
+        return "launched"
+
+    model = ScriptedModel([call("launch", "go", code="7")])
+    step = Agent(model, tools=[launch]).plan("launch with code 7")
+    assert ran == [] and not step.is_final and step.observations == ()
+    assert [(c.tool_name, dict(c.arguments)) for c in step.calls] == [("launch", {"code": "7"})]
+    answer = Agent(ScriptedModel([final({"name": "Oslo", "population": "1"})]), output_type=City)
+    planned = answer.plan("Oslo?")
+    assert planned.is_final and planned.final_answer == City(name="Oslo", population=1)
+
+
+def test_plan_raises_when_the_step_stays_invalid() -> None:
+    with pytest.raises(ModelOutputError, match="still invalid") as caught:
+        Agent(ScriptedModel(["bad", "worse"]), max_retries=1).plan("go")
+    assert caught.value.raw_output == "worse"
+
+
+async def test_aplan_is_the_async_twin() -> None:
+    step = await Agent(ScriptedModel([call("add", a=1, b=2)]), tools=[add]).aplan("1+2")
+    assert step.calls[0].tool_name == "add"
+
+
+@pytest.mark.parametrize("task", ["", "   ", "\n\t"])
+def test_an_empty_task_is_a_configuration_error(task: str) -> None:
+    model = ScriptedModel([final("17")])
+    with pytest.raises(ConfigurationError, match="the task is empty"):
+        Agent(model).run(task)
+    assert model.requests == []
+
+
+def test_a_task_longer_than_the_context_is_refused_before_the_model_runs() -> None:
+    model = ScriptedModel([final("x")], context_window=2048)
+    with pytest.raises(ConfigurationError) as caught:
+        Agent(model, max_tokens_per_step=256).run("word " * 4000)
+    message = str(caught.value)
+    assert message.startswith("the task is 5000 tokens long but at most ")
+    assert "context window of 2048 tokens" in message and "\n" not in message
+    assert model.requests == []
+
+
+def test_the_task_length_is_counted_with_the_model_tokenizer_when_it_has_one() -> None:
+    class Counting(ScriptedModel):
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+    model = Counting([final("x")], context_window=2048)
+    with pytest.raises(ConfigurationError, match="the task is 4000 tokens long"):
+        Agent(model, max_tokens_per_step=256).run("word " * 4000)
+
+
+def test_the_profile_of_a_model_shapes_the_prompt_and_the_step() -> None:
+    from agentlib.models.profiles import PROFILES
+    from agentlib.tools.calculator import calculator
+
+    model = FunctionModel(lambda messages, output: final("4"), name="local:SmolLM2-135M-Instruct")
+    agent = Agent(model, tools=[calculator])
+    assert agent.profile is PROFILES["smollm2"]
+    assert "Task: What is 6 + 4?" in agent._system_prompt
+    thought = agent.step_format.output.schema["properties"]["thought"]
+    assert thought["maxLength"] == PROFILES["smollm2"].step.max_thought_length
+    plain = Agent(FunctionModel(lambda messages, output: final("4")), tools=[calculator])
+    assert "Task: What is 6 + 4?" not in plain._system_prompt
+    assert Agent(model, tools=[add]).profile.examples  # shown only with its tool:
+    assert "Task: What is 6 + 4?" not in Agent(model, tools=[add])._system_prompt

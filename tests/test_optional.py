@@ -123,8 +123,14 @@ ALLOWED = {
     ("agentlib/models/_schema_worker.py", "llguidance"),
     ("tools/cypher/_worker.py", "grandcypher"),
     ("tools/cypher/_worker.py", "lark"),
+    ("tools/cypher/_worker.py", "ladybug"),
+    ("tools/sql/_worker.py", "duckdb"),
+    # The page-extraction worker reports an absent package to its parent, which raises
+    # MissingExtraError; a broken one's real error comes back as the page's error.
+    ("tools/web/_extract_worker.py", "trafilatura"),
+    ("tools/web/_extract_worker.py", "pypdf"),
     # A fallback: without charset_normalizer (a trafilatura dependency) bytes are replaced.
-    ("tools/web/_fetch.py", "charset_normalizer"),
+    ("tools/web/_extract_worker.py", "charset_normalizer"),
 }
 
 

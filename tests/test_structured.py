@@ -17,6 +17,7 @@ from agentlib import (
     ModelOutputError,
     OutputSchema,
     ScriptedModel,
+    ToolError,
     generate,
     generate_result,
 )
@@ -122,4 +123,33 @@ def test_unbounded_strings_get_a_bound() -> None:
     model = ScriptedModel([{"name": "A", "age": 1}])
     generate(model, Person, "x")
     assert model.requests[0].output is not None
-    assert model.requests[0].output.schema["properties"]["name"]["maxLength"] == 2000
+    # The same default as the agent's step (agentlib.models.profiles.DEFAULT_MAX_STRING_LENGTH).
+    assert model.requests[0].output.schema["properties"]["name"]["maxLength"] == 4000
+    bounded = ScriptedModel([{"name": "A", "age": 1}])
+    generate(bounded, Person, "x", max_string_length=50)
+    assert bounded.requests[0].output is not None
+    assert bounded.requests[0].output.schema["properties"]["name"]["maxLength"] == 50
+
+
+def test_a_check_hook_refusal_is_an_invalid_attempt_shown_to_the_model() -> None:
+    seen: list[int] = []
+
+    async def even(value: int) -> None:
+        seen.append(value)
+        if value % 2:
+            raise ToolError(f"{value} is odd; give an even number")
+
+    model = ScriptedModel([{"value": 3}, {"value": 4}])
+    result = generate_result(model, int, "An even number, please.", check=even)
+    assert result.output == 4 and result.attempts == 2 and seen == [3, 4]
+    assert "3 is odd; give an even number" in model.requests[1].messages[-1].content
+
+
+def test_a_check_hook_that_refuses_every_attempt_raises_its_own_error() -> None:
+    def never(value: int) -> None:
+        raise ToolError(f"refused {value}")
+
+    model = ScriptedModel([{"value": 1}, {"value": 2}])
+    with pytest.raises(ToolError, match="refused 2"):
+        generate_result(model, int, "A number.", retries=1, check=never)
+    assert model.remaining == 0

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agentlib import ConfigurationError, Tool, ToolError, Toolset, fence_untrusted, tool
 from agentlib.tool import collect_tools, render_observation
@@ -103,10 +103,46 @@ def test_parameters_without_hints_are_refused() -> None:
         Tool(untyped)
 
 
-@pytest.mark.parametrize("name", ["final_answer", "has space", "1abc", ""])
+@pytest.mark.parametrize(
+    "name", ["final_answer", "has space", "", ".hidden", "-flag", "a/b", "x" * 65, "naïve"]
+)
 def test_invalid_or_reserved_names_are_refused(name: str) -> None:
     with pytest.raises(ConfigurationError):
         Tool(lambda: None, name=name)
+
+
+@pytest.mark.parametrize("name", ["math.factorial", "get-weather", "1abc", "v2.search_items"])
+def test_names_providers_accept_are_accepted(name: str) -> None:
+    assert Tool(lambda: None, name=name).name == name
+
+
+def test_annotated_field_description_reaches_the_schema() -> None:
+    @tool
+    def scale(x: Annotated[int, Field(ge=0, description="an x")], y: int = 1) -> int:
+        """Scale x."""
+        return x * y
+
+    @tool
+    def shift(x: Annotated[int, Field(ge=0, description="an x")]) -> int:
+        """Shift x.
+
+        Args:
+            x: How far to shift; the docstring wins.
+        """
+        return x
+
+    assert scale.parameters["properties"]["x"] == {
+        "type": "integer",
+        "minimum": 0,
+        "description": "an x",
+    }
+    assert shift.parameters["properties"]["x"] == {
+        "type": "integer",
+        "minimum": 0,
+        "description": "How far to shift; the docstring wins.",
+    }
+    with pytest.raises(ToolError, match="argument 'x'"):
+        scale.call({"x": -1})
 
 
 class Counter(Toolset):

@@ -56,6 +56,8 @@ class Conversation:
         created_at: When it was created (default: now).
     """
 
+    __module__ = "agentlib"  # the public name: agentlib.Conversation
+
     def __init__(
         self,
         id: str | None = None,

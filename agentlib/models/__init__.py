@@ -17,7 +17,7 @@ from agentlib.models.base import (
     ModelResponse,
     OutputSchema,
 )
-from agentlib.models.testing import FunctionModel, ScriptedModel
+from agentlib.models.testing import FunctionModel, ScriptedModel, TestModel
 
 if TYPE_CHECKING:
     from agentlib.models.local import LocalModel
@@ -36,6 +36,7 @@ __all__ = [
     "OutlinesModel",
     "OutputSchema",
     "ScriptedModel",
+    "TestModel",
 ]
 
 __getattr__, __dir__ = lazy_exports(

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "FINAL_ANSWER",
+    "ActionBranch",
     "GenerationPath",
     "Message",
     "Model",
@@ -20,6 +22,8 @@ __all__ = [
     "ModelResponse",
     "OutputSchema",
     "Role",
+    "StepActions",
+    "TokenCounter",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -45,6 +49,44 @@ class Message:
     """The text of the message."""
 
 
+FINAL_ANSWER = "final_answer"
+"""The name of the step's final-answer branch (no tool may take it)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionBranch:
+    """One action a step may hold, as a function a backend can offer natively."""
+
+    name: str
+    """The function name (a tool's name, or the final answer's)."""
+    description: str
+    """What the function does, for the model."""
+    parameters: Mapping[str, Any]
+    """The JSON schema (an object) of the function's arguments."""
+    is_final: bool = False
+    """Whether this branch is the final answer."""
+
+
+StepAssembler = Callable[[str, Sequence[tuple[str, Mapping[str, Any]]]], str]
+"""`(thought, [(branch name, arguments)]) -> the step's text in its format`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepActions:
+    """The step's branches as data, for backends that call them natively (tool calls).
+
+    The step format builds it; a backend offers each branch as a function and turns the calls
+    it gets back into the step's text with `assemble`, without knowing the step's keys.
+    """
+
+    branches: tuple[ActionBranch, ...]
+    """Every tool, then the final answer."""
+    parallel_calls: int
+    """How many calls one step may hold."""
+    assemble: StepAssembler
+    """Builds the step's text from a thought and the calls made."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class OutputSchema:
     """A JSON schema the model's reply must satisfy, with a stable key for caching compiled forms.
@@ -52,16 +94,20 @@ class OutputSchema:
     Args:
         name: A short identifier (letters, digits, `_`), used as the schema name by servers.
         schema: The JSON schema (a JSON-able dict). Treat it as read-only.
+        key: The cache key; by default a digest of the schema (property order included: it is
+            generation order for constrained decoding).
+        actions: For the agent's step, its branches as data (see `StepActions`).
     """
 
     name: str
     schema: Mapping[str, Any]
     key: str = field(default="", compare=False)
+    actions: StepActions | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
             digest = hashlib.sha256(
-                json.dumps(self.schema, sort_keys=True, separators=(",", ":")).encode()
+                json.dumps(self.schema, separators=(",", ":")).encode()
             ).hexdigest()[:24]
             object.__setattr__(self, "key", digest)
 
@@ -139,4 +185,13 @@ class Model(Protocol):
         Raises:
             ModelError: The backend failed (unreachable, HTTP error, unknown model, ...).
         """
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A model that can count tokens with its own tokenizer (used to check a task fits)."""
+
+    def count_tokens(self, text: str) -> int:
+        """The number of tokens `text` takes in this model's prompt."""
         ...

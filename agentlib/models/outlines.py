@@ -40,6 +40,7 @@ from agentlib._optional import optional_imports
 from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models._schema_check import compile_schema_guarded
 from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
+from agentlib.models.profiles import ModelProfile, profile_for
 
 __all__ = ["ConstraintBackend", "GuideCacheInfo", "OutlinesModel", "compile_schema_guarded"]
 
@@ -50,6 +51,7 @@ ConstraintBackend = Literal["llguidance", "outlines_core"]
 
 _ITEM_SEPARATOR = ", "
 _KEY_SEPARATOR = ": "
+_ALLOWED_ESCAPES = '"\\nt'  # llguidance's escape letters: \" \\ \n \t, nothing else
 # outlines_core takes a whitespace regex instead of separators; one optional space keeps the
 # model close to the `", "` / `": "` layout it saw in training, and bounds it.
 _OUTLINES_CORE_WHITESPACE = r"[ ]?"
@@ -207,7 +209,14 @@ class _OutlinesCoreGuide:
 
 
 def llguidance_grammar(schema: Mapping[str, Any]) -> str:
-    """The llguidance grammar for `schema`, with fixed separators and no free whitespace."""
+    """The llguidance grammar for `schema`: fixed separators, no free whitespace, few escapes.
+
+    Strings may escape only a quote, a backslash, a newline and a tab: with llguidance's
+    default a small model filled a 300-character thought with control-character escapes
+    (`u001b` after a backslash: 6 characters, several tokens each) until the step ran out of
+    tokens (issue 25, item 2). Without them a character costs at most two JSON characters, so
+    the step format's string bounds keep a step within its token budget.
+    """
     with optional_imports("local", feature="the llguidance backend"):
         from llguidance import LLMatcher
 
@@ -217,6 +226,7 @@ def llguidance_grammar(schema: Mapping[str, Any]) -> str:
             "whitespace_flexible": False,
             "item_separator": _ITEM_SEPARATOR,
             "key_separator": _KEY_SEPARATOR,
+            "json_allowed_escapes": _ALLOWED_ESCAPES,
         },
     )
     return grammar
@@ -333,6 +343,8 @@ class OutlinesModel:
         ConfigurationError: An unknown backend, or a model Outlines cannot steer.
     """
 
+    __module__ = "agentlib"  # the public name: agentlib.OutlinesModel
+
     def __init__(
         self,
         outlines_model: Any,
@@ -388,6 +400,23 @@ class OutlinesModel:
     def capabilities(self) -> ModelCapabilities:
         """Constrained JSON schema and regex (CFG too with llguidance)."""
         return self._capabilities
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The step options and generation defaults matched from the model's name."""
+        return profile_for(self._name)
+
+    def count_tokens(self, text: str) -> int:
+        """The number of tokens `text` takes, counted with the model's own tokenizer."""
+        if self._llama is not None:
+            return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        tokenizer = getattr(self.outlines_model, "tokenizer", None)
+        encode = getattr(tokenizer, "encode", None)
+        if callable(encode):
+            ids = encode(text)
+            first = ids[0] if isinstance(ids, tuple) else ids
+            return int(getattr(first, "shape", [len(first)])[-1])
+        return len(text) // 4  # no tokenizer exposed: a characters-based estimate
 
     def guide_cache_info(self) -> GuideCacheInfo:
         """How often a compiled guide was reused, and how many schemas were compiled."""

@@ -3,10 +3,9 @@
 import json
 from collections.abc import Sequence
 
-from agentlib.tools.cypher import GraphDatabase, load_sample_graph
-
 from agentlib import Agent, FunctionModel, Message, OutputSchema
 from agentlib.models.testing import call, final
+from agentlib.tools.cypher import GraphDatabase, load_sample_graph
 
 
 def decide(messages: Sequence[Message], output: OutputSchema | None) -> dict[str, object]:

@@ -1,8 +1,7 @@
 """Constrained construction: the model fills in a pattern whose names are the schema's enums."""
 
-from agentlib.tools.cypher import GraphDatabase, load_sample_graph, text_to_cypher
-
 from agentlib import ScriptedModel
+from agentlib.tools.cypher import GraphDatabase, load_sample_graph, text_to_cypher
 
 database = GraphDatabase(load_sample_graph())
 

@@ -1,8 +1,7 @@
 """Describe the sample movies graph and run read-only Cypher on it."""
 
-from agentlib.tools.cypher import GraphDatabase, load_sample_graph
-
 from agentlib import ToolError
+from agentlib.tools.cypher import GraphDatabase, load_sample_graph
 
 database = GraphDatabase(load_sample_graph(), max_rows=50, timeout=10.0)
 print(database.describe())
@@ -11,7 +10,7 @@ result = database.run(
     "MATCH (d:Person)-[:DIRECTED]->(m:Movie) "
     "RETURN d.name AS director, count(m) AS movies ORDER BY movies DESC LIMIT 3"
 )
-print(result.query)  # the text that ran: count(m) normalised to COUNT(m) for grand-cypher
+print(result.query)  # the validated text that ran, rebuilt from its tokens
 for row in result.rows:
     print(row)
 assert result.rows[0] == {"director": "Christopher Nolan", "movies": 5}

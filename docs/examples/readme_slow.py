@@ -1,10 +1,9 @@
 """README's example: the embedded model answers with the calculator, offline."""
 
 from agentlib import Agent, LocalModel
-from agentlib.tools.calculator import EXAMPLE, calculator
+from agentlib.tools.calculator import calculator
 
-model = LocalModel(repeat_penalty=1.0)  # SmolLM2-135M, embedded in the package, offline
-agent = Agent(model, tools=[calculator], instructions=EXAMPLE, max_thought_length=100)
+agent = Agent(LocalModel(), tools=[calculator])  # SmolLM2-135M, embedded, offline
 result = agent.run("What is 17 * 23?")
 print(result.output)  # 391
 print(result.stop_reason, result.generation_path)  # final_answer constrained

@@ -173,7 +173,7 @@ async def test_tools_mode_exposes_each_action_as_a_strict_function() -> None:
             "type": "function",
             "function": {
                 "name": "add",
-                "description": "Call the tool 'add'.",
+                "description": "Add two integers.",
                 "parameters": {
                     "type": "object",
                     "properties": {
@@ -230,6 +230,28 @@ async def test_tools_mode_with_parallel_steps_allows_several_calls() -> None:
         {"tool": "add", "arguments": {"a": 1, "b": 2}},
         {"tool": "add", "arguments": {"a": 3, "b": 4}},
     ]
+
+
+async def test_tools_mode_writes_the_step_in_the_format_it_was_given() -> None:
+    from agentlib.models.profiles import StepOptions
+    from agentlib.step_format import StepFormat
+
+    step_format = StepFormat.build(
+        [add], int, options=StepOptions(key_shape="name", thought="after")
+    )
+    renamed = OutputSchema(
+        "not_the_usual_name", step_format.output.schema, actions=step_format.output.actions
+    )
+    with run_server([tool_calls(("add", {"a": 1, "b": 2}), content="Adding.")]) as server:
+        response = await _model(server.base_url, mode="tools").agenerate(USER, output=renamed)
+    assert [tool["function"]["name"] for tool in server.chat_requests[0]["tools"]] == [
+        "add",
+        "final_answer",
+    ]
+    assert json.loads(response.text) == {
+        "action": {"name": "add", "arguments": {"a": 1, "b": 2}},
+        "thought": "Adding.",
+    }
 
 
 async def test_tools_mode_forces_one_function_for_a_plain_schema() -> None:

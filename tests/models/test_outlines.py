@@ -202,7 +202,7 @@ async def test_constrained_step_validates_and_names_a_real_tool(local: LocalMode
     )
     assert response.path == "constrained"
     step = parse_step(response.text, step_schema, TOOLS)
-    assert step.is_final or step.calls[0][0] in TOOLS
+    assert step.is_final or step.calls[0].name in TOOLS
     assert response.finish_reason == "stop"
 
 

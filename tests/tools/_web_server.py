@@ -203,6 +203,43 @@ def make_pdf(lines: list[str], *, title: str = "") -> bytes:
     return output
 
 
+def make_heavy_pdf(pages: int = 7, depth: int = 6, fan_out: int = 8) -> bytes:
+    """A few KB of PDF whose pages draw forms that draw `fan_out` copies of the next form,
+    `depth` levels deep: pypdf's text extraction spends tens of seconds on it."""
+    font = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
+    first_form = len(objects) + 1
+    for level in range(depth):
+        if level == depth - 1:
+            content, resources = "BT /F1 1 Tf (otters) Tj ET", f"<< /Font << /F1 {font} >> >>"
+        else:
+            content = " ".join(["q /X Do Q"] * fan_out)
+            resources = f"<< /XObject << /X {first_form + level + 1} 0 R >> >>"
+        objects.append(
+            f"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources {resources} "
+            f"/Length {len(content)} >>\nstream\n{content}\nendstream"
+        )
+    kids = []
+    for _ in range(pages):
+        content = " ".join(["q /X Do Q"] * fan_out)
+        kids.append(f"{len(objects) + 1} 0 R")
+        objects.append(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject "
+            f"<< /X {first_form} 0 R >> >> /Contents {len(objects) + 2} 0 R >>"
+        )
+        objects.append(f"<< /Length {len(content)} >>\nstream\n{content}\nendstream")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {pages} >>"
+    output, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(output))
+        output += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(output)
+    output += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    output += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    return output + trailer.encode()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll `condition` (for server-side effects that land just after the client returns)."""
     deadline = time.monotonic() + timeout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ import pytest
 
 from agentlib import ConfigurationError, ToolError
 from agentlib.tools.cypher import (
+    GrandCypherBackend,
     GraphDatabase,
     GraphSchema,
+    LadybugBackend,
     graph_from_edge_list,
     graph_from_records,
     load_sample_graph,
@@ -51,10 +54,19 @@ def sample() -> Sample:
     return Sample()
 
 
+@pytest.fixture(scope="module", params=["ladybug", "grand-cypher"])
+def database(request: pytest.FixtureRequest) -> GraphDatabase:
+    # In-process: these tests check answers, on both engines; the worker process has its own
+    # tests (test_cypher_worker.py).
+    graph = load_sample_graph()
+    if request.param == "ladybug":
+        return GraphDatabase(LadybugBackend(graph, isolation="none"), timeout=None)
+    return GraphDatabase(GrandCypherBackend(graph, isolation="none"), timeout=None)
+
+
 @pytest.fixture(scope="module")
-def database() -> GraphDatabase:
-    # In-process: these tests check answers; the worker process has its own tests below.
-    return GraphDatabase(load_sample_graph(), timeout=None)
+def grand() -> GraphDatabase:
+    return GraphDatabase(GrandCypherBackend(load_sample_graph(), isolation="none"), timeout=None)
 
 
 def _column(rows: list[dict[str, Any]], name: str) -> list[Any]:
@@ -279,8 +291,8 @@ def test_nodes_and_relationships_come_back_as_plain_data(database: GraphDatabase
     ]
 
 
-def test_row_limit_truncates_and_says_so(sample: Sample) -> None:
-    database = GraphDatabase(load_sample_graph(), timeout=None, max_rows=10)
+def test_row_limit_truncates_and_says_so(database: GraphDatabase) -> None:
+    database = GraphDatabase(database.backend, timeout=None, max_rows=10)
     result = database.run("MATCH (p:Person) RETURN p.name")
     assert len(result.rows) == 10
     assert result.truncated
@@ -292,6 +304,134 @@ def test_skip_and_limit_page_through_ordered_rows(database: GraphDatabase, sampl
     titles = sorted(node["properties"]["title"] for node in sample.of_label("Movie"))
     rows = database.run("MATCH (m:Movie) RETURN m.title ORDER BY m.title SKIP 5 LIMIT 3").rows
     assert _column(rows, "m.title") == titles[5:8]
+
+
+# ---- issue 21's examples: openCypher answers on the embedded engine ------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[GraphDatabase]:
+    database = GraphDatabase(load_sample_graph(), timeout=30.0)
+    yield database
+    database.close()
+
+
+def _born(sample: Sample, name: str) -> int | None:
+    for node in sample.of_label("Person"):
+        if node["properties"]["name"] == name:
+            return node["properties"].get("born")
+    raise AssertionError(name)
+
+
+def test_the_default_engine_is_the_embedded_database(embedded: GraphDatabase) -> None:
+    assert isinstance(embedded.backend, LadybugBackend)
+
+
+def test_comparing_two_peoples_birth_years(embedded: GraphDatabase, sample: Sample) -> None:
+    for older, younger in (("Tom Hanks", "Meg Ryan"), ("Meg Ryan", "Tom Hanks")):
+        rows = embedded.run(
+            f"MATCH (a:Person {{name: '{older}'}}), (b:Person {{name: '{younger}'}}) "
+            "WHERE a.born > b.born RETURN a.name, b.name"
+        ).rows
+        expected = _born(sample, older) > _born(sample, younger)  # type: ignore[operator]
+        assert rows == ([{"a.name": older, "b.name": younger}] if expected else [])
+
+
+def test_collect_in_a_with_pipeline(embedded: GraphDatabase, sample: Sample) -> None:
+    cast: dict[str, set[str]] = {}
+    for link in sample.links("ACTED_IN"):
+        cast.setdefault(sample.name(link["target"]), set()).add(sample.name(link["source"]))
+    expected = sorted(
+        ((title, len(actors)) for title, actors in cast.items() if len(actors) >= 5),
+        key=lambda item: (-item[1], item[0]),
+    )
+    rows = embedded.run(
+        "MATCH (p:Person)-[:ACTED_IN]->(m:Movie) WITH m, collect(p.name) AS actors "
+        "WHERE size(actors) >= 5 RETURN m.title AS title, size(actors) AS n "
+        "ORDER BY n DESC, title"
+    ).rows
+    assert [(row["title"], row["n"]) for row in rows] == expected
+
+
+def test_order_by_an_aggregate_with_ties_broken(embedded: GraphDatabase, sample: Sample) -> None:
+    counts = Counter(sample.name(r["source"]) for r in sample.links("ACTED_IN"))
+    expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:7]
+    rows = embedded.run(
+        "MATCH (p:Person)-[:ACTED_IN]->(:Movie) RETURN p.name AS actor, count(*) AS n "
+        "ORDER BY n DESC, actor LIMIT 7"
+    ).rows
+    assert [(row["actor"], row["n"]) for row in rows] == expected
+
+
+def test_relationship_properties_and_unwind_of_a_list_property(
+    embedded: GraphDatabase, sample: Sample
+) -> None:
+    roles = Counter(
+        role for link in sample.links("ACTED_IN") for role in link["properties"].get("roles", [])
+    )
+    rows = embedded.run(
+        "MATCH (:Person)-[r:ACTED_IN]->(:Movie) UNWIND r.roles AS role "
+        "RETURN role, count(*) AS n ORDER BY n DESC, role LIMIT 3"
+    ).rows
+    assert [(row["role"], row["n"]) for row in rows] == sorted(
+        roles.items(), key=lambda item: (-item[1], item[0])
+    )[:3]
+
+
+def test_one_relationship_is_never_matched_twice(embedded: GraphDatabase, sample: Sample) -> None:
+    # openCypher: the two ACTED_IN relationships of one MATCH are different relationships, so a
+    # co-actor is never the actor themself.
+    rows = embedded.run(
+        "MATCH (a:Person {name: 'Tom Hanks'})-[:ACTED_IN]->(m:Movie)<-[:ACTED_IN]-(b:Person) "
+        "RETURN DISTINCT b.name"
+    ).rows
+    assert "Tom Hanks" not in [row["b.name"] for row in rows]
+    assert rows
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("UNWIND [1, 2.5] AS x RETURN x", "mixes integers and floats"),
+        ("MATCH (p:Person) RETURN keys(p)", "keys"),
+        ("MATCH (p:Person) RETURN properties(p)", "properties"),
+        ("MATCH (p:Person) RETURN substring(p.name, 0, 2)", "counts from 1"),
+        ("MATCH (p:Person)-[:ACTED_IN]->(m) RETURN collect(m.title)[0]", "counts from 1"),
+        ("MATCH (:Person)-[r:ACTED_IN]->(:Movie) RETURN r.roles[1..2]", "counts from 1"),
+        ("MATCH (p:Person) RETURN p.born IN [1956, null]", "holds null"),
+        ("MATCH (m:Movie) RETURN toString(m.released)", "six decimals"),
+        (
+            "MATCH (a:Person)-[:FOLLOWS*1..2]->(b:Person)-[:ACTED_IN]->(m:Movie) RETURN m.title",
+            "variable-length relationship together with other relationships",
+        ),
+    ],
+)
+def test_what_the_embedded_engine_would_answer_differently_is_refused(
+    embedded: GraphDatabase, query: str, message: str
+) -> None:
+    with pytest.raises(ToolError, match=message):
+        embedded.run(query)
+
+
+def test_sums_and_labels_come_back_as_cypher_values(embedded: GraphDatabase) -> None:
+    # sum() of integers is a 128-bit integer in the engine: it comes back as an int.
+    assert embedded.run("UNWIND [1, 2, 3] AS x RETURN sum(x) AS s").rows == [{"s": 6}]
+    rows = embedded.run("MATCH (n) RETURN labels(n) AS l, count(*) AS c ORDER BY c DESC").rows
+    assert rows == [
+        {"l": ["Person"], "c": 121},
+        {"l": ["Movie"], "c": 46},
+        {"l": ["Genre"], "c": 13},
+    ]
+
+
+def test_a_property_with_mixed_types_is_a_configuration_error() -> None:
+    graph = graph_from_records(
+        [{"id": 1, "label": "P", "score": 4}, {"id": 2, "label": "P", "score": 4.5}]
+    )
+    with pytest.raises(ConfigurationError, match="'score' of :P holds DOUBLE and INT64"):
+        GraphDatabase(graph, timeout=None)
+    database = GraphDatabase(GrandCypherBackend(graph, isolation="none"), timeout=None)
+    assert len(database.run("MATCH (p:P) RETURN p.score").rows) == 2
 
 
 # ---- what grand-cypher cannot do is a clear error, not a wrong answer -----------------------
@@ -318,17 +458,17 @@ def test_skip_and_limit_page_through_ordered_rows(database: GraphDatabase, sampl
     ],
 )
 def test_unsupported_queries_get_a_specific_one_line_error(
-    database: GraphDatabase, query: str, message: str
+    grand: GraphDatabase, query: str, message: str
 ) -> None:
     with pytest.raises(ToolError, match=message) as caught:
-        database.run(query)
+        grand.run(query)
     assert "\n" not in str(caught.value)
     assert "Traceback" not in str(caught.value)
 
 
-def test_normalised_forms_run(database: GraphDatabase) -> None:
+def test_normalised_forms_run(grand: GraphDatabase) -> None:
     # lower-case aggregates, single quotes, != and comma-separated patterns are rewritten.
-    result = database.run(
+    result = grand.run(
         "match (p:Person), (m:Movie) where p.name = 'Tom Hanks' and m.title != 'Heat' "
         "and m.released = 1999 return count(m) as n"
     )
@@ -339,9 +479,8 @@ def test_normalised_forms_run(database: GraphDatabase) -> None:
 # ---- structured patterns -------------------------------------------------------------------
 
 
-def test_pattern_compiles_to_quoted_cypher_and_runs(
-    database: GraphDatabase, sample: Sample
-) -> None:
+def test_pattern_compiles_to_quoted_cypher_and_runs(grand: GraphDatabase) -> None:
+    database = grand  # grand-cypher has no parameters, so the values are quoted
     pattern = {
         "start": {"variable": "p", "label": "Person"},
         "steps": [
@@ -368,7 +507,7 @@ def test_pattern_compiles_to_quoted_cypher_and_runs(
 def test_quoted_values_match_exactly_in_grand_cypher() -> None:
     names = ['Ellis "Red" Redding', "back\\slash", "Mélanie 🎬", "two\nlines"]
     graph = graph_from_records([{"id": i, "label": "P", "name": n} for i, n in enumerate(names)])
-    database = GraphDatabase(graph, timeout=None)
+    database = GraphDatabase(GrandCypherBackend(graph, isolation="none"), timeout=None)
     for name in names:
         rows = database.run_pattern(
             {

@@ -58,10 +58,12 @@ NOLAN_PATTERN = {
 def test_pattern_mode_prompts_with_the_schema_and_compiles(database: GraphDatabase) -> None:
     model = ScriptedModel([NOLAN_PATTERN])
     statement = text_to_cypher(model, database, "Which movies did Christopher Nolan direct?")
+    # The embedded engine takes parameters: the value travels as one, never in the text.
     assert statement.text == (
-        'MATCH (d:Person)-[:DIRECTED]->(m:Movie) WHERE d.name = "Christopher Nolan" '
+        "MATCH (d:Person)-[:DIRECTED]->(m:Movie) WHERE d.name = $p0 "
         "RETURN m.title ORDER BY m.released LIMIT 10"
     )
+    assert statement.parameters == {"p0": "Christopher Nolan"}
     request = model.requests[0]
     system = request.messages[0].content
     assert "(:Person)-[:DIRECTED]->(:Movie)" in system
@@ -93,7 +95,7 @@ def test_cypher_mode_shows_the_validator_error_and_retries(database: GraphDataba
     model = FunctionModel(reply)
     statement = text_to_cypher(model, database, "Movies from 1999?", mode="cypher")
     assert statement == CypherStatement(
-        text="MATCH (m:Movie) WHERE m.released = 1999 RETURN m.title"
+        text="MATCH (m:Movie) WHERE m.released = 1999 RETURN m.title", columns=("m.title",)
     )
     assert len(model.requests) == 2
 
@@ -278,6 +280,10 @@ def test_neo4j_backend_reads_in_read_mode_with_parameters(monkeypatch: pytest.Mo
                 ["source", "type", "target", "count"],
                 [["Person", "MEMBER_OF", "Team", 2]],
             ),
+            "MATCH ()-[r]->() WITH r LIMIT": (
+                ["type", "key", "examples", "count"],
+                [["MEMBER_OF", "since", [2019, 2021], 2]],
+            ),
             "CALL": (["nodes", "relationships"], [[3, 2]]),
             "MATCH (p:Person)": (["p.name"], [["Ada"], ["Linus"]]),
         }
@@ -285,6 +291,8 @@ def test_neo4j_backend_reads_in_read_mode_with_parameters(monkeypatch: pytest.Mo
     database = GraphDatabase(Neo4jBackend(driver, database="people"), timeout=5.0)
     assert database.schema.relationship_types == ["MEMBER_OF"]
     assert "(:Person)-[:MEMBER_OF]->(:Team) (2)" in database.describe()
+    assert ".since: INTEGER, e.g. 2019, 2021" in database.describe()
+    assert "since" in database.schema.property_names
     result = database.run_pattern(
         {
             "start": {"variable": "p", "label": "Person"},

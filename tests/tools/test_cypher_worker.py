@@ -9,7 +9,12 @@ import networkx as nx
 import pytest
 
 from agentlib import ToolError
-from agentlib.tools.cypher import GraphDatabase, graph_from_records, load_sample_graph
+from agentlib.tools.cypher import (
+    GraphDatabase,
+    LadybugBackend,
+    graph_from_records,
+    load_sample_graph,
+)
 
 
 def _worker_children() -> list[int]:
@@ -42,12 +47,14 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 @needs_proc
 def test_a_blow_up_pattern_is_stopped_and_the_worker_replaced() -> None:
-    # 25 * 24 * 23 * 22 * 21 = 6.4 million matches before COUNT can answer: minutes of work.
+    # 25 * 24 ** 6 = 4.8 billion paths before COUNT can answer: minutes of work on either
+    # embedded engine.
     database = GraphDatabase(_dense_graph(25), timeout=2.0)
     try:
         with pytest.raises(ToolError, match="took longer than 2 s and was stopped"):
             database.run(
-                "MATCH (a:N)-[:TO]->(b:N)-[:TO]->(c:N)-[:TO]->(d:N)-[:TO]->(e:N) RETURN COUNT(a)"
+                "MATCH (a:N)-[:TO]->(b:N)-[:TO]->(c:N)-[:TO]->(d:N)-[:TO]->(e:N)-[:TO]->(f:N)"
+                "-[:TO]->(g:N) RETURN COUNT(a)"
             )
         assert _worker_children() == []  # killed, not left running in the background
         result = database.run("MATCH (a:N)-[:TO]->(b:N) WHERE a.index = 0 RETURN COUNT(b) AS n")
@@ -78,3 +85,17 @@ async def test_agent_close_stops_the_worker() -> None:
     await database.aclose()
     if Path("/proc/self/stat").exists():
         assert _worker_children() == []
+
+
+def test_the_engine_memory_is_bounded() -> None:
+    # 121 ** 3 = 1.8 million strings collected into one list: more than a 64 MiB buffer pool.
+    database = GraphDatabase(LadybugBackend(load_sample_graph(), memory_limit=64 << 20), timeout=60)
+    try:
+        with pytest.raises(ToolError, match="buffer pool is full"):
+            database.run(
+                "MATCH (a:Person), (b:Person), (c:Person) "
+                "RETURN collect(a.name + b.name + c.name) AS names"
+            )
+        assert database.run("MATCH (g:Genre) RETURN count(g) AS n").rows == [{"n": 13}]
+    finally:
+        database.close()

@@ -183,9 +183,7 @@ def test_an_in_memory_engine_is_used_as_given() -> None:
     database = SQLDatabase(engine, query_mode="sql")
     assert database.run_sql("SELECT COUNT(*) FROM genres").rows == [[8]]
     with pytest.raises(ToolError, match="the database refused the query"):
-        from agentlib.tools.sql._connection import execute_read_only
-
-        execute_read_only(engine, "DELETE FROM genres", timeout=5, max_rows=1)
+        database.executor.execute("DELETE FROM genres", timeout=5, max_rows=1)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM genres").scalar() == 8
 
@@ -409,10 +407,20 @@ def test_text_to_sql_free_sql_retries_after_a_refusal(sqlite_db: SQLDatabase) ->
 
 
 def test_text_to_sql_gives_up_with_the_last_refusal(sqlite_db: SQLDatabase) -> None:
-    model = ScriptedModel([{"sql": "DROP TABLE tracks"}] * 3)
+    model = ScriptedModel(
+        [{"sql": "DROP TABLE tracks"}, {"sql": "DELETE FROM tracks"}, {"sql": "DROP TABLE songs"}]
+    )
     with pytest.raises(ToolError, match="only SELECT queries are allowed"):
         text_to_sql(model, sqlite_db, "Remove the tracks", mode="sql", retries=2)
     assert model.remaining == 0
+
+
+def test_text_to_sql_stops_when_the_model_repeats_a_refused_query(sqlite_db: SQLDatabase) -> None:
+    # The same retry loop as the agent's: a word-for-word repeat cannot progress.
+    model = ScriptedModel([{"sql": "DROP TABLE tracks"}] * 3)
+    with pytest.raises(ToolError, match="only SELECT queries are allowed"):
+        text_to_sql(model, sqlite_db, "Remove the tracks", mode="sql", retries=2)
+    assert model.remaining == 1
 
 
 def test_large_schema_is_trimmed_to_relevant_tables(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from agentlib import ToolError
 from agentlib.tools.sql import SQLDatabase
-from agentlib.tools.sql._connection import execute_read_only
 from tests.tools._sql_databases import (
     content_fingerprint,
     database_file,
@@ -306,7 +305,7 @@ def test_read_only_connection_refuses_writes_without_the_validator(
     database, url = open_database(dialect)
     before = _fingerprint(url)
     with pytest.raises(ToolError, match="the database refused the query"):
-        execute_read_only(database.engine, sql.format(directory=tmp_path), timeout=5.0, max_rows=10)
+        database.executor.execute(sql.format(directory=tmp_path), timeout=5.0, max_rows=10)
     assert _fingerprint(url) == before
     assert list(tmp_path.iterdir()) == []
 

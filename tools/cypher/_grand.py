@@ -21,24 +21,23 @@ Other parse failures come back as one line naming the column, never a lark trace
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from queue import Empty, Queue
-from typing import Any
+from typing import Any, Literal
 
 from agentlib import ToolError
 
-from . import _worker
-from ._syntax import CypherSyntaxInfo, Token, render
-from ._worker import execute, read_frame, write_frame
+from ._backend import QueryResult, rows_as_dicts
+from ._pattern import CypherStatement
+from ._process import QueryWorker
+from ._render import render
+from ._schema import GraphSchema, schema_from_networkx
+from ._syntax import CypherSyntaxInfo, Token, tokenize, validate_read_only
+from ._worker import execute
 
-__all__ = ["GrandQuery", "QueryWorker", "translate"]
+__all__ = ["GrandCypherBackend", "GrandQuery", "translate"]
 
 _AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT"})
-_STARTUP_TIMEOUT = 120.0
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUPPORTED = (
     "grand-cypher supports MATCH patterns, WHERE, RETURN [DISTINCT] with properties, "
@@ -351,110 +350,6 @@ def _raise_outcome(outcome: tuple[str, Any, Any]) -> tuple[list[str], list[list[
     raise ToolError(f"grand-cypher failed on this query: {second}; {_SUPPORTED}")
 
 
-class QueryWorker:
-    """Runs grand-cypher queries in a child process that is killed when a query times out.
-
-    The child gets a pickled copy of the graph when it starts (lazily, at the first query); a
-    killed child is replaced at the next query. Calls are serialised by a lock.
-
-    Args:
-        graph: The NetworkX graph to copy into the child.
-    """
-
-    def __init__(self, graph: Any) -> None:
-        self._graph = graph
-        self._process: subprocess.Popen[bytes] | None = None
-        self._replies: Queue[Any] = Queue()
-        self._lock = threading.Lock()
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            # -P: do not put tools/ on sys.path (its web.py, sql.py... would shadow modules).
-            [sys.executable, "-P", _worker.__file__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert process.stdin is not None and process.stdout is not None
-        replies: Queue[Any] = Queue()
-        stdout = process.stdout
-
-        def pump() -> None:
-            while True:
-                try:
-                    replies.put(read_frame(stdout))
-                except (EOFError, OSError, ValueError):
-                    replies.put(EOFError())
-                    return
-
-        threading.Thread(target=pump, name="cypher-worker-reader", daemon=True).start()
-        self._replies = replies
-        self._process = process
-        # The query clock starts once the child has imported grand-cypher and read the graph.
-        try:
-            write_frame(process.stdin, self._graph)
-            ready = replies.get(timeout=_STARTUP_TIMEOUT)
-        except (Empty, OSError) as exc:
-            self._kill()
-            raise ToolError("the query worker did not start; try again") from exc
-        if ready != "ready":
-            self._kill()
-            raise ToolError("the query worker did not start; try again")
-        return process
-
-    def run(self, query: GrandQuery, *, timeout: float) -> tuple[list[str], list[list[Any]]]:
-        """Run `query` in the child; kill the child if it takes longer than `timeout` seconds.
-
-        Raises:
-            ToolError: The query timed out, the engine refused it, or the child died.
-        """
-        with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._process = self._start()
-            process = self._process
-            assert process.stdin is not None
-            options = {
-                "limit": query.engine_limit,
-                "relationship_variables": query.relationship_variables,
-                "column_order": query.columns,
-            }
-            try:
-                write_frame(process.stdin, (query.text, options))
-                reply = self._replies.get(timeout=timeout)
-            except Empty:
-                self._kill()
-                raise ToolError(
-                    f"the query took longer than {timeout:g} s and was stopped; make the "
-                    "pattern more specific (labels, property filters) or add a LIMIT"
-                ) from None
-            except (BrokenPipeError, OSError) as exc:
-                self._kill()
-                raise ToolError(
-                    f"the query worker stopped unexpectedly ({exc}); try again"
-                ) from exc
-            if isinstance(reply, EOFError):
-                self._kill()
-                raise ToolError(
-                    "the query worker stopped while running the query (out of memory?); "
-                    "make the pattern more specific or add a LIMIT"
-                )
-        return _raise_outcome(reply)
-
-    def _kill(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.kill()
-            process.wait()
-            for stream in (process.stdin, process.stdout):
-                if stream is not None:
-                    stream.close()
-
-    def close(self) -> None:
-        """Stop the child process, if one runs."""
-        with self._lock:
-            self._kill()
-
-
 def run_in_process(graph: Any, query: GrandQuery) -> tuple[list[str], list[list[Any]]]:
     """Run `query` in this process, with no timeout (for trusted queries and tests)."""
     outcome = execute(
@@ -465,3 +360,64 @@ def run_in_process(graph: Any, query: GrandQuery) -> tuple[list[str], list[list[
         column_order=query.columns,
     )
     return _raise_outcome(outcome)
+
+
+class GrandCypherBackend:
+    """Runs queries with grand-cypher on a NetworkX graph, in a worker process by default.
+
+    Args:
+        graph: A NetworkX `MultiDiGraph` or `DiGraph` with labels in `__labels__` (build one
+            with `graph_from_records` or `graph_from_edge_list`).
+        isolation: `process` runs each query in a child process holding a copy of the graph,
+            killed when a query outlives its timeout; `none` runs in this process with no
+            timeout (only for trusted queries: a pattern can take exponential time).
+    """
+
+    supports_parameters = False
+
+    def __init__(self, graph: Any, *, isolation: Literal["process", "none"] = "process") -> None:
+        self._graph = graph
+        self._schema = schema_from_networkx(graph)
+        self._isolation = isolation
+        self._worker = QueryWorker("grand-cypher", graph) if isolation == "process" else None
+
+    def schema(self) -> GraphSchema:
+        """The schema extracted from the graph when the backend was made."""
+        return self._schema
+
+    def run(
+        self, statement: CypherStatement, *, max_rows: int, timeout: float | None
+    ) -> QueryResult:
+        """Translate the statement to grand-cypher's dialect and run it.
+
+        Raises:
+            ToolError: grand-cypher cannot run it correctly, it failed, or it timed out.
+        """
+        if statement.parameters:
+            raise ToolError("grand-cypher has no parameters: quote values with quote_literal")
+        tokens = tokenize(statement.text)
+        info = validate_read_only(tokens)
+        query = translate(tokens, info, max_rows=max_rows, directions=self._schema.directions())
+        if self._worker is not None and timeout is not None:
+            options = {
+                "limit": query.engine_limit,
+                "relationship_variables": query.relationship_variables,
+                "column_order": query.columns,
+            }
+            columns, rows = _raise_outcome(self._worker.run(query.text, options, timeout=timeout))
+        else:
+            columns, rows = run_in_process(self._graph, query)
+        rows = rows[query.skip :]
+        if query.limit is not None:
+            rows = rows[: query.limit]
+        return QueryResult(
+            query=query.text,
+            columns=columns,
+            rows=rows_as_dicts(columns, rows[:max_rows]),
+            truncated=len(rows) > max_rows,
+        )
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        if self._worker is not None:
+            self._worker.close()

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._render import quote_literal
 from ._schema import GraphSchema
-from ._syntax import quote_literal
 
 __all__ = [
     "CypherStatement",
@@ -59,6 +59,9 @@ class CypherStatement:
     """Values referenced as `$name` in the text (empty for engines without parameters)."""
     pattern: GraphPattern | None = None
     """The structured pattern it was compiled from, if any."""
+    columns: tuple[str, ...] | None = None
+    """The column names as the query was written (openCypher names a column after the text
+    of its expression); `None` to take them from `text`."""
 
 
 class _Strict(BaseModel):

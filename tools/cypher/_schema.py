@@ -1,7 +1,8 @@
 """The graph schema of `agentlib.tools.cypher`: extraction from NetworkX, and its description.
 
-grand-cypher's conventions are handled here so users need not know them: a node's labels and
-an edge's type live in the `__labels__` attribute (a set), every other attribute is a property.
+The NetworkX conventions (grand-cypher's) are handled here so users need not know them: a
+node's labels and an edge's type live in the `__labels__` attribute (a set), every other
+attribute is a property.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "RelationshipInfo",
     "labels_of",
     "schema_from_networkx",
+    "type_name",
 ]
 
 LABELS = "__labels__"
@@ -81,7 +83,9 @@ class GraphSchema:
     relationship_count: int
     """All relationships."""
     unlabelled_nodes: int = 0
-    """Nodes without a label (queries can reach them only through relationships)."""
+    """Nodes without a label."""
+    unlabelled_properties: tuple[PropertyInfo, ...] = ()
+    """The properties of nodes without a label."""
 
     @property
     def label_names(self) -> list[str]:
@@ -98,6 +102,7 @@ class GraphSchema:
         """Every property name of nodes and relationships, sorted."""
         names = {p.name for label in self.labels for p in label.properties}
         names.update(p.name for r in self.relationships for p in r.properties)
+        names.update(p.name for p in self.unlabelled_properties)
         return sorted(names)
 
     def properties_of(self, label_or_type: str) -> list[str]:
@@ -130,6 +135,7 @@ class GraphSchema:
             lines.extend(f"    {_describe_property(p)}" for p in label.properties)
         if self.unlabelled_nodes:
             lines.append(f"- ({self.unlabelled_nodes} nodes without a label)")
+            lines.extend(f"    {_describe_property(p)}" for p in self.unlabelled_properties)
         lines.append("Relationship types (count), always in this direction:")
         for relationship in self.relationships:
             lines.append(
@@ -151,6 +157,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def type_name(value: Any) -> str:
+    """The Cypher type name of a Python value (`STRING`, `INTEGER`, `FLOAT`, `LIST`, ...)."""
+    return _TYPE_NAMES.get(type(value), type(value).__name__.upper())
+
+
 def labels_of(data: Mapping[str, Any]) -> list[str]:
     """The labels (or relationship type) stored on a node or edge, sorted."""
     value = data.get(LABELS)
@@ -169,7 +180,7 @@ class _PropertyTally:
 
     def add(self, value: Any) -> None:
         self.count += 1
-        self.types[_TYPE_NAMES.get(type(value), type(value).__name__.upper())] = None
+        self.types[type_name(value)] = None
         if len(self.examples) < _EXAMPLES and value not in self.examples:
             self.examples.append(value)
 
@@ -201,15 +212,17 @@ def schema_from_networkx(graph: Any) -> GraphSchema:
         )
     by_label: dict[str, list[Mapping[str, Any]]] = {}
     unlabelled = 0
+    unlabelled_items: list[Mapping[str, Any]] = []
     node_labels: dict[Any, list[str]] = {}
     for node, data in graph.nodes(data=True):
         labels = labels_of(data)
         node_labels[node] = labels or ["(no label)"]
         if not labels:
             unlabelled += 1
+            unlabelled_items.append(data)
         for label in labels:
             by_label.setdefault(label, []).append(data)
-    if graph.number_of_nodes() and not by_label:
+    if graph.number_of_nodes() and not any(LABELS in data for _, data in graph.nodes(data=True)):
         raise ConfigurationError(
             f"no node has a label: store labels in the '{LABELS}' node attribute (a set of "
             "strings), or build the graph with graph_from_records / graph_from_edge_list"
@@ -238,4 +251,5 @@ def schema_from_networkx(graph: Any) -> GraphSchema:
         node_count=graph.number_of_nodes(),
         relationship_count=graph.number_of_edges(),
         unlabelled_nodes=unlabelled,
+        unlabelled_properties=_tally(unlabelled_items),
     )

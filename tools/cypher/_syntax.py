@@ -3,7 +3,7 @@
 The validator works on tokens, never on raw text: string literals, backticked names and
 comments are recognised first, so a keyword hidden in a string is data and a keyword hidden
 behind a comment, odd casing or a full-width look-alike is still found. The text that runs is
-rebuilt from the validated tokens (`render`), so what was checked is exactly what executes;
+rebuilt from the validated tokens (`_render.render`), so what was checked is exactly what executes;
 string literals are re-quoted by `quote_literal`, never copied through.
 
 Translation to grand-cypher's dialect lives in `_grand.py`.
@@ -11,7 +11,6 @@ Translation to grand-cypher's dialect lives in `_grand.py`.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -23,8 +22,7 @@ from agentlib import ToolError
 __all__ = [
     "CypherSyntaxInfo",
     "Token",
-    "quote_literal",
-    "render",
+    "return_columns",
     "tokenize",
     "validate_read_only",
 ]
@@ -84,6 +82,8 @@ class Token:
     """The decoded value: the string's content, the name inside the backticks, the symbol."""
     position: int
     """Offset in the original query, for messages."""
+    end: int = -1
+    """Offset just after the token in the original query (-1 for tokens made by a rewrite)."""
 
     @property
     def upper(self) -> str:
@@ -152,10 +152,31 @@ def _read_backticks(query: str, start: int) -> tuple[str, int]:
     raise ToolError(f"the backticked name starting at character {start} is never closed")
 
 
+# Neo4j's lexer, character for character (Cypher5Lexer.g4 and Cypher25Lexer.g4, the grammars of
+# Neo4j's Cypher parser, published in github.com/neo4j/cypher-language-support,
+# packages/language-support/src/antlr-grammar):
+#   SINGLE_LINE_COMMENT : '//' ~[\r\n]* ;       a `//` comment ends at CR or LF, nothing else
+#   MULTI_LINE_COMMENT  : '/*' .*? '*/' ;
+#   SPACE : \t \n \u000B \u000C \r \u001C-\u001F \u0020 \u00A0 \u1680 \u2000-\u200A \u2028
+#           \u2029 \u202F \u205F \u3000 ;
+# So `\r` (alone or in `\r\n`) ends a comment; U+2028, U+2029 and U+0085 do not (the first two
+# are only spaces, and U+0085 is neither: outside strings it is refused like any other
+# character). The text that runs is rebuilt from these tokens without the comments, so a
+# terminator read differently by some other engine cannot hide a clause either.
+COMMENT_TERMINATORS = "\r\n"
+SPACES = frozenset(
+    "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u00a0\u1680"
+    + "".join(chr(code) for code in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+
+
 def _skip_comment(query: str, index: int) -> int | None:
     if query.startswith("//", index):
-        end = query.find("\n", index)
-        return len(query) if end < 0 else end + 1
+        end = index + 2
+        while end < len(query) and query[end] not in COMMENT_TERMINATORS:
+            end += 1
+        return end
     if query.startswith("/*", index):
         end = query.find("*/", index + 2)
         if end < 0:
@@ -210,7 +231,7 @@ def tokenize(query: str) -> list[Token]:
     index = 0
     while index < len(query):
         character = query[index]
-        if character.isspace():
+        if character in SPACES:
             index += 1
             continue
         after_comment = _skip_comment(query, index)
@@ -219,122 +240,16 @@ def tokenize(query: str) -> list[Token]:
             continue
         if character in "'\"":
             text, end = _read_string(query, index)
-            tokens.append(Token("string", text, index))
+            tokens.append(Token("string", text, index, end))
         elif character == "`":
             text, end = _read_backticks(query, index)
-            tokens.append(Token("name", text, index))
+            tokens.append(Token("name", text, index, end))
         else:
             token = _read_bare(query, index)
-            tokens.append(token)
             end = index + (len(token.text) + 1 if token.kind == "parameter" else len(token.text))
+            tokens.append(Token(token.kind, token.text, index, end))
         index = end
     return tokens
-
-
-def quote_literal(value: object) -> str:
-    """Render a Python value as a Cypher literal: the library's own quoting, never raw splicing.
-
-    Strings become double-quoted and plain ASCII: quotes, backslashes and control characters
-    are escaped, other characters become escapes with 4 or 8 hex digits (the forms both
-    grand-cypher and Neo4j read); lists render element by element.
-
-    Raises:
-        ToolError: The value has no Cypher literal form (a dict, NaN, an object).
-    """
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ToolError(f"{value!r} has no Cypher literal; use a finite number")
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + "".join(_escape(character) for character in value) + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(quote_literal(item) for item in value) + "]"
-    raise ToolError(f"cannot use a {type(value).__name__} as a Cypher value")
-
-
-_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def _escape(character: str) -> str:
-    """One character in the form both grand-cypher (Python string rules) and Neo4j read."""
-    if character in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[character]
-    code = ord(character)
-    if 0x20 <= code < 0x7F:
-        return character
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def _token_text(token: Token) -> str:
-    if token.kind == "string":
-        return quote_literal(token.text)
-    if token.kind == "name":
-        return "`" + token.text.replace("`", "``") + "`"
-    if token.kind == "parameter":
-        return "$" + token.text
-    return token.text
-
-
-_TIGHT = frozenset("-[]<>")
-_WORDY = frozenset({"word", "name", "string", "number", "parameter"})
-
-
-def render(tokens: Sequence[Token]) -> str:
-    """Rebuild query text from tokens (strings re-quoted, names re-escaped, no comments)."""
-    parts: list[str] = []
-    previous: Token | None = None
-    for token in tokens:
-        text = _token_text(token)
-        if previous is not None:
-            arrow = len(parts) >= 3 and parts[-3] in ("-", "]")
-            tight = (
-                (previous.is_symbol(*_TIGHT) and token.is_symbol(*_TIGHT))
-                or previous.is_symbol(".", "(", "[", "{", "$")
-                or token.is_symbol(".", ")", "]", "}", ",", ":", "..")
-                or previous.is_symbol("..", ":")
-                or (previous.is_symbol("*") and token.kind == "number")
-                or (previous.is_symbol(")") and token.is_symbol("-", "<"))
-                or (previous.is_symbol("-", ">") and token.is_symbol("(") and arrow)
-                or (
-                    token.is_symbol("(")
-                    and previous.kind == "word"
-                    and previous.upper not in _KEYWORDS_BEFORE_PAREN
-                )
-            )
-            if not tight or (previous.kind in _WORDY and token.kind in _WORDY):
-                parts.append(" ")
-        parts.append(text)
-        previous = token
-    return "".join(parts)
-
-
-_KEYWORDS_BEFORE_PAREN = frozenset(
-    {
-        "MATCH",
-        "WHERE",
-        "AND",
-        "OR",
-        "XOR",
-        "NOT",
-        "IN",
-        "RETURN",
-        "WITH",
-        "BY",
-        "WHEN",
-        "THEN",
-        "ELSE",
-        "AS",
-        "DISTINCT",
-        "MERGE",
-        "CREATE",
-    }
-)
 
 
 @dataclass(slots=True)
@@ -370,11 +285,30 @@ def _reject_word(token: Token, previous: Token | None) -> None:
         )
 
 
+_UNWIND_HELP = (
+    "UNWIND is allowed over a literal list, a variable or a property, like UNWIND [1, 2] AS x, "
+    "UNWIND names AS name or UNWIND r.roles AS role"
+)
+
+
 def _check_unwind(tokens: Sequence[Token], index: int) -> None:
-    """`UNWIND` must be followed by a list made only of literals, then `AS name`."""
+    """`UNWIND` takes a literal list, a variable or `variable.property`, then `AS name`."""
     position = index + 1
-    if position >= len(tokens) or not tokens[position].is_symbol("["):
-        raise ToolError("UNWIND is allowed only over a literal list, like UNWIND [1, 2] AS x")
+    if position >= len(tokens):
+        raise ToolError(_UNWIND_HELP)
+    if tokens[position].kind in ("word", "name") and tokens[position].upper != "AS":
+        position += 1
+        while (
+            position + 1 < len(tokens)
+            and tokens[position].is_symbol(".")
+            and tokens[position + 1].kind in ("word", "name")
+        ):
+            position += 2
+        if position >= len(tokens) or tokens[position].upper != "AS":
+            raise ToolError(_UNWIND_HELP)
+        return
+    if not tokens[position].is_symbol("["):
+        raise ToolError(_UNWIND_HELP)
     depth = 0
     while position < len(tokens):
         token = tokens[position]
@@ -391,8 +325,8 @@ def _check_unwind(tokens: Sequence[Token], index: int) -> None:
             or (token.kind == "word" and tokens[position + 1].is_symbol(":"))
         ):
             raise ToolError(
-                "UNWIND is allowed only over a literal list (strings, numbers, booleans, null, "
-                f"nested lists and maps); found {token.text!r}"
+                "UNWIND is allowed over a literal list (strings, numbers, booleans, null, "
+                f"nested lists and maps), a variable or a property; found {token.text!r}"
             )
         position += 1
     if position + 1 >= len(tokens) or tokens[position + 1].upper != "AS":
@@ -440,6 +374,20 @@ def _note_colon(
             info.relationship_variables.add(variable.text)
     else:
         info.labels.update(names)
+
+
+def _note_relationship_variable(
+    tokens: Sequence[Token], index: int, info: CypherSyntaxInfo
+) -> None:
+    """`-[r]-`: `r` names a relationship even without a type."""
+    if (
+        tokens[index].is_symbol("[")
+        and index
+        and tokens[index - 1].is_symbol("-")
+        and index + 1 < len(tokens)
+        and tokens[index + 1].kind in ("word", "name")
+    ):
+        info.relationship_variables.add(tokens[index + 1].text)
 
 
 def _check_word(tokens: Sequence[Token], index: int, info: CypherSyntaxInfo) -> None:
@@ -502,6 +450,7 @@ def validate_read_only(tokens: Sequence[Token]) -> CypherSyntaxInfo:
             )
         elif token.is_symbol("(", "[", "{"):
             stack.append((token.text, index))
+            _note_relationship_variable(tokens, index, info)
         elif token.is_symbol(")", "]", "}"):
             if not stack:
                 raise ToolError(f"unbalanced {token.text!r} at position {token.position}")
@@ -511,6 +460,52 @@ def validate_read_only(tokens: Sequence[Token]) -> CypherSyntaxInfo:
     if stack:
         raise ToolError(f"unclosed {stack[-1][0]!r}: the query's brackets are unbalanced")
     return info
+
+
+def _last_return(tokens: Sequence[Token]) -> int:
+    depth, start = 0, None
+    for index, token in enumerate(tokens):
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and token.upper == "RETURN":
+            start = index + 1
+    if start is None:
+        raise ToolError("the query needs a RETURN clause")
+    if start < len(tokens) and tokens[start].upper == "DISTINCT":
+        start += 1
+    return start
+
+
+def return_columns(tokens: Sequence[Token], text: str) -> tuple[str, ...] | None:
+    """The last RETURN's column names: the alias, or the expression as written in `text`.
+
+    `None` for `RETURN *`. openCypher names a column after the expression's text, so the names
+    come from the caller's query, not from the text rebuilt from the tokens.
+    """
+    items: list[list[Token]] = [[]]
+    depth = 0
+    tokens = [token for token in tokens if not token.is_symbol(";")]
+    for token in tokens[_last_return(tokens) :]:
+        if depth == 0 and token.upper in ("ORDER", "SKIP", "LIMIT"):
+            break
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        if depth == 0 and token.is_symbol(","):
+            items.append([])
+        else:
+            items[-1].append(token)
+    if len(items) == 1 and len(items[0]) == 1 and items[0][0].is_symbol("*"):
+        return None
+    return tuple(
+        item[-1].text
+        if len(item) >= 2 and item[-2].upper == "AS"
+        else text[item[0].position : item[-1].end].strip()
+        for item in items
+    )
 
 
 def check_names(

@@ -4,9 +4,10 @@ Code never runs in the host process. A `SandboxPool` keeps one *template* proces
 already imported the heavy modules (numpy, pandas, the allowed stdlib); each `PythonSession`
 gets its own worker forked from it, isolated by Linux namespaces, a private filesystem view,
 Landlock, seccomp, resource limits and its own uid (see `docs/security.md` for what each
-protection promises and rests on). Code and results cross the boundary as JSON lines over a
-unix socket; nothing is unpickled. A worker that crashes, is killed or times out is replaced on
-the next call, and the model is told that the session's state was lost.
+protection promises and rests on). Code and results cross the boundary as JSON, one socket
+per call, so each reply is paired with its call by the kernel; nothing is unpickled. A worker
+that crashes, is killed or times out is replaced on the next call, and the model is told that
+the session's state was lost.
 
 Linux only: on other systems, run agentlib inside a Linux container.
 """
@@ -15,16 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import os
 import secrets
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from agentlib import ConfigurationError, ToolError, Toolset, tool
+
+from ._worker import ProtocolError, Worker, max_reply_bytes
 
 __all__ = [
     "DEFAULT_ALLOWED_IMPORTS",
@@ -92,7 +92,6 @@ _HEAVY_PRELOAD = ("numpy", "pandas")
 _WORKER_PROGRAM = Path(__file__).with_name("_sandbox_worker.py")
 _UID_BASE = 1_500_000_000  # far above any real account; each worker gets its own uid
 _UID_SPAN = 100_000_000
-_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _START_TIMEOUT = 30.0
 
 
@@ -160,10 +159,6 @@ class ExecutionResult:
         if len(parts) == (1 if self.notice else 0):
             parts.append("Done: no output and no result. Use print(...) to show values.")
         return "\n".join(parts)
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def _clean_environment() -> dict[str, str]:
@@ -320,51 +315,6 @@ class SandboxPool:
         await asyncio.to_thread(self.close)
 
 
-class _Worker:
-    """The host's handle on one running worker: its socket, pidfd and scratch directory."""
-
-    def __init__(self, channel: socket.socket, pid: int, session_dir: str) -> None:
-        self.channel = channel
-        self.pid = pid
-        self.session_dir = session_dir
-        self.pidfd: int | None = None
-        self.buffer = b""
-        self.protections: dict[str, str] = {}
-        self.missing: dict[str, str] = {}
-
-    async def read_message(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        while b"\n" not in self.buffer:
-            chunk = await loop.sock_recv(self.channel, 65536)
-            if not chunk:
-                raise ConnectionError("the worker closed its connection")
-            self.buffer += chunk
-            if len(self.buffer) > _MAX_RESPONSE_BYTES:
-                raise ConnectionError("the worker sent an oversized response")
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def alive(self) -> bool:
-        """Whether the worker process is still running (its pidfd is not yet readable)."""
-        if self.pidfd is None:
-            return False
-        readable, _, _ = select.select([self.pidfd], [], [], 0)
-        return not readable
-
-    def kill(self) -> None:
-        """Kill the worker (and, as pid 1 of its namespace, everything it started)."""
-        if self.pidfd is not None:
-            with contextlib.suppress(ProcessLookupError, OSError):
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            # The pidfd becomes readable once the worker and its namespace are gone.
-            select.select([self.pidfd], [], [], 5.0)
-            os.close(self.pidfd)
-            self.pidfd = None
-        self.channel.close()
-        shutil.rmtree(self.session_dir, ignore_errors=True)
-
-
 class PythonSession:
     """One stateful interpreter: variables, functions and imports persist between calls.
 
@@ -393,7 +343,8 @@ class PythonSession:
         self.limits = limits or SandboxLimits()
         self.allowed_imports = None if allowed_imports is None else frozenset(allowed_imports)
         self.audit_hook = audit_hook
-        self._worker: _Worker | None = None
+        self._max_reply = max_reply_bytes(self.limits.max_output_chars, self.limits.max_value_chars)
+        self._worker: Worker | None = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -434,7 +385,7 @@ class PythonSession:
         )
         return request
 
-    async def _start_worker(self) -> _Worker:
+    async def _start_worker(self) -> Worker:
         session_dir = tempfile.mkdtemp(prefix="agentlib-python-")
         try:
             channel = await asyncio.to_thread(self.pool.spawn, self._spawn_request(session_dir))
@@ -445,7 +396,7 @@ class PythonSession:
             shutil.rmtree(session_dir, ignore_errors=True)
             raise
         channel.setblocking(False)
-        worker = _Worker(channel, 0, session_dir)
+        worker = Worker(channel, 0, session_dir)
         try:
             async with asyncio.timeout(_START_TIMEOUT):
                 worker.pid = int((await worker.read_message())["pid"])
@@ -468,7 +419,9 @@ class PythonSession:
         """Run `code` in the session and return what it printed, its value and its error.
 
         Raises:
-            ToolError: The session is closed or the sandbox cannot start.
+            ToolError: The session is closed, the sandbox cannot start, or the worker broke the
+                reply protocol (code in the session wrote to the sandbox's sockets); the worker
+                is then stopped and the next call starts a fresh one.
         """
         async with self._lock():
             if self._closed:
@@ -480,12 +433,23 @@ class PythonSession:
             if self._worker is None:
                 self._worker = await self._start_worker()
             worker = self._worker
+            request = json.dumps({"code": code}).encode()
             try:
                 async with asyncio.timeout(self.limits.timeout):
-                    await self._send(worker, code)
-                    message = await worker.read_message()
+                    worker.check_quiet()
+                    message = await worker.call(
+                        request,
+                        max_reply_bytes(self.limits.max_output_chars, self.limits.max_value_chars),
+                    )
             except TimeoutError:
                 return await self._lose_worker(f"timed out after {self.limits.timeout:g} s")
+            except ProtocolError as exc:
+                await self._discard_worker()
+                raise ToolError(
+                    f"the Python worker broke the sandbox's reply protocol ({exc}): code in the "
+                    "session wrote to the sandbox's own sockets. The worker was stopped and the "
+                    "session's state is lost; the next call starts a fresh interpreter"
+                ) from None
             except (ConnectionError, OSError, ValueError):
                 return await self._lose_worker(
                     "the Python worker stopped (it crashed or hit a memory or CPU limit)"
@@ -494,12 +458,11 @@ class PythonSession:
                 worker.kill()
                 self._worker = None
                 raise
-        # The worker runs untrusted code: take only strings from its reply.
         return ExecutionResult(
-            stdout=_text(message.get("stdout")) or "",
-            stderr=_text(message.get("stderr")) or "",
-            value=_text(message.get("value")),
-            error=_text(message.get("error")),
+            stdout=message["stdout"] or "",
+            stderr=message["stderr"] or "",
+            value=message["value"],
+            error=message["error"],
             state_lost=notice is not None,
             notice=notice,
         )
@@ -507,10 +470,6 @@ class PythonSession:
     def run(self, code: str) -> ExecutionResult:
         """Synchronous `arun` (outside an event loop)."""
         return asyncio.run(self.arun(code))
-
-    async def _send(self, worker: _Worker, code: str) -> None:
-        data = json.dumps({"code": code}).encode() + b"\n"
-        await asyncio.get_running_loop().sock_sendall(worker.channel, data)
 
     async def _discard_worker(self) -> None:
         worker, self._worker = self._worker, None

@@ -25,6 +25,7 @@ __all__ = [
     "apply_seccomp",
     "build_private_root",
     "drop_to_uid",
+    "limit_ipc_namespace",
     "mount_workdir",
     "set_no_new_privs",
     "unshare_namespaces",
@@ -106,6 +107,37 @@ def unshare_namespaces(*, as_root: bool) -> list[str]:
     with open("/proc/self/gid_map", "w") as handle:
         handle.write(f"0 {gid} 1")
     return ["user", *names]
+
+
+# IPC objects (SysV shared memory, semaphores, message queues) belong to the IPC namespace, not
+# to a process, so no rlimit counts them; a new namespace starts with the kernel's huge
+# defaults. Zero limits, set while the setup process still has the privilege, mean no object can
+# be made even if seccomp is missing. Each file is per-namespace in /proc/sys/kernel.
+_IPC_NAMESPACE_LIMITS = {
+    "shmmni": "0",
+    "shmall": "0",
+    "shmmax": "0",
+    "msgmni": "0",
+    "msgmnb": "0",
+    "sem": "0 0 0 0",
+}
+
+
+def limit_ipc_namespace() -> str:
+    """Set this IPC namespace's limits to zero: no SysV shared memory, semaphores or queues.
+
+    Needs a private IPC namespace (`unshare_namespaces`) and privilege over it.
+
+    Returns:
+        A description for the report.
+
+    Raises:
+        OSError: The kernel refused a limit.
+    """
+    for name, value in _IPC_NAMESPACE_LIMITS.items():
+        with open(f"/proc/sys/kernel/{name}", "w") as handle:
+            handle.write(value)
+    return "IPC namespace limits at zero (no SysV shared memory, semaphores or queues)"
 
 
 # --- the private filesystem view ------------------------------------------------------------
@@ -366,6 +398,35 @@ _X86_64_DENIED = {
     "fsmount": 432,
     "move_mount": 429,
     "open_tree": 428,
+    # Memory the kernel holds for a file or an IPC object outlives the mapping, so RLIMIT_AS
+    # does not count it: memfd files, SysV shared memory, semaphores and message queues, and
+    # POSIX message queues. numpy and pandas use none of them (the template imports them and
+    # the tests run them under this filter).
+    "memfd_create": 319,
+    "memfd_secret": 447,
+    "shmget": 29,
+    "shmat": 30,
+    "shmctl": 31,
+    "shmdt": 67,
+    "semget": 64,
+    "semop": 65,
+    "semctl": 66,
+    "semtimedop": 220,
+    "msgget": 68,
+    "msgsnd": 69,
+    "msgrcv": 70,
+    "msgctl": 71,
+    "mq_open": 240,
+    "mq_unlink": 241,
+    "mq_timedsend": 242,
+    "mq_timedreceive": 243,
+    "mq_notify": 244,
+    "mq_getsetattr": 245,
+    # Pipe and socket-pair buffers are kernel memory too (a unix socket can queue up to twice
+    # net.core.wmem_max, 8 MB here, per direction): nothing in the sandbox needs new ones.
+    "pipe": 22,
+    "pipe2": 293,
+    "socketpair": 53,
 }
 _X86_64_CLONE = 56
 _X86_64_CLONE3 = 435
@@ -429,7 +490,10 @@ def apply_seccomp() -> str:
     set_no_new_privs()
     result = _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0)
     _check(result, "prctl(SECCOMP)")
-    return "seccomp filter (fork, exec, socket, ptrace, mount and kernel admin calls refused)"
+    return (
+        "seccomp filter (fork, exec, socket, ptrace, mount, kernel admin, memfd, pipe, socket "
+        "pair and SysV/POSIX IPC calls refused)"
+    )
 
 
 # --- limits and identity ----------------------------------------------------------------------
@@ -461,6 +525,7 @@ def apply_rlimits(
         (resource.RLIMIT_NOFILE, open_files),
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_MEMLOCK, 0),
+        (resource.RLIMIT_MSGQUEUE, 0),  # POSIX message queues hold kernel memory
     ]
     if threads is not None:
         limits.append((resource.RLIMIT_NPROC, threads))
@@ -468,7 +533,7 @@ def apply_rlimits(
         resource.setrlimit(kind, (value, value))
     # The soft CPU limit is re-armed per call by the worker; the hard limit caps the lifetime.
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    names = "RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NOFILE"
+    names = "RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_MSGQUEUE"
     return names + (", RLIMIT_NPROC (threads)" if threads is not None else "")
 
 

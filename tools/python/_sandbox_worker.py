@@ -13,8 +13,9 @@ A spare builds its private filesystem view, then waits. Each spawn request from 
 carries a session socket (passed with SCM_RIGHTS); the template hands it and the session's
 settings to a spare, which mounts its working directory, sets resource limits, drops to its own
 uid, applies Landlock and seccomp, installs the import policy and audit hook, reports which
-protections are in force, and then runs code requests from the session socket: one JSON line
-in, one JSON line out. No pickle crosses the boundary. It never imports agentlib and uses only
+protections are in force, and then runs calls: each arrives as a socket of its own, passed
+over the session socket, carrying one JSON request in and one JSON reply out (see `_serve`).
+No pickle crosses the boundary. It never imports agentlib and uses only
 the stdlib.
 """
 
@@ -95,21 +96,68 @@ def _preload(modules: list[str]) -> None:
 
 
 def _read_only_paths() -> list[str]:
-    """The Python installation's import paths, which the worker must keep reading."""
-    paths = []
-    for entry in sys.path:
-        if entry and os.path.isabs(entry) and os.path.exists(entry):
-            paths.append(os.path.abspath(entry))
+    """What the worker must keep reading: the stdlib and the preloaded packages' own folders.
+
+    A stdlib entry of `sys.path` (the stdlib, `lib-dynload`, the zip) is mounted whole. For any
+    other entry only the folder (or file) of each package the template imported is mounted,
+    with the wheels' bundled libraries (`numpy.libs`): an entry can be a project root, put on
+    `sys.path` by a path-style editable install's `.pth`, holding `.env` or `.git`.
+    """
+    entries = sorted(
+        {os.path.abspath(entry) for entry in sys.path if entry and os.path.isabs(entry)},
+        key=len,
+        reverse=True,
+    )
+    stdlib = sys.stdlib_module_names
+    paths: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if top.startswith("__editable__"):
+            continue  # an editable install's finder: it imports from project roots, not here
+        for location in _module_locations(module):
+            entry = next((e for e in entries if location.startswith(e + os.sep)), None)
+            if entry is None:
+                continue
+            if top in stdlib:
+                paths.add(entry)
+                continue
+            first = location[len(entry) + 1 :].split(os.sep, 1)[0]
+            paths.add(os.path.join(entry, first))
+            paths.update(_bundled_libraries(entry, first))
     for extra in ("/usr/share/zoneinfo",):
         if os.path.isdir(extra):
-            paths.append(extra)
+            paths.add(extra)
     # A path under another one is covered by its parent's mount.
-    paths.sort()
     kept: list[str] = []
-    for path in paths:
+    for path in sorted(p for p in paths if os.path.exists(p)):
         if not any(path == parent or path.startswith(parent + os.sep) for parent in kept):
             kept.append(path)
     return kept
+
+
+def _module_locations(module: object) -> list[str]:
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str) and os.path.isabs(file):
+        return [os.path.abspath(file)]
+    search = getattr(module, "__path__", None)  # a namespace package has no file
+    try:
+        return [os.path.abspath(path) for path in search or () if os.path.isabs(path)]
+    except TypeError:
+        return []
+
+
+def _bundled_libraries(entry: str, first: str) -> list[str]:
+    """Folders of shared libraries that wheels put beside a package (`numpy.libs`)."""
+    stem = first.partition(".")[0].lower()
+    try:
+        names = os.listdir(entry)
+    except OSError:
+        return []
+    return [
+        os.path.join(entry, name)
+        for name in names
+        if name.endswith(".libs") and name.lower().startswith(stem)
+    ]
 
 
 class _Spare:
@@ -187,13 +235,23 @@ def template_main(config: dict[str, Any]) -> None:
 
 
 def _shut_down(spares: list[_Spare], workers: set[int]) -> None:
-    """Stop every spare and kill every worker: the host is gone or closed the pool."""
+    """Kill every spare and worker and reap them: the host is gone or closed the pool.
+
+    The template exits only once they are all gone, so a closed pool leaves no process behind,
+    not even one still building its private root.
+    """
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    pids = set(workers)
     for spare in spares:
-        spare.channel.close()  # a waiting spare exits when its channel closes
-    for pid in workers:
+        spare.channel.close()
+        pids.add(spare.worker_pid())  # waits for its setup process, so it is our child now
+    pids.discard(0)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def _fork_spare(
@@ -248,6 +306,11 @@ def _setup_process(
         notes["namespaces"] = f"new {', '.join(names)} namespaces"
     except OSError as exc:
         missing["namespaces"] = str(exc)
+    else:
+        try:
+            notes["ipc"] = os_layer.limit_ipc_namespace()
+        except OSError as exc:
+            missing["ipc"] = f"IPC namespace limits not set: {exc}"
     worker_pid = os.fork()
     if worker_pid == 0:
         os.close(pid_pipe)
@@ -303,11 +366,14 @@ def _worker_main(
         failure = {"ready": False, "error": f"sandbox setup failed: {type(exc).__name__}: {exc}"}
         channel.sendall(json.dumps(failure).encode() + b"\n")
         return
-    guard = _install_python_guards(request.get("allowed_imports"), request.get("audit_hook", True))
+    wrapping = [False]  # set while the worker wraps a call's socket, which the hook audits
+    guard = _install_python_guards(
+        request.get("allowed_imports"), request.get("audit_hook", True), wrapping
+    )
     notes["python"] = guard
     channel.sendall(json.dumps({"ready": True, "protections": notes, "missing": missing}).encode())
     channel.sendall(b"\n")
-    _serve(channel, request)
+    _serve(channel, request, wrapping)
 
 
 def _harden(
@@ -356,13 +422,19 @@ def _harden(
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "TZ": "UTC"})
 
 
-def _install_python_guards(allowed: list[str] | None, audit_hook: bool) -> str:
-    """Defence in depth inside the interpreter: an audit hook and the import allow-list."""
+def _install_python_guards(
+    allowed: list[str] | None, audit_hook: bool, wrapping: list[bool]
+) -> str:
+    """Defence in depth inside the interpreter: an audit hook and the import allow-list.
+
+    `wrapping[0]` is true only while the worker itself makes a socket object for a call's
+    descriptor (`socket.__new__` is otherwise refused).
+    """
     blocked = _BLOCKED_AUDIT_EVENTS
     parts = []
 
     def audit(event: str, _arguments: tuple[Any, ...]) -> None:
-        if event in blocked:
+        if event in blocked and not (wrapping[0] and event == "socket.__new__"):
             raise PermissionError(f"{event} is not allowed in the sandbox")
 
     if audit_hook:
@@ -532,17 +604,51 @@ def _execute(
     }
 
 
-def _serve(channel: socket.socket, limits: dict[str, Any]) -> None:
+def _serve(channel: socket.socket, limits: dict[str, Any], wrapping: list[bool]) -> None:
+    """Run one call per socket the host passes over `channel`, until the host goes away.
+
+    Each call comes with its own socket (SCM_RIGHTS on a one-byte message): the request is read
+    from it up to the host's end of stream, the reply written to it, and its sending side shut
+    down, so no later write, by the session's code or anyone, can reach that call's reader.
+    The host pairs each reply with its call through that socket, never through the order of
+    replies on a shared stream that the session's code could write to.
+    """
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    reader = channel.makefile("rb")
-    for cell, line in enumerate(reader, start=1):
-        request = json.loads(line)
+    cell = 0
+    while True:
+        message, descriptors, _flags, _address = socket.recv_fds(channel, 1, 1)
+        if not message:
+            return  # the host closed the session
+        if not descriptors:
+            continue  # the descriptor did not fit under RLIMIT_NOFILE: the host sees no reply
+        cell += 1
+        wrapping[0] = True
         try:
-            response = _execute(request["code"], namespace, cell, limits)
+            call = socket.socket(fileno=descriptors[0])
+        finally:
+            wrapping[0] = False
+        with call:
+            _answer(call, namespace, cell, limits)
+
+
+def _answer(
+    call: socket.socket, namespace: dict[str, Any], cell: int, limits: dict[str, Any]
+) -> None:
+    try:
+        call.setblocking(True)
+        request = b""
+        while chunk := call.recv(1 << 20):
+            request += chunk
+        code = json.loads(request)["code"]
+        try:
+            response = _execute(code, namespace, cell, limits)
         except BaseException as exc:  # a failure while reporting (MemoryError in repr, ...)
             response = {"stdout": "", "stderr": "", "value": None, "error": f"{type(exc).__name__}"}
-        channel.sendall(json.dumps(response).encode() + b"\n")
+        call.sendall(json.dumps(response).encode() + b"\n")
+        call.shutdown(socket.SHUT_WR)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # the session's code tampered with the call's socket: the host sees no reply
 
 
 def main() -> None:

@@ -215,7 +215,9 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """The number of word-piece tokens in `text`, without special tokens."""
-        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+        # verbose=False: counting a long document's tokens is not feeding it to the model, so
+        # transformers' "sequence length is longer than the specified maximum" does not apply.
+        return len(self.model.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed `texts` in batches, normalised."""

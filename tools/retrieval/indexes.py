@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -222,13 +222,38 @@ def read_chunks(directory: Path) -> list[Chunk]:
         ]
 
 
+def check_saved_vectors(
+    folder: Path, shape: tuple[int, ...], *, chunks: int, dimension: int
+) -> None:
+    """Refuse a saved vector array whose shape does not fit its manifest and chunks, saying how.
+
+    Raises:
+        ConfigurationError: The array is not `chunks` rows of `dimension` numbers.
+    """
+    problem = None
+    if len(shape) != 2:
+        problem = f"vectors.npy has {len(shape)} dimension(s), expected a 2-D array"
+    elif shape[1] != dimension:
+        problem = (
+            f"vectors.npy holds {shape[1]}-dimensional vectors, but the manifest says "
+            f"{dimension} (expected shape ({chunks}, {dimension}), found {shape})"
+        )
+    elif shape[0] != chunks:
+        problem = f"vectors.npy holds {shape[0]} vectors for {chunks} chunks"
+    if problem is not None:
+        raise ConfigurationError(f"{str(folder)!r} is damaged: {problem}; re-index the documents")
+
+
 def replace_directory(target: Path, write: Any) -> None:
     """Write a folder next to `target` with `write(folder)`, then swap it in.
 
     A crash while writing leaves the previous save intact.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # Not mkdtemp, which makes the folder 0700: a saved index is an ordinary folder that gets
+    # the user's umask (an index built as root in an image is served as another uid on Spaces).
+    staging = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
+    staging.mkdir(mode=0o777)
     try:
         write(staging)
         if target.exists():
@@ -426,13 +451,9 @@ class ExactIndex:
         index = cls(int(manifest["dimension"]), embedder_name=str(manifest["embedder"]))
         if embedder is not None:
             check_embedder(index, embedder, f"the index at {str(folder)!r}")
-        vectors = np.load(folder / "vectors.npy")
+        vectors = np.load(folder / "vectors.npy", allow_pickle=False)
         chunks = read_chunks(folder)
-        if vectors.shape != (len(chunks), index.dimension):
-            raise ConfigurationError(
-                f"{str(folder)!r} is damaged: {vectors.shape[0]} vectors for {len(chunks)} "
-                "chunks; re-index the documents"
-            )
+        check_saved_vectors(folder, vectors.shape, chunks=len(chunks), dimension=index.dimension)
         index._buffer = np.ascontiguousarray(vectors, dtype=np.float32)
         index._table.chunks = chunks
         index._table.rebuild_rows()

@@ -85,6 +85,14 @@ def _decode(path: Path, data: bytes, encodings: Sequence[str]) -> str:
         candidates = ("utf-16",)
     else:
         candidates = encodings
+        if b"\x00" in data[:8192] or b"\x00" in data[-8192:]:
+            # The heuristic git and grep use: text in an 8-bit or UTF-8 encoding has no NUL
+            # bytes, so this is a binary file (UTF-16 text carries a BOM and is read above).
+            raise DocumentLoadError(
+                path,
+                "it holds NUL bytes, so it is a binary file, not text; convert it to text "
+                "(or, for UTF-16 text, save it with a byte-order mark)",
+            )
     for encoding in candidates:
         try:
             return data.decode(encoding)

@@ -173,8 +173,13 @@ class BM25Retriever(_SyncSearch):
 
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every chunk for `query`, in chunk order."""
+        terms = self.tokenize(query)
+        if not terms:
+            # A query of stop words or punctuation ("the", "?!", "") matches nothing lexically;
+            # bm25s would index an empty list (IndexError), so it is answered here.
+            return np.zeros(len(self._table), dtype=np.float32)
         model = self._index()
-        return np.asarray(model.get_scores(self.tokenize(query)), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.asarray(model.get_scores(terms), dtype=np.float32)  # type: ignore[attr-defined]
 
     async def asearch(
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None

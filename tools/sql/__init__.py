@@ -30,7 +30,6 @@ from pydantic import BaseModel, Field
 
 from agentlib import (
     ConfigurationError,
-    Message,
     Model,
     Tool,
     ToolError,
@@ -44,7 +43,7 @@ with optional_imports("sql", feature="agentlib.tools.sql"):
     import sqlalchemy as sa
     import sqlglot  # noqa: F401  (imported here so a missing extra fails at import)
 
-from ._connection import execute_read_only, open_read_only
+from ._connection import ReadOnlyDatabase, open_read_only
 from ._schema import (
     ColumnInfo,
     ForeignKeyInfo,
@@ -53,6 +52,7 @@ from ._schema import (
     relevant_tables,
     render_schema,
     render_table,
+    value_types,
 )
 from ._structured import build_query_model, compile_query
 from ._validate import SQLGLOT_DIALECTS, validate_sql
@@ -163,6 +163,8 @@ class SQLDatabase(Toolset):
         sample_rows: Rows shown per table by `describe_tables`.
         row_limit: The most rows a query returns; larger or missing LIMITs are replaced.
         timeout: Seconds a query may run before it is stopped.
+        memory_mb: The memory a SQLite or DuckDB query may use, in MiB: the address-space cap
+            of the worker process the queries run in.
         query_mode: `structured` offers `run_query` (constrained query object), `sql` offers
             `run_sql` (free SQL), `both` offers both.
         schema: The database schema to introspect (PostgreSQL); default the connection's.
@@ -182,16 +184,21 @@ class SQLDatabase(Toolset):
         timeout: float = 10.0,
         query_mode: QueryMode = "structured",
         schema: str | None = None,
+        memory_mb: int = 1024,
     ) -> None:
-        if row_limit < 1 or timeout <= 0 or sample_rows < 0:
+        if row_limit < 1 or timeout <= 0 or sample_rows < 0 or memory_mb < 256:
             raise ConfigurationError(
-                "row_limit must be at least 1, timeout above 0 and sample_rows 0 or more"
+                "row_limit must be at least 1, timeout above 0, sample_rows 0 or more and "
+                "memory_mb at least 256"
             )
         if query_mode not in ("structured", "sql", "both"):
             raise ConfigurationError(
                 f"query_mode must be 'structured', 'sql' or 'both', not {query_mode!r}"
             )
-        self.engine, self._owns_engine = open_read_only(url_or_engine)
+        self.executor: ReadOnlyDatabase = open_read_only(url_or_engine, memory_mb=memory_mb)
+        """Runs SQL read-only with the timeout; `executor.execute` bypasses the validator."""
+        self.engine = self.executor.engine
+        """The engine used for introspection."""
         self.backend = self.engine.dialect.name
         """The SQLAlchemy dialect name: `sqlite`, `postgresql` or `duckdb`."""
         self.dialect = SQLGLOT_DIALECTS[self.backend]
@@ -207,6 +214,10 @@ class SQLDatabase(Toolset):
         self.tables: dict[str, TableInfo] = self._introspect(include_tables, schema)
         """The visible tables, by name."""
         self._schemas = frozenset({(schema or _DEFAULT_SCHEMAS[self.backend]).lower()})
+        try:
+            self._value_types = value_types(self.engine, schema)
+        except sa.exc.DBAPIError:  # no catalog access: no user-defined casts (fails closed)
+            self._value_types = frozenset()
         self.query_model = build_query_model(self.tables)
         """The structured-query pydantic model for all visible tables."""
         super().__init__(self._query_tools())
@@ -301,8 +312,8 @@ class SQLDatabase(Toolset):
             if self.sample_rows:
                 table = sa.table(info.name, *(sa.column(name) for name in info.column_names))
                 statement = sa.select(table).limit(self.sample_rows)
-                samples = execute_read_only(
-                    self.engine, statement, timeout=self.timeout, max_rows=self.sample_rows
+                samples = self.executor.execute(
+                    statement, timeout=self.timeout, max_rows=self.sample_rows
                 ).rows
             blocks.append(render_table(info, samples))
         return "\n\n".join(blocks)
@@ -324,6 +335,7 @@ class SQLDatabase(Toolset):
             tables=self.tables,
             row_limit=self.row_limit,
             default_schemas=self._schemas,
+            value_types=self._value_types,
         )
 
     def compile(self, query: BaseModel | Mapping[str, Any]) -> tuple[sa.Select[Any], str]:
@@ -360,9 +372,7 @@ class SQLDatabase(Toolset):
         return self._result(statement, text)
 
     def _result(self, statement: str | sa.Executable, text: str) -> QueryResult:
-        rows = execute_read_only(
-            self.engine, statement, timeout=self.timeout, max_rows=self.row_limit
-        )
+        rows = self.executor.execute(statement, timeout=self.timeout, max_rows=self.row_limit)
         return QueryResult(
             sql=text,
             columns=rows.columns,
@@ -372,22 +382,11 @@ class SQLDatabase(Toolset):
         )
 
     def _dispose(self) -> None:
-        if self._owns_engine:
-            self.engine.dispose()
+        self.executor.close()
 
     async def aclose(self) -> None:
-        """Dispose of the engine when this toolset opened it."""
+        """Stop the query workers and dispose of the engine when this toolset opened it."""
         self._dispose()
-
-
-def _refusal(error: ToolError, raw: str) -> list[Message]:
-    return [
-        Message(role="assistant", content=raw),
-        Message(
-            role="user",
-            content=f"That query was refused: {error}. Reply again with a corrected query.",
-        ),
-    ]
 
 
 async def atext_to_sql(
@@ -428,39 +427,35 @@ async def atext_to_sql(
     tables = relevant_tables(db.tables, question, limit=max_tables)
     instructions = _prompt(mode).substitute(dialect=db.dialect, schema=render_schema(tables))
     output_type: type[BaseModel] = build_query_model(tables) if mode == "structured" else SQLDraft
-    messages = [Message(role="user", content=question)]
-    attempts = 0
-    while True:
-        generation = await agenerate_result(
-            model,
-            output_type,
-            messages,
-            instructions=instructions,
-            retries=retries,
-            max_tokens=max_tokens,
-        )
-        attempts += generation.attempts
-        try:
-            output: Any = generation.output
-            if mode == "structured":
-                statement, sql = db.compile(output)
-                runnable: str | sa.Executable = statement
-            else:
-                sql = runnable = db.validate(output.sql)
-            result = await asyncio.to_thread(db._result, runnable, sql) if execute else None
-        except ToolError as error:
-            if attempts > retries:
-                raise
-            messages = [*messages, *_refusal(error, generation.raw_output)]
-            continue
-        return SQLAnswer(
-            question=question,
-            sql=sql,
-            query=output if mode == "structured" else None,
-            result=result,
-            path=generation.path,
-            attempts=attempts,
-        )
+    compiled: dict[str, Any] = {}
+
+    async def run(output: Any) -> None:
+        # A refused query (ToolError) is an invalid attempt: the model sees the refusal.
+        if mode == "structured":
+            statement, sql = db.compile(output)
+            runnable: str | sa.Executable = statement
+        else:
+            sql = runnable = db.validate(output.sql)
+        compiled["sql"] = sql
+        compiled["result"] = await asyncio.to_thread(db._result, runnable, sql) if execute else None
+
+    generation = await agenerate_result(
+        model,
+        output_type,
+        question,
+        instructions=instructions,
+        retries=retries,
+        max_tokens=max_tokens,
+        check=run,
+    )
+    return SQLAnswer(
+        question=question,
+        sql=compiled["sql"],
+        query=generation.output if mode == "structured" else None,
+        result=compiled["result"],
+        path=generation.path,
+        attempts=generation.attempts,
+    )
 
 
 def text_to_sql(

@@ -24,6 +24,7 @@ __all__ = [
     "introspect",
     "relevant_tables",
     "render_schema",
+    "value_types",
 ]
 
 
@@ -208,6 +209,28 @@ def introspect(
         )
         for name, info in sorted(tables.items())
     }
+
+
+# The schema's own value types (enums, domains, ranges, extension base types) and their arrays;
+# never a table's row type, a composite type or an array of one: a cast to those would tell
+# whether a table exists.
+_POSTGRES_VALUE_TYPES = """
+SELECT t.typname FROM pg_catalog.pg_type AS t
+JOIN pg_catalog.pg_namespace AS n ON n.oid = t.typnamespace
+LEFT JOIN pg_catalog.pg_type AS element ON element.oid = t.typelem
+WHERE n.nspname = COALESCE(:schema, current_schema())
+  AND t.typrelid = 0 AND t.typtype IN ('b', 'd', 'e', 'r', 'm')
+  AND (element.oid IS NULL OR element.typrelid = 0)
+"""
+
+
+def value_types(engine: sa.Engine, schema: str | None = None) -> frozenset[str]:
+    """The user-defined value types a PostgreSQL query may cast to, lower case; else none."""
+    if engine.dialect.name != "postgresql":
+        return frozenset()
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(_POSTGRES_VALUE_TYPES), {"schema": schema})
+        return frozenset(str(row[0]).lower() for row in rows)
 
 
 def _shorten(value: object, width: int = 40) -> str:

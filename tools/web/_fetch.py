@@ -1,23 +1,24 @@
-"""Downloading one page safely and turning it into Markdown: the engine behind `fetch_page`.
+"""Downloading one page safely and having it turned into Markdown: the engine behind `fetch_page`.
 
 Every hop (the first request and each redirect, followed by hand) is checked by the
 `AddressPolicy` and then sent to the checked IP address with the original `Host` header and
 TLS server name, so the address that was judged is the address that is contacted. Proxies from
 the environment are ignored for the same reason. The body is streamed and reading stops at the
 size cap; content types other than HTML, text and PDF are refused before the body is read.
+Extraction runs in a worker process (`_extractor.py`) within what is left of `total_timeout`
+and under a memory limit. Every failure, whatever raised it (httpx, IDNA, the resolver, a
+charset), leaves as a `ToolError` that says what was wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-import io
-import re
 import ssl
+import time
 import zlib
 from dataclasses import dataclass, field
-from html import unescape
-from typing import Literal
+from typing import Any, Literal
 
 from agentlib import ConfigurationError, ToolError
 from agentlib._optional import optional_imports
@@ -25,9 +26,10 @@ from agentlib._optional import optional_imports
 with optional_imports("web", feature="agentlib.tools.web"):
     import httpx
 
+from ._extractor import extractor_for
 from ._guard import AddressPolicy, IPAddress, Resolver, system_resolver
 
-__all__ = ["FetchConfig", "FetchedPage", "PageFetcher", "decode_body"]
+__all__ = ["FetchConfig", "FetchedPage", "PageFetcher", "parse_url"]
 
 PageKind = Literal["html", "text", "pdf"]
 
@@ -36,14 +38,11 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
 _TEXT_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
 _UNLABELLED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _SNIFFED_TYPES: dict[PageKind, str] = {
     "pdf": "application/pdf",
     "html": "text/html",
     "text": "text/plain",
 }
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
-_SINGLE_BYTE_CODECS = frozenset({"ascii", "latin-1", "iso8859-1", "cp1252"})
 _BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"),
@@ -65,11 +64,15 @@ class FetchConfig:
     read_timeout: float = 10.0
     """Seconds to wait for the next piece of the response."""
     total_timeout: float = 30.0
-    """Seconds for the whole download, redirects included."""
+    """Seconds for the whole call: the download, redirects included, and the extraction."""
     max_redirects: int = 5
     """How many redirects to follow; each one is checked like the first URL."""
     max_pdf_pages: int = 50
     """The most PDF pages whose text is extracted."""
+    extraction_memory_mb: int = 1024
+    """Memory the extraction worker may add on top of its loaded parsers (`RLIMIT_AS`); a page
+    that needs more is refused with a `ToolError`. The host process itself holds only the
+    download (at most `max_bytes`) and the text."""
     include_links: bool = False
     """Keep links in the Markdown (longer text, but the model can follow them)."""
     verify: bool | ssl.SSLContext = field(default=True, compare=False)
@@ -84,7 +87,13 @@ class FetchConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
-        for name in ("max_bytes", "connect_timeout", "read_timeout", "total_timeout"):
+        for name in (
+            "max_bytes",
+            "connect_timeout",
+            "read_timeout",
+            "total_timeout",
+            "extraction_memory_mb",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"FetchConfig.{name} must be positive")
         if self.max_redirects < 0 or self.max_pdf_pages < 1:
@@ -132,7 +141,29 @@ def parse_url(url: str) -> httpx.URL:
         raise ToolError(f"cannot fetch {url!r}: only http and https URLs are allowed, not {scheme}")
     if not parsed.host:
         raise ToolError(f"{url!r} has no host; give a full address like https://example.com/")
-    return parsed.copy_with(username=None, password=None, fragment=None)
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise ToolError(f"{url!r} has the port {parsed.port}, which is not between 1 and 65535")
+    _check_host_name(url, parsed)
+    try:
+        return parsed.copy_with(username=None, password=None, fragment=None)
+    except (httpx.InvalidURL, ValueError) as exc:  # `data:,hi` parses, but not rebuilt
+        raise ToolError(f"{url!r} is not a valid URL ({exc}); give a full http(s) address") from exc
+
+
+def _check_host_name(url: str, parsed: httpx.URL) -> None:
+    """Refuse host names DNS cannot carry (RFC 1035), which IDNA would fail on later."""
+    host = parsed.raw_host.decode("ascii", errors="replace").rstrip(".")
+    if ":" in host or host.startswith("["):
+        return  # an IPv6 literal
+    if len(host) > 253:
+        raise ToolError(f"{url!r} has a host name of {len(host)} characters; the most is 253")
+    for label in host.split("."):
+        if not label:
+            raise ToolError(f"{url!r} has an empty part in its host name")
+        if len(label) > 63:
+            raise ToolError(
+                f"{url!r} has a host name part of {len(label)} characters; the most is 63"
+            )
 
 
 def _classify(media_type: str, url: httpx.URL) -> PageKind | None:
@@ -166,148 +197,26 @@ def _sniff(body: bytes, url: str) -> PageKind:
     raise ToolError(f"{url} is binary data, which fetch_page cannot read")
 
 
-def _codec(label: str | None) -> str | None:
-    if not label:
-        return None
-    try:
-        return codecs.lookup(label.strip().strip("'\"")).name
-    except LookupError:
-        return None
-
-
-def _decode_strict(body: bytes, codec: str) -> str | None:
-    try:
-        return body.decode(codec)
-    except UnicodeDecodeError as exc:
-        # A download cut at the size cap can end inside a multi-byte character.
-        if exc.start >= len(body) - 4:
-            return body.decode(codec, errors="replace")
-        return None
-
-
-def decode_body(body: bytes, declared: str | None, *, html: bool) -> str:
-    """Decode a response body into text.
-
-    The order: a byte-order mark, the declared charset, the HTML `<meta>` charset, UTF-8,
-    then detection.
-
-    A single-byte charset (latin-1, windows-1252, ASCII) declared for a body that is valid
-    UTF-8 with non-ASCII characters is taken as a wrong label, and the body read as UTF-8.
-    """
-    for mark, mark_codec in _BYTE_ORDER_MARKS:
-        if body.startswith(mark):
-            return body.decode(mark_codec, errors="replace")
-    labels: list[str | None] = [declared]
-    if html and (meta := _META_CHARSET.search(body[:8192])):
-        labels.append(meta.group(1).decode("ascii", errors="ignore"))
-    for label in labels:
-        codec: str | None = _codec(label)
-        if codec is None:
-            continue
-        if codec in _SINGLE_BYTE_CODECS and not body.isascii():
-            as_utf8 = _decode_strict(body, "utf-8")
-            if as_utf8 is not None:
-                return as_utf8
-        text = _decode_strict(body, codec)
-        if text is not None:
-            return text
-    as_utf8 = _decode_strict(body, "utf-8")
-    if as_utf8 is not None:
-        return as_utf8
-    return _detect_and_decode(body)
-
-
-def _detect_and_decode(body: bytes) -> str:
-    try:
-        import charset_normalizer
-    except ImportError:  # a trafilatura dependency; without it, replace what does not decode
-        return body.decode("utf-8", errors="replace")
-    best = charset_normalizer.from_bytes(body[:100_000]).best()
-    if best is None:
-        return body.decode("utf-8", errors="replace")
-    # Short Western texts fit many Latin code pages about equally well, and the detector's
-    # pick among them (cp775, cp1257, ...) is close to random. windows-1252 is what the web
-    # means in that case (it is the WHATWG default for unlabelled Western pages).
-    if all("Latin" in alphabet or "Punctuation" in alphabet for alphabet in best.alphabets):
-        try:
-            return body.decode("cp1252")
-        except UnicodeDecodeError:
-            pass
-    return body.decode(best.encoding, errors="replace")
-
-
-def _html_to_markdown(html: str, url: str, include_links: bool) -> tuple[str, str]:
-    with optional_imports("web", feature="fetch_page"):
-        import trafilatura
-    text = trafilatura.extract(
-        html,
-        url=url,
-        output_format="markdown",
-        include_links=include_links,
-        include_tables=True,
-        include_comments=False,
-        favor_recall=True,
-    )
-    if not text:
-        # Short or unusual pages defeat main-text extraction; keep all their visible text.
-        text = trafilatura.html2txt(html) or ""
-    return _page_title(html), text.strip()
-
-
-def _page_title(html: str) -> str:
-    # A regex on the head rather than trafilatura's metadata extraction, which also hunts for
-    # dates and authors: measured at 155 ms of the 210 ms spent on a 53 KB article.
-    match = _TITLE.search(html, 0, 200_000)
-    return " ".join(unescape(match.group(1)).split()) if match else ""
-
-
-def _pdf_to_text(body: bytes, max_pages: int) -> tuple[str, str]:
-    with optional_imports("web", feature="reading PDF pages"):
-        from pypdf import PdfReader
-        from pypdf.errors import PyPdfError
-    try:
-        reader = PdfReader(io.BytesIO(body))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ToolError("the PDF is encrypted with a password, so its text cannot be read")
-        pages = reader.pages
-        texts = [page.extract_text().strip() for page in list(pages)[:max_pages]]
-        title = str(reader.metadata.title or "") if reader.metadata else ""
-    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
-        raise ToolError(f"cannot read the PDF ({type(exc).__name__}: {exc})") from exc
-    text = "\n\n".join(part for part in texts if part)
-    if len(pages) > max_pages:
-        text += f"\n\n[only the first {max_pages} of {len(pages)} pages were read]"
-    return title.strip(), text
-
-
-def extract(download: _Download, config: FetchConfig) -> FetchedPage:
-    """Turn a download into a `FetchedPage` (CPU-bound: run it in a worker thread)."""
+def _request_for(download: _Download, config: FetchConfig) -> tuple[str, dict[str, Any]]:
+    """The media type shown, and what the extraction worker needs."""
     kind = download.kind
     media_type = download.media_type
     if kind is None:
         kind = _sniff(download.body, download.url)
         media_type = _SNIFFED_TYPES[kind]
-    if kind == "pdf":
-        if download.truncated:
-            raise ToolError(
-                f"{download.url} is a PDF larger than the {config.max_bytes}-byte download "
-                "limit, so it cannot be read"
-            )
-        title, text = _pdf_to_text(download.body, config.max_pdf_pages)
-    else:
-        decoded = decode_body(download.body, download.charset, html=kind == "html")
-        if kind == "html":
-            title, text = _html_to_markdown(decoded, download.url, config.include_links)
-        else:
-            title, text = "", decoded.strip()
-    return FetchedPage(
-        url=download.url,
-        final_url=download.url,
-        media_type=media_type,
-        title=title,
-        text=text,
-        download_truncated=download.truncated,
-    )
+    if kind == "pdf" and download.truncated:
+        raise ToolError(
+            f"{download.url} is a PDF larger than the {config.max_bytes}-byte download "
+            "limit, so it cannot be read"
+        )
+    request = {
+        "kind": kind,
+        "charset": download.charset,
+        "url": download.url,
+        "include_links": config.include_links,
+        "max_pdf_pages": config.max_pdf_pages,
+    }
+    return media_type, request
 
 
 class PageFetcher:
@@ -325,12 +234,13 @@ class PageFetcher:
         return parsed
 
     async def fetch(self, url: str) -> FetchedPage:
-        """Download `url` and extract its text.
+        """Download `url` and extract its text, all within `total_timeout`.
 
         Raises:
             ToolError: The URL is refused, the server fails or is too slow, or the content
-                cannot be read; the message says which.
+                cannot be read in time and memory; the message says which.
         """
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.config.total_timeout):
                 download = await self._download(url)
@@ -339,14 +249,32 @@ class PageFetcher:
                 f"fetching {url} took longer than {self.config.total_timeout:g} seconds; "
                 "the server is too slow, try another source"
             ) from None
-        page = await asyncio.to_thread(extract, download, self.config)
+        except ToolError:
+            raise
+        except (
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            OSError,
+            ValueError,
+            LookupError,
+            ExceptionGroup,
+        ) as exc:
+            # What the checks above do not foresee still leaves as a ToolError, not as an
+            # exception of httpx, the resolver or a codec.
+            raise ToolError(f"fetching {url} failed: {type(exc).__name__}: {exc}") from exc
+        media_type, request = _request_for(download, self.config)
+        extractor = extractor_for(self.config.extraction_memory_mb, self.config.max_bytes)
+        remaining = self.config.total_timeout - (time.monotonic() - started)
+        title, text = await extractor.extract(
+            request, download.body, timeout=remaining, url=download.url
+        )
         return FetchedPage(
             url=url,
-            final_url=page.final_url,
-            media_type=page.media_type,
-            title=page.title,
-            text=page.text,
-            download_truncated=page.download_truncated,
+            final_url=download.url,
+            media_type=media_type,
+            title=title,
+            text=text,
+            download_truncated=download.truncated,
         )
 
     def _client(self) -> httpx.AsyncClient:
@@ -404,6 +332,11 @@ class PageFetcher:
                 ) from exc
             except httpx.HTTPError as exc:
                 raise ToolError(f"fetching {url} failed: {type(exc).__name__}: {exc}") from exc
+            except httpx.InvalidURL as exc:  # httpx joins a redirect's Location itself
+                raise ToolError(
+                    f"{url} redirected to a Location that is not a valid URL ({exc}); "
+                    "fetch_page cannot follow it"
+                ) from exc
         raise ToolError(f"the host {url.host!r} has no address to connect to")
 
     async def _request_address(
@@ -417,7 +350,14 @@ class PageFetcher:
                 location = response.headers.get("location")
                 if not location:
                     raise ToolError(f"{url} redirected without saying where to")
-                return parse_url(str(url.join(location)))
+                try:
+                    target = url.join(location)
+                except (httpx.InvalidURL, ValueError, TypeError) as exc:
+                    raise ToolError(
+                        f"{url} redirected to {location!r}, which is not a URL fetch_page can "
+                        f"follow ({exc})"
+                    ) from None
+                return parse_url(str(target))
             if response.status_code >= 400:
                 raise ToolError(
                     f"{url} answered HTTP {response.status_code} {response.reason_phrase}"

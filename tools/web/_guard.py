@@ -164,7 +164,7 @@ class AddressPolicy:
         else:
             try:
                 answers = await resolver(host, port)
-            except OSError as exc:
+            except (OSError, UnicodeError, ValueError) as exc:  # IDNA fails with UnicodeError
                 reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
                 raise ToolError(
                     f"cannot resolve the host {host!r} ({reason}); check the address, and "

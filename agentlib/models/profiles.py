@@ -1,0 +1,167 @@
+"""Model profiles: how the step is shaped and generated for one model family, as data.
+
+A `ModelProfile` holds the step format's options (`StepOptions`: where the thought goes, the
+key shape, how tools are described, examples) and generation defaults (repetition penalty,
+worked examples). A model exposes its profile as `model.profile`; `profile_of(model)` reads it
+and falls back to the profile matched from the model's name, so the CLI, the demos and a bare
+`Agent(LocalModel())` all behave the same. Every per-family choice lives in `PROFILES` below,
+never as a special case in the CLI, the demos or the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agentlib.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_MAX_STRING_LENGTH",
+    "DEFAULT_MAX_THOUGHT_LENGTH",
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "ModelProfile",
+    "StepOptions",
+    "WorkedExample",
+    "profile_for",
+    "profile_of",
+]
+
+ThoughtPosition = Literal["before", "after", "none"]
+"""Where the step's `thought` goes: before the action (think, then act), after it, or nowhere."""
+KeyShape = Literal["tool", "name"]
+"""`tool`: `{"tool": ..., "arguments": ...}`; `name`: `{"name": ..., "arguments": ...}`, the
+shape SmolLM2 and Qwen were trained on inside `<tool_call>`."""
+ToolDescriptionStyle = Literal["json_schema", "signature"]
+"""How the prompt lists tools: their JSON schema, or a compact Python-like signature."""
+
+DEFAULT_MAX_THOUGHT_LENGTH = 300
+"""The default bound on a step's thought, in characters."""
+DEFAULT_MAX_STRING_LENGTH = 4000
+"""The default bound on every string a schema leaves unbounded (steps and `generate`)."""
+
+DEFAULT_FINAL_ANSWER_WORDING = (
+    'When you know the answer, use the tool "final_answer" with the answer under "answer".'
+)
+ABSTAIN_FINAL_ANSWER_WORDING = (
+    'When you know the answer, or when no tool fits the task, use the tool "final_answer" '
+    'with the answer under "answer" (say plainly when no tool can do it).'
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepOptions:
+    """The step format's variants (see `agentlib.step_format.StepFormat`).
+
+    The defaults are the format agentlib has always used.
+    """
+
+    thought: ThoughtPosition = "before"
+    """Where the thought goes in the step."""
+    key_shape: KeyShape = "tool"
+    """The key naming the chosen tool: `tool` or `name`."""
+    tool_descriptions: ToolDescriptionStyle = "json_schema"
+    """How the prompt describes each tool."""
+    tool_examples: bool = False
+    """Show one generated example call per tool in the prompt."""
+    final_answer_wording: str = DEFAULT_FINAL_ANSWER_WORDING
+    """The rule that tells the model when and how to give the final answer."""
+    max_thought_length: int = DEFAULT_MAX_THOUGHT_LENGTH
+    """The bound on the thought, in characters (small models otherwise ramble in it)."""
+    max_string_length: int = DEFAULT_MAX_STRING_LENGTH
+    """The bound given to every other string the schema leaves unbounded."""
+
+    def __post_init__(self) -> None:
+        for label, value in (
+            ("max_thought_length", self.max_thought_length),
+            ("max_string_length", self.max_string_length),
+        ):
+            if value < 1:
+                raise ConfigurationError(f"{label} must be at least 1, got {value}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkedExample:
+    """A worked example of one tool, shown in the prompt when the agent has that tool.
+
+    Stored as data, not text, so the step format renders it in its own shape.
+    """
+
+    tool: str
+    """The tool's name."""
+    task: str
+    """An example task."""
+    thought: str
+    """The thought before the call."""
+    arguments: Mapping[str, Any]
+    """The call's arguments."""
+    observation: str
+    """What the tool returned."""
+    answer_thought: str
+    """The thought before the final answer."""
+    answer: Any
+    """The final answer."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelProfile:
+    """What one model family needs: the step format's options and generation defaults."""
+
+    name: str = "default"
+    """A label for logs and results."""
+    step: StepOptions = field(default_factory=StepOptions)
+    """The step format's options."""
+    repeat_penalty: float | None = None
+    """The repetition penalty for backends that take one (`None`: the backend's default)."""
+    max_tokens_per_step: int = 512
+    """The generation limit for one step."""
+    instructions: str | None = None
+    """Instructions added before the caller's own."""
+    examples: tuple[WorkedExample, ...] = ()
+    """Worked examples, each shown when the agent has its tool."""
+
+
+DEFAULT_PROFILE = ModelProfile()
+"""The profile of models with no entry in `PROFILES`: agentlib's usual step."""
+
+_CALCULATOR_EXAMPLE = WorkedExample(
+    tool="calculator",
+    task="What is 6 + 4?",
+    thought="I use the calculator.",
+    arguments={"expression": "6 + 4"},
+    observation="10",
+    answer_thought="The result is 10.",
+    answer="10",
+)
+
+PROFILES: dict[str, ModelProfile] = {
+    # SmolLM2-135M (the embedded model). Measured with `agentlib run "What is 17 * 23?"`
+    # (2026-11-28): without a worked example it rambled in the thought and never answered; a
+    # 100-character thought and 200-character strings keep it on track; repeat_penalty 1.1
+    # kept it from copying the observation's digits into its answer, 1.0 answered 391.
+    "smollm2": ModelProfile(
+        name="smollm2",
+        step=StepOptions(max_thought_length=100, max_string_length=200),
+        repeat_penalty=1.0,
+        examples=(_CALCULATOR_EXAMPLE,),
+    ),
+}
+"""Profiles by family, matched against the lower-cased model name (the first key it contains)."""
+
+
+def profile_for(model_name: str) -> ModelProfile:
+    """The profile whose key occurs in `model_name` (case-insensitive), else `DEFAULT_PROFILE`."""
+    lowered = model_name.lower()
+    for key, profile in PROFILES.items():
+        if key in lowered:
+            return profile
+    return DEFAULT_PROFILE
+
+
+def profile_of(model: object) -> ModelProfile:
+    """`model.profile` when the model has one, else the profile matched from `model.name`."""
+    profile = getattr(model, "profile", None)
+    if isinstance(profile, ModelProfile):
+        return profile
+    return profile_for(str(getattr(model, "name", "")))
