@@ -111,6 +111,7 @@ def test_available_finds_without_importing() -> None:
 # --- every optional import goes through the helper (a static check of the sources) ---
 
 CORE = {"pydantic", "pydantic_core", "openai", "outlines", "outlines_core", "jsonschema"}
+CORE |= {"referencing"}  # jsonschema's own dependency
 CORE |= {"typing_extensions", "agentlib", "demos", "tests"}
 # Imports that are not an extra's entry point, each with the reason.
 ALLOWED = {
