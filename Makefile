@@ -1,4 +1,4 @@
-.PHONY: format check test docs bench
+.PHONY: format check test typecheck lock docs bench
 
 format:
 	ruff format agentlib tools tests benchmarks demos
@@ -7,11 +7,17 @@ format:
 check:
 	ruff format --check agentlib tools tests benchmarks demos
 	ruff check agentlib tools tests benchmarks demos
-	mypy agentlib
+	scripts/typecheck
 	pytest -m "not slow"
 
 test:
-	pytest
+	scripts/test
+
+typecheck:
+	scripts/typecheck
+
+lock:
+	scripts/lock
 
 docs:
 	mkdocs build --strict

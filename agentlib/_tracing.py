@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from agentlib.errors import MissingExtraError
+from agentlib._optional import optional_imports
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -36,10 +36,8 @@ _FAILED = frozenset({"invalid_output", "model_error", "time_budget", "token_budg
 
 
 def _import_otel() -> Any:
-    try:
+    with optional_imports("otel", feature="tracing"):
         from opentelemetry import trace
-    except ImportError as exc:
-        raise MissingExtraError("opentelemetry", "otel", feature="tracing") from exc
     return trace
 
 

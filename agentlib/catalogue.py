@@ -131,11 +131,9 @@ class Catalogue:
         if spec is None:
             known = ", ".join(self._tool_forms())
             raise ConfigurationError(f"unknown tool {name!r}; known: {known}, none")
-        if not spec.available():
-            raise ConfigurationError(
-                f"tool {name!r} needs optional dependencies that are not installed: "
-                f"{spec.description}"
-            )
+        # An unavailable tool is hidden from pickers, but naming it builds it anyway: its
+        # factory's import then says which extra to install (MissingExtraError), or what is
+        # broken in an installed one.
         return spec
 
     def build_tools(self, spec: str) -> tuple[list[Tool | Toolset], list[ToolSpec]]:

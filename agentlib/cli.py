@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from agentlib.agent import Agent
 from agentlib.approval import Approve, Deny
 from agentlib.catalogue import ModelOptions, default_catalogue
-from agentlib.errors import AgentlibError, ConfigurationError, MissingExtraError
+from agentlib.errors import AgentlibError, ConfigurationError
 from agentlib.models.base import Model
 from agentlib.steps import (
     ApprovalRequest,
@@ -196,12 +196,12 @@ class _TerminalApprover:
 
 def _tracer_provider() -> Any:
     """A provider keeping the run's spans in memory, for `--trace` to print."""
-    try:
+    from agentlib._optional import optional_imports
+
+    with optional_imports("otel", feature="--trace"):
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    except ImportError as exc:
-        raise MissingExtraError("opentelemetry-sdk", "otel", feature="--trace") from exc
     provider = TracerProvider()
     provider.exporter = InMemorySpanExporter()  # type: ignore[attr-defined]
     provider.add_span_processor(SimpleSpanProcessor(provider.exporter))  # type: ignore[attr-defined]
@@ -374,6 +374,7 @@ def _command_demo(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentlib", description="Agents that use tools.")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -432,7 +433,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--trace",
         action="store_true",
-        help="print the run's OpenTelemetry span tree (needs agentlib[otel])",
+        help="print the run's OpenTelemetry span tree (needs agentlib-typed[otel])",
     )
     common(run)
     run.set_defaults(handler=_command_run)
@@ -465,6 +466,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="HTTP: the port (0: a free one)")
     serve.set_defaults(handler=_command_mcp_serve)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from agentlib.errors import DISTRIBUTION
+
+    try:
+        return f"agentlib {version(DISTRIBUTION)} ({DISTRIBUTION})"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "agentlib (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

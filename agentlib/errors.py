@@ -3,7 +3,8 @@
 ```
 AgentlibError
 ├── ConfigurationError        the caller's mistake
-│   └── MissingExtraError     also an ImportError; names the extra
+│   ├── MissingExtraError     also an ImportError; names the extra
+│   └── BrokenDependencyError also an ImportError; installed but does not import
 ├── ModelError                the backend failed
 │   └── ModelOutputError      still invalid after retries; keeps the raw text
 ├── StoreError                a conversation store failed; keeps the store's URL
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentlibError",
+    "BrokenDependencyError",
     "ConfigurationError",
     "MissingExtraError",
     "ModelError",
@@ -25,6 +27,15 @@ __all__ = [
     "StoreError",
     "ToolError",
 ]
+
+DISTRIBUTION = "agentlib-typed"
+"""The name agentlib is installed under (`pip install agentlib-typed`); the import name is
+`agentlib`. (`agentlib` on PyPI is another project.)"""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs `extra`: `pip install "agentlib-typed[sql]"`."""
+    return f'pip install "{DISTRIBUTION}[{extra}]"'
 
 
 class AgentlibError(Exception):
@@ -46,7 +57,47 @@ class MissingExtraError(ConfigurationError, ImportError):
         what = feature or "this feature"
         super().__init__(
             f"{what} needs the '{package}' package, which is not installed; "
-            f'install it with: pip install "agentlib[{extra}]"'
+            f"install it with: {install_hint(extra)}"
+        )
+
+
+class BrokenDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is installed but fails to import; the message keeps its real error.
+
+    Raised instead of `MissingExtraError` so that a broken installation (a package whose own
+    dependency is missing or of the wrong version, a native library that does not load) is not
+    reported as an absent package.
+    """
+
+    def __init__(
+        self,
+        package: str,
+        extra: str,
+        *,
+        dependency: str,
+        error: BaseException,
+        origin: str | None = None,
+        feature: str | None = None,
+    ) -> None:
+        self.package = package
+        """The package agentlib imported."""
+        self.extra = extra
+        """The agentlib extra that provides it."""
+        self.dependency = dependency
+        """The broken dependency: the module that is missing, or the package that raised."""
+        self.origin = origin
+        """The module whose code raised the error, when it was not agentlib's import itself."""
+        self.error = error
+        """The real exception (also chained as `__cause__`)."""
+        what = feature or "this feature"
+        where = [f"in '{origin}'"] if origin else []
+        if dependency != package:
+            where.append(f"the broken dependency is '{dependency}'")
+        context = f" ({'; '.join(where)})" if where else ""
+        super().__init__(
+            f"{what} needs the '{package}' package, which is installed but fails to import: "
+            f"{type(error).__name__}: {error}{context}; "
+            f"repair the installation, e.g. with: {install_hint(extra)}"
         )
 
 

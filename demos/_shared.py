@@ -7,7 +7,6 @@ state); everything else (agent, history, sandbox session, cancel token) is per b
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentlib import CancelToken, Message, Model
+from agentlib import CancelToken, Message, MissingExtraError, Model
 
 EMBEDDED = "Embedded: SmolLM2-135M (offline, tiny)"
 SMALL_MODEL_NOTE = (
@@ -179,10 +178,17 @@ def available(module: str) -> bool:
 
 
 def importable(module: str) -> bool:
-    """Whether `module` imports: its optional dependencies are installed too."""
+    """Whether `module` imports: its optional dependencies are installed too.
+
+    A missing extra hides the feature quietly; a broken installation hides it too, with a
+    warning that carries the real error, so the other tabs still work.
+    """
     try:
         importlib.import_module(module)
-    except ImportError:  # MissingExtraError is an ImportError
+    except MissingExtraError:
+        return False
+    except ImportError as exc:  # BrokenDependencyError, or a raw one
+        logger.warning("%s is unavailable: %s", module, exc)
         return False
     return True
 

@@ -17,7 +17,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import gradio as gr
+from agentlib._optional import optional_imports
+
+with optional_imports("demos", feature="the Gradio demos"):
+    import gradio as gr
 
 if __package__ in (None, ""):  # run as a script (Spaces, `python demos/app.py`)
     # Appended, not prepended: the installed agentlib always wins over any folder here.

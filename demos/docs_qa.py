@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import gradio as gr
+from agentlib._optional import optional_imports
+
+with optional_imports("demos", feature="the Gradio demos"):
+    import gradio as gr
 from pydantic import BaseModel, Field
 
 from agentlib import AgentlibError, Model, agenerate_result

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import gradio as gr
+from agentlib._optional import optional_imports
+
+with optional_imports("demos", feature="the Gradio demos"):
+    import gradio as gr
 
 from agentlib import AgentlibError, agenerate_result
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import gradio as gr
+from agentlib._optional import optional_imports
+
+with optional_imports("demos", feature="the Gradio demos"):
+    import gradio as gr
 from pydantic import BaseModel, Field
 
 from agentlib import AgentlibError, Model, agenerate_result, fence_untrusted
@@ -220,7 +223,8 @@ async def answer_from_rows(model: Model, question: str, result: Any) -> tuple[st
 
 def pretty_sql(sql: str, dialect: str) -> str:
     """The SQL laid out on several lines for reading (unchanged if sqlglot cannot parse it)."""
-    import sqlglot
+    with optional_imports("sql", feature="the SQL explorer"):
+        import sqlglot
 
     try:
         return str(sqlglot.transpile(sql, read=dialect, write=dialect, pretty=True)[0])
@@ -293,6 +297,8 @@ async def ask_database(
     except Exception as exc:  # one failed request must not break the app: show it
         return f"**Failed:** {type(exc).__name__}: {exc}", "", "", _EMPTY_TABLE
     result = found.result
+    if result is None:  # atext_to_sql executes by default; None only with execute=False
+        return f"**The query was not run.**{LIMIT_HINT}", "", "", _EMPTY_TABLE
     how = PATH_LABELS.get(found.path, found.path)
     rows_text = f"{result.row_count} row(s)" + (
         " (cut at the row limit)" if result.reached_row_limit else ""

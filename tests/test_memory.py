@@ -263,7 +263,7 @@ def test_sql_store_without_sqlalchemy_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.startswith("sqlalchemy sql ")
-    assert 'pip install "agentlib[sql]"' in output
+    assert 'pip install "agentlib-typed[sql]"' in output
     assert issubclass(MissingExtraError, ImportError)
 
 

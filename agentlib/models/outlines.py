@@ -36,8 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
+from agentlib._optional import optional_imports
 from agentlib._output import output_spec, request_schema
-from agentlib.errors import ConfigurationError, MissingExtraError, ModelError
+from agentlib.errors import ConfigurationError, ModelError
 from agentlib.models._schema_check import (
     LLGUIDANCE_OVERRIDES,
     compile_schema_guarded,
@@ -155,7 +156,8 @@ class _LLGuidanceProcessor:
         return bool(self._matchers) and all(matcher.is_accepting() for matcher in self._matchers)
 
     def process_logits(self, input_ids: Any, logits: Any) -> Any:
-        import llguidance.numpy
+        with optional_imports("local", feature="the llguidance backend"):
+            import llguidance.numpy
 
         batch = int(input_ids.shape[0])
         if not self._matchers:
@@ -227,7 +229,8 @@ def llguidance_grammar(schema: Mapping[str, Any]) -> str:
     `1e999`, which is no double. The options are `LLGUIDANCE_OVERRIDES`, shared with
     `check_schema`.
     """
-    from llguidance import LLMatcher
+    with optional_imports("local", feature="the llguidance backend"):
+        from llguidance import LLMatcher
 
     grammar: str = LLMatcher.grammar_from_json_schema(
         constraint_schema(schema, "llguidance"), overrides=cast(Any, LLGUIDANCE_OVERRIDES)
@@ -243,12 +246,9 @@ class _Compiler(Protocol):
 
 class _LLGuidanceCompiler:
     def __init__(self, outlines_model: Any) -> None:
-        try:
+        with optional_imports("local", feature="the llguidance backend"):
+            import llguidance  # noqa: F401  (first: absent, it is a missing extra)
             from outlines.backends.llguidance import LLGuidanceBackend
-        except ImportError as exc:  # pragma: no cover - llguidance is part of the local extra
-            raise MissingExtraError(
-                "llguidance", "local", feature="the llguidance backend"
-            ) from exc
         with warnings.catch_warnings():
             # llguidance's llama.cpp vocabulary reader calls a function llama-cpp-python
             # deprecated; harmless, and outside our control.
@@ -260,7 +260,8 @@ class _LLGuidanceCompiler:
         self.tensor_library_name: str = outlines_model.tensor_library_name
 
     def compile(self, schema: OutputSchema) -> _Guide:
-        from llguidance import LLMatcher
+        with optional_imports("local", feature="the llguidance backend"):
+            from llguidance import LLMatcher
 
         grammar = llguidance_grammar(schema.schema)
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
@@ -554,7 +555,8 @@ class OutlinesModel:
         42 s on a loaded 2-core machine, the cached prefix 0.0 s). The chat template (the
         GGUF's) and the logits processor are the same as through Outlines.
         """
-        from llama_cpp import LogitsProcessorList
+        with optional_imports("local", feature="OutlinesModel on llama.cpp"):
+            from llama_cpp import LogitsProcessorList
 
         completion = self._llama.create_chat_completion(
             messages=[{"role": message.role, "content": message.content} for message in messages],

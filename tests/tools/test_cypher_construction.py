@@ -174,7 +174,7 @@ def test_neo4j_backend_names_the_extra_when_the_driver_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "neo4j", None)  # as if not installed
-    with pytest.raises(MissingExtraError, match=r'pip install "agentlib\[neo4j\]"'):
+    with pytest.raises(MissingExtraError, match=r'pip install "agentlib-typed\[neo4j\]"'):
         Neo4jBackend(uri="neo4j://127.0.0.1:7687")
 
 

@@ -182,4 +182,4 @@ def test_a_missing_dependency_names_the_extra_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.startswith("MissingExtraError agentlib.tools.web needs the 'httpx' package")
-    assert 'pip install "agentlib[web]"' in output
+    assert 'pip install "agentlib-typed[web]"' in output

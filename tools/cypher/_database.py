@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-import networkx as nx
 import pydantic
 from pydantic import BaseModel
 
 from agentlib import ConfigurationError, Tool, ToolError, Toolset, tool
+from agentlib._optional import optional_imports
 
 from ._backend import CypherBackend, QueryResult
 from ._grand import GrandCypherBackend
@@ -19,6 +19,9 @@ from ._pattern import CypherStatement, GraphPattern, compile_pattern, pattern_mo
 from ._render import render
 from ._schema import GraphSchema
 from ._syntax import Token, check_names, return_columns, tokenize, validate_read_only
+
+with optional_imports("graph", feature="agentlib.tools.cypher"):
+    import networkx as nx
 
 __all__ = ["GraphDatabase"]
 

@@ -9,11 +9,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from agentlib import ConfigurationError
+from agentlib._optional import optional_imports
 
 from ._schema import LABELS
+
+with optional_imports("graph", feature="agentlib.tools.cypher"):
+    import networkx as nx
 
 __all__ = ["graph_from_edge_list", "graph_from_records", "load_sample_graph"]
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentlib import ConfigurationError, MissingExtraError, ToolError
+from agentlib import ConfigurationError, ToolError
+from agentlib._optional import optional_imports
 
 from ._backend import QueryResult, rows_as_dicts
 from ._ladybug_translate import translate_for_ladybug
@@ -41,10 +42,8 @@ __all__ = ["LadybugBackend"]
 
 
 def _import_ladybug() -> None:
-    try:
+    with optional_imports("graph", feature="LadybugBackend"):
         import ladybug  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError("graph", "ladybug", feature="LadybugBackend") from exc
 
 
 class LadybugBackend:
@@ -62,7 +61,7 @@ class LadybugBackend:
             buffer pool); a query that needs more fails with the engine's message.
 
     Raises:
-        MissingExtraError: ladybug is not installed (`pip install "agentlib[graph]"`).
+        MissingExtraError: ladybug is not installed (`pip install "agentlib-typed[graph]"`).
         ConfigurationError: A property mixes value types within one label or relationship
             type (the engine stores one type per property), or a relationship has no type.
     """

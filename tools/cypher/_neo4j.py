@@ -6,7 +6,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from agentlib import ConfigurationError, MissingExtraError, ToolError
+from agentlib import ConfigurationError, ToolError
+from agentlib._optional import optional_imports
 
 from ._backend import QueryResult, rows_as_dicts
 from ._pattern import CypherStatement
@@ -18,10 +19,8 @@ __all__ = ["Neo4jBackend"]
 
 
 def _import_neo4j() -> Any:
-    try:
+    with optional_imports("neo4j", feature="Neo4jBackend"):
         import neo4j
-    except ImportError as exc:
-        raise MissingExtraError("neo4j", "neo4j", feature="Neo4jBackend") from exc
     return neo4j
 
 

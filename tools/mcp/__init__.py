@@ -1,4 +1,4 @@
-"""MCP (Model Context Protocol) both ways, with the official SDK: `pip install "agentlib[mcp]"`.
+"""MCP (Model Context Protocol) both ways, with the official SDK (`agentlib-typed[mcp]`).
 
 - `MCPToolset`: a server's tools (stdio subprocess or streamable HTTP) as agentlib tools.
 - `serve_mcp` / `aserve_mcp`: agentlib tools and toolsets served as an MCP server.

@@ -23,12 +23,12 @@ from typing import Any, Literal
 
 from agentlib import (
     ConfigurationError,
-    MissingExtraError,
     Tool,
     ToolError,
     Toolset,
     fence_untrusted,
 )
+from agentlib._optional import available, optional_imports
 
 __all__ = ["MCPToolset"]
 
@@ -48,10 +48,8 @@ def _close_open_toolsets() -> None:
 
 
 def _sdk() -> Any:
-    try:
+    with optional_imports("mcp", feature="MCP servers"):
         import mcp
-    except ImportError as exc:
-        raise MissingExtraError("mcp", "mcp", feature="MCP servers") from exc
     return mcp
 
 
@@ -458,10 +456,10 @@ def _strict_problem(schema: Mapping[str, Any]) -> str | None:
 
 def _local_problem(schema: Mapping[str, Any]) -> str | None:
     """Why llguidance cannot enforce `schema` (`None`: it can, or it is not installed)."""
-    try:
-        from llguidance import LLMatcher
-    except ImportError:  # no local extra: no local model to constrain
+    if not available("llguidance"):  # no local extra: no local model to constrain
         return None
+    with optional_imports("local", feature="checking MCP schemas for local models"):
+        from llguidance import LLMatcher
     grammar = LLMatcher.grammar_from_json_schema(
         dict(schema), overrides={"whitespace_flexible": False}
     )

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from agentlib import ConfigurationError, Tool, ToolError, Toolset, render_observation
-
-from ._client import _sdk
+from agentlib._optional import optional_imports
 
 __all__ = ["serve_mcp"]
 
@@ -45,9 +44,11 @@ def _collect(items: Iterable[Tool | Toolset]) -> tuple[list[Tool], list[Toolset]
 
 def build_server(tools: list[Tool], *, name: str = "agentlib", max_chars: int = 100_000) -> Any:
     """The SDK's low-level `Server` answering `tools/list` and `tools/call` for `tools`."""
-    _sdk()
-    import mcp_types as types
-    from mcp.server.lowlevel import Server
+    with optional_imports("mcp", feature="the MCP server"):
+        import mcp
+        import mcp_types as types
+        from mcp.server.lowlevel import Server
+    del mcp  # imported first so that an absent SDK is reported as the missing extra
 
     by_name = {item.name: item for item in tools}
     listing = [
@@ -127,7 +128,8 @@ async def aserve_mcp(
 async def _serve_http(
     server: Any, host: str, port: int, path: str, on_ready: Callable[[str], None] | None
 ) -> None:
-    import uvicorn
+    with optional_imports("mcp", feature="the MCP server over HTTP"):
+        import uvicorn
 
     app = server.streamable_http_app(streamable_http_path=path, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

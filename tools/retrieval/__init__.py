@@ -1,6 +1,6 @@
 """Vector retrieval: load, split, embed, index and search documents; `RetrievalTool` for agents.
 
-Install with `pip install "agentlib[retrieval]"`. Names are loaded on first use, so importing
+Install with `pip install "agentlib-typed[retrieval]"`. Names are loaded on first use, so importing
 this package does not import numpy, torch, usearch or pymilvus.
 
 - load: `TextLoader`, `MarkdownLoader`, `HTMLLoader`, `PDFLoader`, `JSONLoader`,

@@ -17,10 +17,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from numpy.typing import NDArray
-
-from agentlib import ConfigurationError, MissingExtraError
+from agentlib import ConfigurationError
+from agentlib._optional import optional_imports
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, Vectors
 from agentlib.tools.retrieval.errors import IndexMismatchError
@@ -37,14 +35,16 @@ from agentlib.tools.retrieval.indexes import (
     write_manifest,
 )
 
+with optional_imports("retrieval", feature="ANNIndex"):
+    import numpy as np
+    from numpy.typing import NDArray
+
 __all__ = ["ANNIndex"]
 
 
 def _usearch() -> Any:
-    try:
+    with optional_imports("retrieval", feature="ANNIndex"):
         from usearch import index as usearch_index
-    except ImportError as exc:
-        raise MissingExtraError("usearch", "retrieval", feature="ANNIndex") from exc
     return usearch_index
 
 

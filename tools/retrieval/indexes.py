@@ -21,13 +21,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-from numpy.typing import NDArray
-
 from agentlib import ConfigurationError
+from agentlib._optional import optional_imports
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, Vectors
 from agentlib.tools.retrieval.errors import IndexMismatchError
+
+with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["ExactIndex", "VectorIndex", "load_index"]
 

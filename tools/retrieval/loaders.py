@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from agentlib import MissingExtraError
+from agentlib._optional import optional_imports
 from agentlib.tools.retrieval.documents import Document
 from agentlib.tools.retrieval.errors import DocumentLoadError
 
@@ -163,10 +163,8 @@ class HTMLLoader:
 
     def load(self, path: str | os.PathLike[str]) -> list[Document]:
         """Extract the main text of one HTML file."""
-        try:
+        with optional_imports("retrieval", feature="HTMLLoader"):
             import trafilatura
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise MissingExtraError("trafilatura", "retrieval", feature="HTMLLoader") from exc
         file = Path(path)
         html = _read_text(file, self.encodings)
         text = trafilatura.extract(html, include_comments=False, include_tables=True)
@@ -187,11 +185,9 @@ class PDFLoader:
 
     def load(self, path: str | os.PathLike[str]) -> list[Document]:
         """Extract the text of every page of one PDF."""
-        try:
+        with optional_imports("retrieval", feature="PDFLoader"):
             import pypdf
             from pypdf.errors import PdfReadError
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise MissingExtraError("pypdf", "retrieval", feature="PDFLoader") from exc
         file = Path(path)
         data = _read_bytes(file)
         try:

@@ -15,7 +15,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agentlib import ConfigurationError, MissingExtraError
+from agentlib import ConfigurationError
+from agentlib._optional import optional_imports
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, Vectors
 from agentlib.tools.retrieval.errors import IndexMismatchError
@@ -91,14 +92,12 @@ class MilvusIndex:
         if embedder is not None:
             dimension, embedder_name = embedder.dimension, embedder.name
         if client is None:
-            try:
+            with optional_imports("retrieval", feature="MilvusIndex"):
                 # pymilvus imports scipy.sparse lazily on its first search, from a worker
                 # thread, and that import raced another one in CI ("partially initialized
                 # module scipy.sparse._base"); importing it here, once, avoids the race.
                 import scipy.sparse  # noqa: F401
                 from pymilvus import MilvusClient
-            except ImportError as exc:
-                raise MissingExtraError("pymilvus", "retrieval", feature="MilvusIndex") from exc
             client = MilvusClient(str(uri), token=token or "")
         self._client = client
         self._uri = str(uri)
@@ -141,7 +140,8 @@ class MilvusIndex:
         return dimension, str(embedder_name)
 
     def _create(self) -> None:
-        from pymilvus import DataType, MilvusClient
+        with optional_imports("retrieval", feature="MilvusIndex"):
+            from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(
             auto_id=False,

@@ -20,12 +20,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-
 from agentlib import ConfigurationError, Model, agenerate_result
+from agentlib._optional import optional_imports
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, normalize
 from agentlib.tools.retrieval.indexes import ChunkTable, VectorIndex, check_embedder, top_k
+
+with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
+    import numpy as np
 
 __all__ = [
     "BM25Retriever",
@@ -101,7 +103,8 @@ class DenseRetriever(_SyncSearch):
 
 def default_tokenize(text: str) -> list[str]:
     """Lower-cased words without English stop words (bm25s's list)."""
-    from bm25s.stopwords import STOPWORDS_EN
+    with optional_imports("retrieval", feature="BM25Retriever"):
+        from bm25s.stopwords import STOPWORDS_EN
 
     stop = frozenset(STOPWORDS_EN)
     return [word for word in _WORD.findall(text.lower()) if word not in stop]
@@ -159,7 +162,8 @@ class BM25Retriever(_SyncSearch):
 
     def _index(self) -> object:
         if self._model is None:
-            import bm25s
+            with optional_imports("retrieval", feature="BM25Retriever"):
+                import bm25s
 
             model = bm25s.BM25(k1=self.k1, b=self.b)
             corpus = [self.tokenize(chunk.text) for chunk in self._table.chunks]

@@ -8,7 +8,7 @@ real schema, compiled to SQL by the library) or `run_sql` (free SQL for strong m
 Every query is checked by one validator (one read-only SELECT over known tables and columns,
 allow-listed functions, a LIMIT) and runs on a read-only connection with a timeout; see
 `_validate.py` and `_connection.py` for exactly what is refused and how. Needs the `sql`
-extra: `pip install "agentlib[sql]"`.
+extra: `pip install "agentlib-typed[sql]"`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pydantic import BaseModel, Field
 
 from agentlib import (
     ConfigurationError,
-    MissingExtraError,
     Model,
     Tool,
     ToolError,
@@ -38,12 +37,11 @@ from agentlib import (
     agenerate_result,
     tool,
 )
+from agentlib._optional import optional_imports
 
-try:
+with optional_imports("sql", feature="agentlib.tools.sql"):
     import sqlalchemy as sa
     import sqlglot  # noqa: F401  (imported here so a missing extra fails at import)
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise MissingExtraError(exc.name or "sqlalchemy", "sql", feature="agentlib.tools.sql") from exc
 
 from ._connection import ReadOnlyDatabase, open_read_only
 from ._schema import (

@@ -21,12 +21,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from agentlib import ConfigurationError, MissingExtraError, Toolset, tool
+from agentlib import ConfigurationError, Toolset, tool
+from agentlib._optional import optional_imports
 
-try:
+with optional_imports("web", feature="agentlib.tools.web"):
     import httpx  # noqa: F401  (checked here so a missing extra names itself first)
-except ImportError as exc:  # the module is only imported by users of the web tools
-    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 from ._cache import WebCache
 from ._fetch import FetchConfig, FetchedPage, PageFetcher, parse_url

@@ -167,7 +167,9 @@ def page_title(html: str) -> str:
 def html_to_markdown(html: str, url: str, include_links: bool) -> tuple[str, str]:
     try:
         import trafilatura
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name != "trafilatura":  # installed but broken: keep the real error (issue 14)
+            raise
         raise MissingPackageError("trafilatura") from exc
     text = trafilatura.extract(
         html,
@@ -188,7 +190,9 @@ def pdf_to_text(body: bytes, max_pages: int) -> tuple[str, str]:
     try:
         from pypdf import PdfReader
         from pypdf.errors import PyPdfError
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name != "pypdf":  # installed but broken: keep the real error (issue 14)
+            raise
         raise MissingPackageError("pypdf") from exc
     try:
         reader = PdfReader(io.BytesIO(body))

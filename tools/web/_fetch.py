@@ -20,12 +20,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentlib import ConfigurationError, MissingExtraError, ToolError
+from agentlib import ConfigurationError, ToolError
+from agentlib._optional import optional_imports
 
-try:
+with optional_imports("web", feature="agentlib.tools.web"):
     import httpx
-except ImportError as exc:
-    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 from ._extractor import extractor_for
 from ._guard import AddressPolicy, IPAddress, Resolver, system_resolver

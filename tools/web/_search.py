@@ -13,12 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
-from agentlib import MissingExtraError, ToolError
+from agentlib import ToolError
+from agentlib._optional import optional_imports
 
-try:
+with optional_imports("web", feature="agentlib.tools.web"):
     import httpx
-except ImportError as exc:
-    raise MissingExtraError("httpx", "web", feature="agentlib.tools.web") from exc
 
 __all__ = [
     "DDGSBackend",
@@ -213,10 +212,8 @@ class DDGSBackend:
         region: str = "us-en",
     ) -> None:
         if client is None:
-            try:
+            with optional_imports("web", feature="DDGSBackend"):
                 from ddgs import DDGS
-            except ImportError as exc:
-                raise MissingExtraError("ddgs", "web", feature="DDGSBackend") from exc
             client = DDGS(proxy=proxy, timeout=timeout)
         self.client = client
         """The `ddgs.DDGS` instance searches go through."""
