@@ -14,12 +14,15 @@ __all__ = [
     "AgentEvent",
     "ErrorEvent",
     "FinalAnswerEvent",
+    "Handoff",
+    "HandoffEvent",
     "Observation",
     "RunFinishedEvent",
     "RunResult",
     "Step",
     "StepStartedEvent",
     "StopReason",
+    "SubagentEvent",
     "ThoughtEvent",
     "ToolCall",
     "ToolCallEvent",
@@ -38,6 +41,7 @@ StopReason = Literal[
     "repeated_call",
     "invalid_output",
     "model_error",
+    "handoff",
 ]
 """Why a run stopped.
 
@@ -50,6 +54,9 @@ StopReason = Literal[
   observation, too many times in a row.
 - `invalid_output`: the model's step was still invalid after the allowed retries.
 - `model_error`: the backend failed (unreachable server, HTTP error, ...).
+- `handoff`: the model handed the conversation to another agent and the handoff was not
+  followed: the run's `max_handoffs` was reached (a run that follows its handoffs ends with
+  the last agent's stop reason).
 """
 
 
@@ -107,6 +114,8 @@ class Observation:
     """Seconds the call took."""
     value: Any = field(default=None, repr=False, compare=False)
     """The tool's raw return value (not serialised; `None` on error)."""
+    run: RunResult[Any] | None = field(default=None, repr=False, compare=False)
+    """The sub-agent's whole run, when the tool is an agent (`Agent.as_tool`), failed or not."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +146,22 @@ class Step:
     """Time spent waiting for the model."""
     tool_seconds: float = 0.0
     """Time spent running tools (concurrent calls overlap)."""
+    handoff: str | None = None
+    """The handoff branch the model took (`transfer_to_<agent>`), on a handoff step."""
+    agent_name: str = ""
+    """The agent that took this step (differs between steps after a handoff)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handoff:
+    """One agent handing the conversation to another (`Agent(handoffs=[...])`)."""
+
+    step: int
+    """The 1-based index (in `RunResult.steps`) of the step that handed over."""
+    from_agent: str
+    """The agent that handed over."""
+    to_agent: str
+    """The agent that took over."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +185,10 @@ class RunResult(Generic[OutputT]):
     """A description of what went wrong, when the run did not end with a final answer."""
     task: str = ""
     """The task the run was given."""
+    agent_name: str = ""
+    """The agent that gave the answer (the last one, after handoffs)."""
+    handoffs: tuple[Handoff, ...] = ()
+    """Each handoff of the run, in order."""
 
     @property
     def ok(self) -> bool:
@@ -240,6 +269,32 @@ class RunFinishedEvent:
     """The complete result."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffEvent:
+    """The conversation passes to another agent; the next events are the new agent's."""
+
+    step: int
+    """1-based index of the step that handed over."""
+    from_agent: str
+    """The agent that handed over."""
+    to_agent: str
+    """The agent that takes over."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubagentEvent:
+    """An event of a sub-agent (`Agent.as_tool`) running as one of this run's tool calls."""
+
+    step: int
+    """1-based index of the parent's step whose call runs the sub-agent."""
+    call_id: str
+    """The parent's `ToolCall.id` that runs the sub-agent."""
+    agent_name: str
+    """The sub-agent's tool name."""
+    event: AgentEvent
+    """The sub-agent's own event (its step numbers are its own; may itself be nested)."""
+
+
 AgentEvent: TypeAlias = (
     StepStartedEvent
     | ThoughtEvent
@@ -248,5 +303,7 @@ AgentEvent: TypeAlias = (
     | FinalAnswerEvent
     | ErrorEvent
     | RunFinishedEvent
+    | HandoffEvent
+    | SubagentEvent
 )
 """Any event `Agent.stream` yields."""
