@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agentlib import _json
 from agentlib._json_schema import bound_strings, close_objects
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
@@ -711,12 +712,12 @@ def extract_json(text: str) -> Any:
     fenced = _FENCE.match(text)
     candidate = fenced.group(1) if fenced else text.strip()
     try:
-        return json.loads(candidate)
+        return _json.loads(candidate)  # RFC 8259: NaN, Infinity and 1e999 are refused
     except json.JSONDecodeError as first_error:
         start = candidate.find("{")
         if start >= 0:
             try:
-                value, _end = json.JSONDecoder().raw_decode(candidate[start:])
+                value, _end = _json.raw_decode(candidate[start:])
                 return value
             except json.JSONDecodeError:
                 pass

@@ -16,8 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from agentlib._json_schema import bound_strings
-from agentlib._output import OutputSpec, OutputValidationError, output_spec
+from agentlib._output import (
+    WRAPPED_KEY,
+    OutputSpec,
+    OutputValidationError,
+    output_spec,
+    request_schema,
+)
 from agentlib._prompts import template
 from agentlib._retry import RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
@@ -32,7 +37,7 @@ T = TypeVar("T")
 Check = Callable[[Any], "Awaitable[object] | object"]
 """A hook on each schema-valid value: raise `ToolError` or `ValueError` to refuse it."""
 
-_WRAPPED = "value"
+_WRAPPED = WRAPPED_KEY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,19 +64,6 @@ def _schema_name(output_type: Any) -> str:
     return name or "output"
 
 
-def _request_schema(spec: OutputSpec, name: str, max_string_length: int) -> OutputSchema:
-    schema = spec.json_schema
-    if not spec.is_object:
-        # Servers require an object at the root: wrap other types as {"value": ...}.
-        schema = {
-            "type": "object",
-            "properties": {_WRAPPED: schema},
-            "required": [_WRAPPED],
-            "additionalProperties": False,
-        }
-    return OutputSchema(name, bound_strings(schema, max_string_length))
-
-
 def _messages(
     prompt: str | Sequence[Message], schema: OutputSchema, instructions: str | None
 ) -> list[Message]:
@@ -82,6 +74,29 @@ def _messages(
     if isinstance(prompt, str):
         return [Message(role="system", content=system), Message(role="user", content=prompt)]
     return [Message(role="system", content=system), *prompt]
+
+
+def _validated(response: ModelResponse, spec: OutputSpec, max_tokens: int | None) -> Any:
+    """The reply's value, validated; a reply cut off at the token limit says so."""
+    try:
+        data = extract_json(response.text)
+        if not spec.is_object:
+            if not isinstance(data, dict) or _WRAPPED not in data:
+                raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
+            data = data[_WRAPPED]
+        return spec.validate(data)
+    except ValueError as exc:  # OutputValidationError included
+        if response.finish_reason == "length":
+            raise OutputValidationError(_cut_off(str(exc), max_tokens)) from exc
+        raise
+
+
+def _cut_off(error: str, max_tokens: int | None) -> str:
+    limit = f"max_tokens={max_tokens}" if max_tokens else "the server's default max_tokens"
+    return (
+        f"the reply was cut off at the token limit ({limit}) before it was complete ({error}); "
+        "raise max_tokens=, or ask for shorter output (fewer items, shorter strings)"
+    )
 
 
 @overload
@@ -147,7 +162,7 @@ async def agenerate_result(
     if retries < 0:
         raise ConfigurationError("retries must be 0 or more")
     spec = output_spec(output_type)
-    schema = _request_schema(spec, _schema_name(output_type), max_string_length)
+    schema = request_schema(spec, _schema_name(output_type), max_string_length)
     messages = _messages(prompt, schema, instructions)
     tokens = [0, 0]
 
@@ -158,12 +173,7 @@ async def agenerate_result(
         return response
 
     async def accept(response: ModelResponse) -> Any:
-        data = extract_json(response.text)
-        if not spec.is_object:
-            if not isinstance(data, dict) or _WRAPPED not in data:
-                raise OutputValidationError(f"expected an object with the key '{_WRAPPED}'")
-            data = data[_WRAPPED]
-        value = spec.validate(data)
+        value = _validated(response, spec, max_tokens)
         if check is not None:
             try:
                 checked = check(value)

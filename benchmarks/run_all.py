@@ -26,6 +26,11 @@ BENCHMARKS: dict[str, tuple[list[str], str]] = {
         "constrained ≥ 90% of unconstrained tokens/s; warm compile ≤ 1 ms; "
         "cold compile for 10 tools ≤ 50 ms",
     ),
+    "strict_schemas": (
+        ["strict_schemas.py", "--per-schema", "3", "--seconds", "1.5"],
+        "0 schemas sent that break strict mode's rules, 0 valid replies rejected, 0 returned "
+        "changed, 0 invalid replies accepted (JSON-Schema-Test-Suite, SchemaStore)",
+    ),
     "llama_threads": (["llama_threads.py"], "none set: picks LocalModel's default thread count"),
     "small_model_tool_calls": (
         ["small_model_tool_calls.py"],

@@ -230,12 +230,13 @@ def test_unconstrained_value_and_non_object_root_are_rejected() -> None:
         strict_schema({"type": "array", "items": {"type": "string"}})
 
 
-def test_recursive_schema_is_rejected() -> None:
+def test_recursive_schema_keeps_its_recursion_as_defs() -> None:
     class Node(BaseModel):
         children: list[Node]
 
-    with pytest.raises(ConfigurationError, match="recursive"):
-        strict_schema(Node.model_json_schema())
+    strict = strict_schema(Node.model_json_schema())
+    assert strict["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    assert strict["$defs"]["Node"]["required"] == ["children"]
 
 
 def test_input_schema_is_not_modified() -> None:
@@ -256,7 +257,7 @@ def test_restored_reply_lets_the_tool_default_apply() -> None:
     assert search.validate(restored["action"]["arguments"]) == {"query": "llamas", "limit": 5}
 
 
-def test_restore_keeps_nulls_the_original_schema_allows() -> None:
+def test_restore_drops_forced_nulls_and_nulls_whose_default_is_null() -> None:
     raw = Person.model_json_schema()
     reply = {
         "name": "Ada",
@@ -265,7 +266,8 @@ def test_restore_keeps_nulls_the_original_schema_allows() -> None:
         "tags": None,
     }
     restored = restore_optional(reply, raw)
-    assert restored == {"name": "Ada", "address": {"city": "Paris", "postcode": None}}
+    # `postcode` accepts null and defaults to null: absent and null mean the same.
+    assert restored == {"name": "Ada", "address": {"city": "Paris"}}
     assert Person.model_validate(restored) == Person(
         name="Ada", role="user", address=Address(city="Paris"), tags=[]
     )
@@ -281,7 +283,68 @@ def test_restore_picks_the_union_branch_by_its_const() -> None:
         },
     }
     restored = restore_optional(reply, step.output.schema)
-    assert restored["action"]["answer"] == {
-        "name": "Ada",
-        "address": {"city": "X", "postcode": None},
+    assert restored["action"]["answer"] == {"name": "Ada", "address": {"city": "X"}}
+
+
+def _nested(depth: int) -> dict[str, object]:
+    node: dict[str, object] = {"type": "string"}
+    for _ in range(depth):
+        node = {"type": "object", "properties": {"n": node}, "required": ["n"]}
+    return node
+
+
+def test_openai_size_limits_are_checked_before_sending() -> None:
+    strict_schema(_nested(10))
+    with pytest.raises(ConfigurationError, match="11 levels of object nesting"):
+        strict_schema(_nested(11))
+    many = {f"p{index}": {"type": "integer"} for index in range(5001)}
+    with pytest.raises(ConfigurationError, match="5001 object properties"):
+        strict_schema({"type": "object", "properties": many, "required": list(many)})
+    long_enum = {"type": "string", "enum": [f"{index:060d}" for index in range(300)]}
+    with pytest.raises(ConfigurationError, match="enum of more than 250 strings"):
+        strict_schema({"type": "object", "properties": {"e": long_enum}, "required": ["e"]})
+
+
+def test_restore_applies_the_parents_properties_to_the_chosen_branch() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+        "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
     }
+    wrapped = {"type": "object", "properties": {"w": schema}, "required": ["w"]}
+    assert restore_optional({"w": {"a": None, "b": 2}}, wrapped) == {"w": {"b": 2}}
+    assert restore_optional({"w": {"a": "x", "b": None}}, wrapped) == {"w": {"a": "x"}}
+
+
+def test_type_lists_with_objects_become_unions_and_untyped_keywords_get_their_type() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "either": {"type": ["object", "integer"], "properties": {"x": {"type": "string"}}},
+            "day": {"format": "date"},
+        },
+        "required": ["either", "day"],
+    }
+    strict = strict_schema(schema)["properties"]
+    assert [branch["type"] for branch in strict["either"]["anyOf"]] == ["object", "integer"]
+    assert strict["day"] == {"type": "string", "description": '(format: "date")'}
+
+
+def test_two_unions_that_must_both_hold_become_their_product() -> None:
+    # SchemaStore's snapcraft schema: `allOf` of two `anyOf`s (this once recursed forever).
+    schema = {
+        "type": "object",
+        "properties": {
+            "v": {
+                "allOf": [
+                    {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    {"anyOf": [{"type": "integer"}, {"type": "boolean"}]},
+                ]
+            },
+            "w": {"anyOf": [{"type": "string"}, {"type": "null"}], "oneOf": [{"type": "null"}]},
+        },
+        "required": ["v", "w"],
+    }
+    strict = strict_schema(schema)["properties"]
+    assert strict["v"] == {"anyOf": [{"type": "integer"}]}
+    assert strict["w"] == {"anyOf": [{"type": "null"}]}

@@ -153,3 +153,38 @@ def test_a_check_hook_that_refuses_every_attempt_raises_its_own_error() -> None:
     with pytest.raises(ToolError, match="refused 2"):
         generate_result(model, int, "A number.", retries=1, check=never)
     assert model.remaining == 0
+
+
+def test_explicit_extra_keys_are_kept_for_constrained_decoding() -> None:
+    from agentlib._json_schema import close_objects
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "open": {"type": "object", "properties": {"a": {}}, "additionalProperties": True},
+            "silent": {"type": "object", "properties": {"a": {}}},
+            "needs_id": {"type": "object", "properties": {"_id": {}}, "required": ["id"]},
+        },
+    }
+    closed = close_objects(schema)["properties"]
+    assert closed["open"]["additionalProperties"] is True
+    assert closed["silent"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["needs_id"]  # closing would be unsatisfiable
+
+
+def test_a_date_that_does_not_exist_is_retried() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"day": {"type": "string", "format": "date"}},
+        "required": ["day"],
+    }
+    model = ScriptedModel([{"day": "2024-02-30"}, {"day": "2024-02-29"}])
+    result = generate_result(model, schema, "a leap day")
+    assert result.output == {"day": "2024-02-29"} and result.attempts == 2
+    assert "is not a 'date'" in model.requests[1].messages[-1].content
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    model = ScriptedModel(['{"name": "A", "age": NaN}', '{"name": "A", "age": 1e999}'])
+    with pytest.raises(ModelOutputError, match="too large for a double"):
+        generate(model, Person, "x", retries=1)

@@ -15,9 +15,36 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agentlib._json_schema import finite_numbers
 from agentlib.errors import ConfigurationError
 
-__all__ = ["compile_schema_guarded"]
+__all__ = ["LLGUIDANCE_OVERRIDES", "compile_schema_guarded", "constraint_schema"]
+
+LLGUIDANCE_OVERRIDES: dict[str, Any] = {
+    "whitespace_flexible": False,
+    "item_separator": ", ",
+    "key_separator": ": ",
+    "coerce_one_of": True,
+    # Strings may escape only a quote, a backslash, a newline and a tab (the step format's
+    # choice, issue 25: with every escape a small model filled strings with `\u001b`s).
+    "json_allowed_escapes": '"\\nt',
+}
+"""llguidance's JSON options for every compilation, in-process (`OutlinesModel`) and guarded:
+fixed separators and no free whitespace (with free whitespace a small model can emit newlines
+until it runs out of tokens); `oneOf` generated as `anyOf` (llguidance cannot enforce "exactly
+one"; the reply is validated against the schema itself, so one matching two branches is
+refused and retried, as on the strict path) instead of refusing the schema."""
+
+
+def constraint_schema(schema: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """The schema a backend compiles for `schema`: numbers kept finite for llguidance.
+
+    llguidance's JSON grammar allows any exponent, so `1e999` (no double) could be produced;
+    `finite_numbers` rules that out. outlines_core ignores numeric bounds, so it gets the
+    schema as it is (a reply with an overflowing number is refused when it is parsed).
+    """
+    return finite_numbers(schema) if backend == "llguidance" else dict(schema)
+
 
 _WORKER = Path(__file__).with_name("_schema_worker.py")
 _BACKENDS = ("llguidance", "outlines_core")
@@ -51,8 +78,16 @@ def compile_schema_guarded(
         raise ConfigurationError(
             f"unknown constraint backend {backend!r}; use 'llguidance' or 'outlines_core'"
         )
+    # What the in-process compilers compile (outlines.py): the same schema transformation
+    # and options, so a schema that passes here compiles there.
+    request_body = {
+        "schema": constraint_schema(schema, backend),
+        "backend": backend,
+        "memory_mb": memory_mb,
+        "overrides": LLGUIDANCE_OVERRIDES,
+    }
     try:
-        request = json.dumps({"schema": schema, "backend": backend, "memory_mb": memory_mb})
+        request = json.dumps(request_body)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"the schema is not JSON-serializable: {exc}") from exc
     try:

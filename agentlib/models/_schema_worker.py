@@ -2,7 +2,8 @@
 
 Run as a script by path (`python -I _schema_worker.py`), never imported by agentlib: it
 imports only the constraint backend, so it starts in about 0.1 s. It reads
-`{"schema": ..., "backend": ..., "memory_mb": ...}` as JSON on stdin and writes
+`{"schema": ..., "backend": ..., "memory_mb": ..., "overrides": ...}` (llguidance's JSON
+options) as JSON on stdin and writes
 `{"ok": true}` or `{"ok": false, "kind": "unsupported" | "memory" | "error", "message": ...}`
 on stdout. A crash (a native abort when an allocation fails) shows as a negative exit code.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
-from typing import Any
+from typing import Any, cast
 
 # outlines_core needs a vocabulary to build its index; the index's automaton (the part that
 # explodes on pathological schemas) depends on the regex, so printable ASCII is enough to
@@ -25,17 +26,17 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _check_llguidance(schema: Any) -> dict[str, Any]:
+def _check_llguidance(schema: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     from llguidance import LLMatcher
 
-    grammar = LLMatcher.grammar_from_json_schema(schema, overrides={"whitespace_flexible": False})
+    grammar = LLMatcher.grammar_from_json_schema(schema, overrides=cast(Any, overrides))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
         return {"ok": False, "kind": "unsupported", "message": "; ".join(messages)}
     return {"ok": True}
 
 
-def _check_outlines_core(schema: Any) -> dict[str, Any]:
+def _check_outlines_core(schema: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     from outlines_core import Index, Vocabulary
     from outlines_core.json_schema import build_regex_from_schema
 
@@ -55,7 +56,7 @@ def main() -> None:
     _limit_memory(int(request["memory_mb"]))
     check = _check_llguidance if request["backend"] == "llguidance" else _check_outlines_core
     try:
-        verdict = check(request["schema"])
+        verdict = check(request["schema"], request.get("overrides", {}))
     except MemoryError:
         verdict = {"ok": False, "kind": "memory", "message": "ran out of memory"}
     except Exception as exc:  # report any other failure to the parent with its type

@@ -44,6 +44,8 @@ from typing import Any, Literal, TypeAlias
 import jsonschema
 import openai
 
+from agentlib import _json
+from agentlib._formats import format_checker
 from agentlib._strict import restore_optional, strict_schema
 from agentlib._tool_names import safe_tool_names
 from agentlib.errors import ConfigurationError, ModelError
@@ -377,8 +379,8 @@ class OpenAIModel:
     ) -> tuple[str, bool]:
         """Whether `text` fits the schema the server was asked to enforce; nulls restored."""
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            value = _json.loads(text)
+        except json.JSONDecodeError:  # NaN, Infinity and 1e999 included: they are not JSON
             return text, False
         # The sent schema (what the server promised) or the caller's own (a server may enforce
         # `required` without strict mode's forced nulls): either means the constraint held.
@@ -391,7 +393,9 @@ class OpenAIModel:
     def _fits(self, value: Any, schema: Mapping[str, Any], key: str) -> bool:
         validator = self._validators.get(key)
         if validator is None:
-            validator = jsonschema.Draft202012Validator(schema)
+            # `format` is checked where the schema still has it: in the caller's schema, and
+            # in the sent one only when kept there (strict_keywords=), i.e. promised.
+            validator = jsonschema.Draft202012Validator(schema, format_checker=format_checker())
             self._validators[key] = validator
         return bool(validator.is_valid(value))
 
@@ -411,7 +415,7 @@ def _step_from_calls(
     decoded: list[tuple[str, Mapping[str, Any]]] = []
     for sent_name, raw_arguments in calls:
         try:
-            arguments = json.loads(raw_arguments or "{}")
+            arguments = _json.loads(raw_arguments or "{}")
         except json.JSONDecodeError:
             arguments = None
         if not isinstance(arguments, dict):

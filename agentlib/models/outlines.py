@@ -34,12 +34,17 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
+from agentlib._output import output_spec, request_schema
 from agentlib.errors import ConfigurationError, MissingExtraError, ModelError
-from agentlib.models._schema_check import compile_schema_guarded
+from agentlib.models._schema_check import (
+    LLGUIDANCE_OVERRIDES,
+    compile_schema_guarded,
+    constraint_schema,
+)
 from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
-from agentlib.models.profiles import ModelProfile, profile_for
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH, ModelProfile, profile_for
 
 __all__ = ["ConstraintBackend", "GuideCacheInfo", "OutlinesModel", "compile_schema_guarded"]
 
@@ -48,9 +53,6 @@ logger = logging.getLogger(__name__)
 ConstraintBackend = Literal["llguidance", "outlines_core"]
 """The token-level constraint engines `OutlinesModel` can use for JSON schemas."""
 
-_ITEM_SEPARATOR = ", "
-_KEY_SEPARATOR = ": "
-_ALLOWED_ESCAPES = '"\\nt'  # llguidance's escape letters: \" \\ \n \t, nothing else
 # outlines_core takes a whitespace regex instead of separators; one optional space keeps the
 # model close to the `", "` / `": "` layout it saw in training, and bounds it.
 _OUTLINES_CORE_WHITESPACE = r"[ ]?"
@@ -214,17 +216,15 @@ def llguidance_grammar(schema: Mapping[str, Any]) -> str:
     (`u001b` after a backslash: 6 characters, several tokens each) until the step ran out of
     tokens (issue 25, item 2). Without them a character costs at most two JSON characters, so
     the step format's string bounds keep a step within its token budget.
+
+    Numbers are kept finite (`constraint_schema`): llguidance's JSON grammar otherwise allows
+    `1e999`, which is no double. The options are `LLGUIDANCE_OVERRIDES`, shared with
+    `check_schema`.
     """
     from llguidance import LLMatcher
 
     grammar: str = LLMatcher.grammar_from_json_schema(
-        dict(schema),
-        overrides={
-            "whitespace_flexible": False,
-            "item_separator": _ITEM_SEPARATOR,
-            "key_separator": _KEY_SEPARATOR,
-            "json_allowed_escapes": _ALLOWED_ESCAPES,
-        },
+        constraint_schema(schema, "llguidance"), overrides=cast(Any, LLGUIDANCE_OVERRIDES)
     )
     return grammar
 
@@ -443,15 +443,25 @@ class OutlinesModel:
         backend: ConstraintBackend = "llguidance",
         timeout: float = 5.0,
         memory_mb: int = 1024,
+        max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
     ) -> None:
-        """Compile a user-supplied schema in a separate process, under a time and memory bound.
+        """Check that `generate(model, schema, ...)` can use a user-supplied raw schema.
 
-        See `compile_schema_guarded`.
+        The same code path as generation: the schema is checked against its meta-schema and
+        prepared as `generate` prepares it (references resolved, objects closed, strings
+        bounded, a non-object root wrapped), then compiled with the same backend options,
+        in a separate process under a time and memory bound (`compile_schema_guarded`). A
+        schema that passes compiles for generation; one that fails raises what generation
+        would.
 
         Raises:
-            ConfigurationError: The schema is unsupported, too slow or too large to compile.
+            ConfigurationError: The schema is invalid, unsupported, too slow or too large to
+                compile.
         """
-        compile_schema_guarded(schema, backend=backend, timeout=timeout, memory_mb=memory_mb)
+        prepared = request_schema(output_spec(dict(schema)), "output", max_string_length)
+        compile_schema_guarded(
+            prepared.schema, backend=backend, timeout=timeout, memory_mb=memory_mb
+        )
 
     def _guide(self, output: OutputSchema) -> _Guide:
         with self._cache_lock:

@@ -5,6 +5,12 @@ It records every request it receives (`server.requests`) and answers each
 the request body returns (like `FunctionModel`, for agent runs). `GET /v1/models` lists the
 model. Replies cover chat completions, tool calls, refusals, streaming (SSE), HTTP errors,
 malformed bodies and slow answers.
+
+`strict_server(values)` emulates a provider's strict mode (OpenAI's Structured Outputs): it
+rejects, with a 400 like OpenAI's, a `response_format` or strict tool schema that breaks the
+documented rules (`strict_rule_violations`, written independently of agentlib's own checks),
+and answers each request with the next intended value as a strict server would send it:
+every property present (an absent one as `null`) and unknown keys dropped (`as_strict_reply`).
 """
 
 from __future__ import annotations
@@ -18,15 +24,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = [
+    "STRICT_LIMITS",
     "OpenAIServer",
     "RecordedRequest",
     "Reply",
+    "as_strict_reply",
     "chat",
     "error",
     "raw",
     "run_server",
     "slow",
     "stream",
+    "strict_rule_violations",
+    "strict_server",
     "tool_calls",
 ]
 
@@ -244,3 +254,194 @@ def run_server(replies: Iterable[Reply] | Responder = ()) -> Iterator[OpenAIServ
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# -- strict mode, as OpenAI documents it ------------------------------------------------------
+
+STRICT_LIMITS = {"properties": 5000, "nesting": 10, "enum values": 1000, "string length": 120_000}
+"""OpenAI's Structured Outputs guide, "Supported schemas": 5,000 object properties, 10 levels
+of nesting, 1,000 enum values, 120,000 characters of names and enum/const values."""
+
+_STRICT_TYPES = {"string", "number", "integer", "boolean", "object", "array", "null"}
+_STRICT_KEYS = {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "anyOf",
+    "enum",
+    "const",
+    "description",
+    "title",
+    "$ref",
+    "$defs",
+    # the value keywords the guide lists as supported
+    "pattern",
+    "format",
+    "multipleOf",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+}
+
+
+def strict_rule_violations(schema: Any) -> list[str]:
+    """Every way `schema` breaks OpenAI's documented strict-mode rules (empty when none)."""
+    rules = _StrictRules(schema.get("$defs", {}) if isinstance(schema, dict) else {})
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        rules.found.append("the root must be an object")
+    elif "anyOf" in schema:
+        rules.found.append("the root must not be anyOf")
+    if isinstance(schema, dict):
+        rules.visit({k: v for k, v in schema.items() if k != "$defs"}, "$", 0)
+        for name, definition in rules.definitions.items():
+            rules.visit(definition, f"$defs.{name}", 0)
+    for what, limit in STRICT_LIMITS.items():
+        if rules.totals[what] > limit:
+            rules.found.append(f"{rules.totals[what]} {what} exceeds the limit of {limit}")
+    return rules.found
+
+
+class _StrictRules:
+    def __init__(self, definitions: dict[str, Any]) -> None:
+        self.definitions = definitions
+        self.found: list[str] = []
+        self.totals = {"properties": 0, "nesting": 0, "enum values": 0, "string length": 0}
+        self.totals["string length"] += sum(len(name) for name in definitions)
+
+    def visit(self, node: Any, where: str, depth: int) -> None:
+        if not isinstance(node, dict):
+            self.found.append(f"{where}: a schema must be an object, got {json.dumps(node)}")
+            return
+        self.found.extend(
+            f"In context={where}, '{key}' is not permitted"
+            for key in node
+            if key not in _STRICT_KEYS
+        )
+        if "$ref" in node:
+            ref = node["$ref"]
+            if ref != "#" and ref.removeprefix("#/$defs/") not in self.definitions:
+                self.found.append(f"{where}: reference {ref} cannot be resolved")
+            return
+        if "anyOf" in node:
+            for index, branch in enumerate(node["anyOf"]):
+                self.visit(branch, f"{where}.anyOf[{index}]", depth)
+            return
+        kinds = self.types(node, where)
+        self.values(node, where)
+        if "object" in kinds:
+            self.object(node, where, depth)
+        if "array" in kinds:
+            if "items" not in node:
+                self.found.append(f"{where}: an array must have items")
+            else:
+                self.visit(node["items"], f"{where}[]", depth)
+
+    def types(self, node: dict[str, Any], where: str) -> list[Any]:
+        kind = node.get("type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if kind is None and "enum" not in node and "const" not in node:
+            self.found.append(f"{where}: schema must have a type")
+        if any(item is not None and item not in _STRICT_TYPES for item in kinds):
+            self.found.append(f"{where}: unknown type {kind}")
+        mixed = len([item for item in kinds if item != "null"]) > 1
+        if mixed and ("object" in kinds or "array" in kinds):
+            self.found.append(f"{where}: a type list may not mix object or array with others")
+        return kinds
+
+    def values(self, node: dict[str, Any], where: str) -> None:
+        values = node.get("enum", [])
+        self.totals["enum values"] += len(values)
+        for value in [*values, *([node["const"]] if "const" in node else [])]:
+            if isinstance(value, str):
+                self.totals["string length"] += len(value)
+            elif isinstance(value, dict | list):
+                self.found.append(f"{where}: enum and const values must be scalars")
+
+    def object(self, node: dict[str, Any], where: str, depth: int) -> None:
+        self.totals["nesting"] = max(self.totals["nesting"], depth + 1)
+        properties = node.get("properties")
+        if not isinstance(properties, dict):
+            self.found.append(f"{where}: an object must list its properties")
+            properties = {}
+        if node.get("additionalProperties") is not False:
+            self.found.append(f"{where}: additionalProperties must be false")
+        if sorted(node.get("required", [])) != sorted(properties):
+            self.found.append(f"{where}: every property must be required")
+        self.totals["properties"] += len(properties)
+        self.totals["string length"] += sum(len(name) for name in properties)
+        for name, sub in properties.items():
+            self.visit(sub, f"{where}.{name}", depth + 1)
+
+
+def as_strict_reply(value: Any, schema: Any, root: Any = None) -> Any:
+    """`value` as a strict server sends it under `schema`: absent properties as `null`,
+    unknown keys dropped, union branches chosen by what fits."""
+    import jsonschema
+
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return value
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        target = root if ref == "#" else root["$defs"][ref.removeprefix("#/$defs/")]
+        return as_strict_reply(value, target, root)
+    if "anyOf" in schema:
+        for branch in schema["anyOf"]:
+            candidate = as_strict_reply(value, branch, root)
+            # The branch read inside the whole document, so `#` and `#/$defs/...` resolve.
+            within = jsonschema.Draft202012Validator(root).evolve(schema=branch)
+            if within.is_valid(candidate):
+                return candidate
+        return value
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        return {
+            name: as_strict_reply(value.get(name), sub, root)
+            for name, sub in schema["properties"].items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [as_strict_reply(item, schema["items"], root) for item in value]
+    return value
+
+
+def _sent_schema(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        envelope = response_format["json_schema"]
+        return f"response_format '{envelope['name']}'", envelope["schema"]
+    for entry in body.get("tools") or []:
+        function = entry.get("function", {})
+        if function.get("strict"):
+            return f"function '{function['name']}'", function.get("parameters")
+    return "", None
+
+
+def strict_server(values: Iterable[Any]) -> Responder:
+    """A responder emulating strict mode that answers with `values` in turn (see the module
+    docstring); a value that is a `Reply` is sent as it is."""
+    queue = list(values)
+    lock = threading.Lock()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        name, schema = _sent_schema(body)
+        if schema is not None:
+            violations = strict_rule_violations(schema)
+            if violations:
+                return error(400, f"Invalid schema for {name}: {'; '.join(violations)}")
+        with lock:
+            if not queue:
+                return error(500, "the test server's script ran out of replies")
+            value = queue.pop(0)
+        if isinstance(value, Reply):
+            return value
+        reply = as_strict_reply(value, schema) if schema is not None else value
+        if body.get("tools") and schema is not None:
+            function = body["tools"][0]["function"]["name"]
+            return tool_calls((function, reply))
+        return chat(json.dumps(reply))
+
+    return respond

@@ -24,6 +24,7 @@ from agentlib import (
     ConfigurationError,
     Message,
     ModelError,
+    ModelOutputError,
     OutputSchema,
     agenerate_result,
     generate,
@@ -39,6 +40,8 @@ from tests.models._openai_server import (
     run_server,
     slow,
     stream,
+    strict_rule_violations,
+    strict_server,
     tool_calls,
 )
 
@@ -518,6 +521,169 @@ async def test_schema_strict_mode_cannot_express_fails_up_front() -> None:
     model = OpenAIModel("m", base_url=f"http://127.0.0.1:{_closed_port()}/v1")
     with pytest.raises(ConfigurationError, match=r"arbitrary keys at \$\.c"):
         await model.agenerate(USER, output=schema)
+
+
+# -- strict mode, emulated: what is sent is accepted, what is returned is right --------------
+
+ONE_OF_REQUIRED = {
+    "type": "object",
+    "properties": {
+        "json": {"type": "string"},
+        "pojo": {"type": "object", "properties": {"k": {"type": "integer"}}, "required": ["k"]},
+    },
+    "oneOf": [{"required": ["json"]}, {"required": ["pojo"]}],
+}
+
+
+def _wrapped(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"w": schema}, "required": ["w"]}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        _wrapped(ONE_OF_REQUIRED),
+        _wrapped({"type": ["object", "string"], "properties": {"a": {"type": "integer"}}}),
+        _wrapped({"format": "date"}),
+        _wrapped({"const": "fixed"}),
+        _wrapped({"type": "array", "items": {"type": "string"}, "uniqueItems": True}),
+        {"type": "object", "properties": {"c": {"type": "array", "items": {"$ref": "#"}}}},
+        {"$defs": {"b": True}, "type": "object", "properties": {"x": {"$ref": "#/$defs/b"}}},
+        {"type": "object", "properties": {"x": {"type": "integer", "default": None}}},
+    ],
+    ids=[
+        "required-only-oneOf",
+        "type-list",
+        "format-only",
+        "const",
+        "uniqueItems",
+        "recursion",
+        "ref-to-true",
+        "null-default",
+    ],
+)
+async def test_what_is_sent_follows_every_strict_rule_or_is_refused_up_front(
+    schema: dict[str, Any],
+) -> None:
+    with run_server(strict_server([chat("{}")])) as server:
+        try:
+            await _model(server.base_url, mode="json_schema").agenerate(
+                USER, output=OutputSchema("s", schema)
+            )
+        except ConfigurationError:
+            assert server.chat_requests == []  # refused before anything was sent
+            return
+    sent = server.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    assert strict_rule_violations(sent) == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (_wrapped({"type": ["array", "null"]}), r"items of the array at \$\.w"),
+        (_wrapped({"enum": [[1], [2]]}), "values include arrays or objects"),
+        (_wrapped({"description": "anything"}), r"value at \$\.w: it has no type"),
+        ({"anyOf": [{"type": "object", "properties": {}}]}, "union .* at the root"),
+        (_wrapped({"enum": list(range(1001))}), "1001 enum values"),
+        (
+            {"type": "object", "properties": {"_id": {"type": "string"}}, "required": ["id"]},
+            "requires 'id', which is not among its properties",
+        ),
+        (
+            {"type": "object", "properties": {"x": {"type": ["integer", "null"]}}},
+            "absent value and `null` could not be told apart",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "additionalProperties": {"type": "string"},
+            },
+            "keys besides its properties",
+        ),
+    ],
+    ids=[
+        "array-without-items",
+        "array-enum",
+        "untyped",
+        "root-anyOf",
+        "enum-count",
+        "required-not-a-property",
+        "nullable-optional",
+        "extra-keys",
+    ],
+)
+async def test_what_strict_mode_cannot_produce_exactly_is_refused_with_the_reason(
+    schema: dict[str, Any], expected: str
+) -> None:
+    with run_server(strict_server([])) as server, pytest.raises(ConfigurationError, match=expected):
+        await _model(server.base_url).agenerate(USER, output=OutputSchema("s", schema))
+    assert server.chat_requests == []
+
+
+async def test_required_only_branches_keep_their_meaning_and_the_reply_is_restored() -> None:
+    intended = {"w": {"pojo": {"k": 1}}}
+    with run_server(strict_server([intended])) as server:
+        result = await agenerate_result(_model(server.base_url), _wrapped(ONE_OF_REQUIRED), "go")
+    sent = server.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    assert [branch["required"] for branch in sent["properties"]["w"]["anyOf"]] == [
+        ["json", "pojo"],
+        ["json", "pojo"],
+    ]
+    assert result.output == intended  # the server sent {"json": null, "pojo": {...}}
+    assert result.path == "strict_schema" and result.attempts == 1
+
+
+async def test_absent_optional_field_with_a_null_default_comes_back_absent() -> None:
+    class Note(BaseModel):
+        text: str
+        score: int | None = None
+        tag: str = "misc"
+
+    with run_server(strict_server([{"text": "hi"}])) as server:
+        result = await agenerate_result(_model(server.base_url), Note, "go")
+    assert result.output == Note(text="hi")
+    assert result.output.model_fields_set == {"text"}  # defaults applied, not nulls
+
+
+async def test_format_is_checked_after_generation() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"day": {"type": "string", "format": "date"}},
+        "required": ["day"],
+    }
+    with run_server(strict_server([{"day": "2024-02-30"}, {"day": "2024-02-29"}])) as server:
+        result = await agenerate_result(_model(server.base_url), schema, "a leap day")
+    assert result.output == {"day": "2024-02-29"} and result.attempts == 2
+    assert "is not a 'date'" in server.chat_requests[1]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_non_json_numbers_are_never_accepted(number: str) -> None:
+    reply = chat(f'{{"name": "Lyon", "country": "France", "population": {number}}}')
+    with run_server([reply, reply]) as server, pytest.raises(ModelOutputError, match="not valid"):
+        await agenerate_result(_model(server.base_url), City, "go", retries=1)
+
+
+async def test_reply_cut_off_at_max_tokens_says_so_and_what_to_do() -> None:
+    cut = chat('{"name": "Lyon", "country": "Fra', finish_reason="length")
+    with run_server([cut]) as server, pytest.raises(ModelOutputError) as caught:
+        await agenerate_result(_model(server.base_url), City, "go", retries=0, max_tokens=12)
+    assert "cut off at the token limit (max_tokens=12)" in str(caught.value)
+    assert "raise max_tokens=" in str(caught.value)
+
+
+async def test_recursive_schema_is_sent_with_its_recursion() -> None:
+    class Tree(BaseModel):
+        label: str
+        children: list[Tree]
+
+    intended = {"label": "a", "children": [{"label": "b", "children": []}]}
+    with run_server(strict_server([intended])) as server:
+        result = await agenerate_result(_model(server.base_url), Tree, "a tree")
+    sent = server.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["children"]["items"] == {"$ref": "#/$defs/Tree"}
+    assert result.output == Tree.model_validate(intended)
 
 
 # -- streaming ---------------------------------------------------------------------------------
