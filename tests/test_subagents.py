@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -428,3 +429,43 @@ async def test_test_model_does_not_take_handoffs_unless_asked() -> None:
     )
     result = await asked.arun("go")
     assert result.agent_name == "shop" and result.output == "shop answer"
+
+
+# -- over real HTTP: the handoff branch through an OpenAI-compatible server --------------------
+
+
+async def test_a_handoff_through_a_strict_json_schema_server() -> None:
+    from agentlib.models.openai import OpenAIModel
+    from tests.models._openai_server import MODEL, run_server, strict_server
+
+    step = {"thought": "A price question.", "action": {"tool": "transfer_to_shop", "arguments": {}}}
+    with run_server(strict_server([step])) as server:
+        triage = Agent(
+            OpenAIModel(MODEL, base_url=server.base_url, max_retries=0),
+            name="triage",
+            handoffs=[shop_agent(call("price", fruit="pear"), final("5 cents"))],
+        )
+        result = await triage.arun("What does a pear cost?")
+    assert result.ok and result.agent_name == "shop" and result.output == "5 cents"
+    assert result.steps[0].generation_path == "strict_schema"
+    sent = json.dumps(server.chat_requests[0]["response_format"])
+    assert '"transfer_to_shop"' in sent  # the branch, strict-compatible
+
+
+async def test_a_handoff_through_native_tool_calls() -> None:
+    from agentlib.models.openai import OpenAIModel
+    from tests.models._openai_server import MODEL, run_server, tool_calls
+
+    with run_server([tool_calls(("transfer_to_shop", {}))]) as server:
+        triage = Agent(
+            OpenAIModel(MODEL, base_url=server.base_url, max_retries=0, mode="tools"),
+            tools=[price],
+            name="triage",
+            handoffs=[shop_agent(final("5 cents"))],
+        )
+        result = await triage.arun("What does a pear cost?")
+    offered = [entry["function"]["name"] for entry in server.chat_requests[0]["tools"]]
+    assert offered == ["price", "transfer_to_shop", "final_answer"]
+    assert result.steps[0].generation_path == "native_tools"
+    assert result.steps[0].handoff == "transfer_to_shop"
+    assert result.ok and result.agent_name == "shop"
