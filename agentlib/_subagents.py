@@ -288,12 +288,15 @@ class _StepRecorder:
     def __init__(self, conversation: ConversationLike, task: str) -> None:
         self._conversation = conversation
         self._task = task
+        self.offset = 0
+        """The steps of the agents before this one (their numbering continues)."""
 
     async def ahistory(self, model: Any, task: str) -> list[Message]:
         return []  # the chain's runner put the conversation's history in already
 
     async def arecord_step(self, task: str, step: Step) -> None:
-        await self._conversation.arecord_step(self._task, step)
+        shifted = replace(step, index=step.index + self.offset)
+        await self._conversation.arecord_step(self._task, shifted)
 
     async def arecord(self, task: str, result: RunResult[Any]) -> None:
         return None
@@ -348,6 +351,8 @@ async def _handoff_events(
     paths: list[str] = []
     while True:
         offset = len(steps)
+        if recorder is not None:
+            recorder.offset = offset
         result: RunResult[Any] | None = None
         events = current._events(current_task, recorder, earlier, cancel_token)
         async with _closing(events):  # a consumer's `break` ends the agent's run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -469,3 +470,32 @@ async def test_a_handoff_through_native_tool_calls() -> None:
     assert result.steps[0].generation_path == "native_tools"
     assert result.steps[0].handoff == "transfer_to_shop"
     assert result.ok and result.agent_name == "shop"
+
+
+def test_a_handoff_run_is_one_turn_of_a_stored_conversation(tmp_path: Path) -> None:
+    from agentlib.memory import Conversation, SQLStore
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'chat.db'}")
+    conversation = Conversation.open(store, "c1")
+    shop = shop_agent(call("price", fruit="pear"), final("5 cents"), final("3 cents"))
+    triage = Agent(
+        ScriptedModel([call("transfer_to_shop"), call("transfer_to_shop")]),
+        name="triage",
+        handoffs=[shop],
+    )
+    assert triage.run("What does a pear cost?", conversation=conversation).ok
+    second = triage.run("And an apple?", conversation=conversation)
+    assert second.ok and second.output == "3 cents"
+    # The shop's model saw the first turn (the conversation's history) in the second run.
+    assert isinstance(shop.model, ScriptedModel)
+    assert any("5 cents" in m.content for m in shop.model.requests[-1].messages)
+    reloaded = Conversation.open(store, "c1")
+    turns = reloaded.turns
+    assert [turn.task for turn in turns] == ["What does a pear cost?", "And an apple?"]
+    assert [(s.index, s.agent_name, s.handoff) for s in turns[0].steps] == [
+        (1, "triage", "transfer_to_shop"),
+        (2, "shop", None),
+        (3, "shop", None),
+    ]
+    assert turns[0].answer == "5 cents" and turns[0].stop_reason == "final_answer"
+    store.close()
