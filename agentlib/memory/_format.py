@@ -106,8 +106,6 @@ class _StepRecord(_Record):
     usage: _UsageRecord = _UsageRecord()
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
-    handoff: str | None = None
-    agent_name: str = ""
 
 
 class _TurnRecord(_Record):
