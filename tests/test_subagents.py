@@ -95,6 +95,34 @@ async def test_sub_agent_events_are_wrapped_in_the_parent_stream_as_they_happen(
     assert isinstance(events[-1], RunFinishedEvent)
 
 
+async def test_two_sub_agents_run_concurrently_in_one_step() -> None:
+    from agentlib.models.testing import parallel
+
+    apples = shop_agent(call("price", fruit="apple"), final("3"))
+    pears = Agent(ScriptedModel([call("price", fruit="pear"), final("5")]), tools=[price])
+    parent = Agent(
+        ScriptedModel(
+            [
+                parallel(call("apples", task="apple?"), call("pears", task="pear?")),
+                final("8 in all"),
+            ]
+        ),
+        tools=[apples.as_tool("apples"), pears.as_tool("pears")],
+        parallel_calls=2,
+    )
+    events = [event async for event in parent.stream("both?")]
+    nested = [event for event in events if isinstance(event, SubagentEvent)]
+    assert {(e.agent_name, e.call_id) for e in nested} == {
+        ("apples", "call_1"),
+        ("pears", "call_2"),
+    }
+    result = events[-1].result if isinstance(events[-1], RunFinishedEvent) else None
+    assert result is not None and result.ok
+    assert [o.content for o in result.steps[0].observations] == ["3", "5"]
+    runs = [o.run for o in result.steps[0].observations]
+    assert all(run is not None and run.ok for run in runs)
+
+
 class Order(BaseModel):
     fruit: str
     count: int
@@ -498,3 +526,26 @@ def test_a_handoff_run_is_one_turn_of_a_stored_conversation(tmp_path: Path) -> N
     assert [c.tool_name for c in turns[0].steps[1].calls] == ["price"]
     assert turns[0].answer == "5 cents" and turns[0].stop_reason == "final_answer"
     store.close()
+
+
+@pytest.mark.slow
+def test_the_embedded_model_decodes_under_a_schema_with_handoff_branches() -> None:
+    from agentlib import LocalModel
+
+    model = LocalModel(n_threads=1)
+    shop = Agent(model, tools=[price], name="shop", description="Knows prices.", max_steps=2)
+    triage = Agent(
+        model,
+        name="triage",
+        instructions="Hand price questions to the shop.",
+        handoffs=[shop],
+        max_steps=2,
+        max_tokens_per_step=96,
+    )
+    result = triage.run("What does a pear cost?")
+    # Whatever the small model chose, every step was valid under the compiled schema (a
+    # handoff, a call or an answer), and the run says who took each step.
+    assert result.stop_reason in ("final_answer", "max_steps"), result.error
+    assert result.steps and all(s.generation_path == "constrained" for s in result.steps)
+    assert result.steps[0].agent_name == "triage"
+    assert result.agent_name == ("shop" if result.handoffs else "triage")
