@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from agentlib import _lazy
 from agentlib.agent import Agent, CancelToken
+from agentlib.approval import Approve, Deny
 from agentlib.errors import (
     AgentlibError,
     ConfigurationError,
@@ -24,6 +25,8 @@ from agentlib.models.base import Message, Model, ModelCapabilities, ModelRespons
 from agentlib.models.testing import FunctionModel, ScriptedModel, TestModel
 from agentlib.steps import (
     AgentEvent,
+    ApprovalRequest,
+    ApprovalRequestEvent,
     ErrorEvent,
     FinalAnswerEvent,
     Observation,
@@ -53,9 +56,13 @@ __all__ = [
     "Agent",
     "AgentEvent",
     "AgentlibError",
+    "ApprovalRequest",
+    "ApprovalRequestEvent",
+    "Approve",
     "CancelToken",
     "ConfigurationError",
     "Conversation",
+    "Deny",
     "ErrorEvent",
     "FinalAnswerEvent",
     "FunctionModel",

@@ -57,6 +57,7 @@ from agentlib.tool import Tool
 
 if TYPE_CHECKING:
     from agentlib.agent import Agent, ConversationLike
+    from agentlib.approval import Approver
 
 __all__ = ["ToolScope", "agent_tool", "check_agent_name", "handoff_branches", "run_events"]
 
@@ -324,11 +325,12 @@ def run_events(
     conversation: ConversationLike | None,
     history: Sequence[Message],
     cancel_token: CancelToken | None,
+    approver: Approver | None = None,
 ) -> AsyncIterator[AgentEvent]:
     """The events of a run (following its handoffs); the last is the whole run's result."""
     if not agent.handoffs:
-        return agent._events(task, conversation, history, cancel_token)
-    return _handoff_events(agent, task, conversation, history, cancel_token)
+        return agent._events(task, conversation, history, cancel_token, approver=approver)
+    return _handoff_events(agent, task, conversation, history, cancel_token, approver)
 
 
 async def _handoff_events(
@@ -337,6 +339,7 @@ async def _handoff_events(
     conversation: ConversationLike | None,
     history: Sequence[Message],
     cancel_token: CancelToken | None,
+    approver: Approver | None,
 ) -> AsyncIterator[AgentEvent]:
     started = time.perf_counter()
     earlier = list(history)
@@ -354,7 +357,7 @@ async def _handoff_events(
         if recorder is not None:
             recorder.offset = offset
         result: RunResult[Any] | None = None
-        events = current._events(current_task, recorder, earlier, cancel_token)
+        events = current._events(current_task, recorder, earlier, cancel_token, approver=approver)
         async with _closing(events):  # a consumer's `break` ends the agent's run
             async for event in events:
                 if isinstance(event, RunFinishedEvent):

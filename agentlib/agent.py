@@ -14,10 +14,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
+from agentlib import _approval_flow, _checkpoint, _tracing
 from agentlib._cancel import CancelToken, retrieve_outcome
 from agentlib._prompting import check_task, fit_to_context, observation_message
 from agentlib._retry import RetriesExhausted, generate_until_valid
@@ -28,6 +29,7 @@ from agentlib._subagents import (
     handoff_branches,
     run_events,
 )
+from agentlib.approval import Approver, Decision
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
 from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
 from agentlib.models.profiles import ModelProfile, StepOptions, profile_of
@@ -49,6 +51,9 @@ from agentlib.steps import (
     Usage,
 )
 from agentlib.tool import Tool, Toolset, collect_tools, render_observation, truncate
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["Agent", "CancelToken", "ConversationLike"]
 
@@ -98,6 +103,8 @@ class _RunState:
     next_call_id: int = 1
     last_signature: str | None = None
     repeats: int = 0
+    trace: _tracing.RunTrace | None = None
+    """The run's spans, when the agent traces (see `agentlib._tracing`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,8 +171,16 @@ class Agent(Generic[OutputT]):
         profile: The model profile (step options, worked examples); default
             `model.profile`, or the profile matched from the model's name.
         step_options: The step format's options, replacing the profile's.
-        name: The agent's name: its tool's name in `as_tool`, its handoff branch
-            (`transfer_to_<name>`) and `RunResult.agent_name`.
+        name: The agent's name: in traces (`invoke_agent {name}`), its tool's name in
+            `as_tool`, its handoff branch (`transfer_to_<name>`) and `RunResult.agent_name`.
+        tracing: OpenTelemetry spans for each run, step, model call and tool call: `True`
+            for the global `TracerProvider`, or the provider to use; off by default.
+        trace_content: Record prompts, answers, tool arguments and results in the spans
+            (off by default: they may hold private data).
+        approval_timeout: Seconds a call that needs approval may wait for a decision,
+            counted from when it was requested; then it is denied (see `agentlib.approval`).
+        require_approval: Names of tools whose every call needs approval, besides those
+            made with `@tool(requires_approval=...)` (for tools you did not write).
         description: What the agent does, for the models of other agents (its handoff
             branch's and its tool's description).
         handoffs: Agents this one may hand the conversation to: each is a
@@ -198,6 +213,10 @@ class Agent(Generic[OutputT]):
         profile: ModelProfile | None = None,
         step_options: StepOptions | None = None,
         name: str = "agent",
+        tracing: bool | TracerProvider = False,
+        trace_content: bool = False,
+        approval_timeout: float | None = None,
+        require_approval: Iterable[str] = (),
         description: str | None = None,
         handoffs: Iterable[Agent[Any]] = (),
         max_handoffs: int = 5,
@@ -209,11 +228,14 @@ class Agent(Generic[OutputT]):
         ):
             if value < 1:
                 raise ConfigurationError(f"{label} must be at least 1, got {value}")
-        if max_handoffs < 0:
-            raise ConfigurationError(f"max_handoffs must be 0 or more, got {max_handoffs}")
         if max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
-        self.model = model
+        if max_handoffs < 0:
+            raise ConfigurationError(f"max_handoffs must be 0 or more, got {max_handoffs}")
+        if approval_timeout is not None and approval_timeout <= 0:
+            raise ConfigurationError(
+                f"approval_timeout must be a positive number of seconds, got {approval_timeout}"
+            )
         self.name = check_agent_name(name)
         """The agent's name."""
         self.description = description
@@ -222,8 +244,28 @@ class Agent(Generic[OutputT]):
         """The agents this one may hand the conversation to."""
         self.max_handoffs = max_handoffs
         self._handoff_branches = handoff_branches(self.handoffs)
+        self.approval_timeout = approval_timeout
+        self.require_approval = frozenset(require_approval)
+        """Tools whose every call needs approval, by name."""
+        self._tracing = (
+            None
+            if tracing is False
+            else _tracing.Tracing(
+                None if tracing is True else tracing, record_content=trace_content
+            )
+        )
+        self.model = model
         self._tool_sources = list(tools)
         self.tools = collect_tools(self._tool_sources)
+        unknown = sorted(self.require_approval - {item.name for item in self.tools})
+        if unknown:
+            raise ConfigurationError(
+                f"require_approval names unknown tools: {', '.join(unknown)}; "
+                f"known tools: {', '.join(item.name for item in self.tools) or 'none'}"
+            )
+        self._may_need_approval = bool(self.require_approval) or any(
+            item.requires_approval is not False for item in self.tools
+        )
         self.output_type = output_type
         self.instructions = instructions
         self.max_steps = max_steps
@@ -325,6 +367,7 @@ class Agent(Generic[OutputT]):
         conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
+        approver: Approver | None = None,
     ) -> RunResult[OutputT]:
         """Run the agent on `task` until it answers or a limit stops it.
 
@@ -335,16 +378,114 @@ class Agent(Generic[OutputT]):
             history: Earlier messages to put between the system prompt and the task (for
                 callers that manage history themselves).
             cancel_token: A token that stops the run when cancelled.
+            approver: Decides on calls to tools that need approval (see
+                `agentlib.approval`); without one, such a call pauses the run with stop
+                reason `approval_required`.
 
         Returns:
             The result; `result.output` holds the typed answer when `result.ok`.
         """
+        return await self._finished(
+            run_events(self, task, conversation, history, cancel_token, approver)
+        )
+
+    @staticmethod
+    async def _finished(events: AsyncIterator[AgentEvent]) -> RunResult[OutputT]:
         result: RunResult[OutputT] | None = None
-        async for event in run_events(self, task, conversation, history, cancel_token):
+        async for event in events:
             if isinstance(event, RunFinishedEvent):
                 result = event.result
         assert result is not None  # the event stream always ends with RunFinishedEvent
         return result
+
+    async def aresume(
+        self,
+        paused: RunResult[Any] | Mapping[str, Any],
+        decisions: Mapping[str, Decision] | None = None,
+        *,
+        conversation: ConversationLike | None = None,
+        cancel_token: CancelToken | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult[OutputT]:
+        """Continue a run that paused for approval, with a decision for each pending call.
+
+        Args:
+            paused: The paused run's `RunResult`, or its `checkpoint` (read back from a
+                store, in this process or another: `conversation.checkpoint`).
+            decisions: Call id -> `Approve()`, `Approve(arguments={...})` (an edit) or
+                `Deny("reason the model sees")`, for every call in `result.pending` (a call
+                past `approval_timeout` is denied whatever was decided).
+            conversation: The conversation the run belongs to: the resumed run completes
+                the same turn.
+            cancel_token: A token that stops the run when cancelled.
+            approver: Decides on later calls that need approval (otherwise they pause).
+
+        Raises:
+            ConfigurationError: `paused` is not a paused run; a decision is missing, names
+                an unknown call or holds arguments the tool rejects; or the paused step no
+                longer fits this agent's tools.
+        """
+        return await self._finished(
+            self.stream_resume(
+                paused,
+                decisions,
+                conversation=conversation,
+                cancel_token=cancel_token,
+                approver=approver,
+            )
+        )
+
+    def resume(
+        self,
+        paused: RunResult[Any] | Mapping[str, Any],
+        decisions: Mapping[str, Decision] | None = None,
+        *,
+        conversation: ConversationLike | None = None,
+        cancel_token: CancelToken | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult[OutputT]:
+        """Synchronous `aresume`; call it outside an event loop."""
+        return asyncio.run(
+            self.aresume(
+                paused,
+                decisions,
+                conversation=conversation,
+                cancel_token=cancel_token,
+                approver=approver,
+            )
+        )
+
+    def stream_resume(
+        self,
+        paused: RunResult[Any] | Mapping[str, Any],
+        decisions: Mapping[str, Decision] | None = None,
+        *,
+        conversation: ConversationLike | None = None,
+        cancel_token: CancelToken | None = None,
+        approver: Approver | None = None,
+    ) -> AsyncIterator[AgentEvent]:
+        """`aresume` as a stream of events, as `stream` is to `arun`.
+
+        Raises:
+            ConfigurationError: As for `aresume`, before any event.
+        """
+        checkpoint = paused.checkpoint if isinstance(paused, RunResult) else paused
+        if checkpoint is None:
+            raise ConfigurationError(
+                f"this run stopped with {paused.stop_reason}, not approval_required: "  # type: ignore[union-attr]
+                "there is nothing to resume"
+            )
+        resumed = _approval_flow.load(
+            checkpoint, decisions or {}, self.tools, self.approval_timeout
+        )
+        return self._events(
+            resumed.checkpoint.task,
+            conversation,
+            (),
+            cancel_token,
+            approver=approver,
+            resumed=resumed,
+        )
 
     def run(
         self,
@@ -353,10 +494,17 @@ class Agent(Generic[OutputT]):
         conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
+        approver: Approver | None = None,
     ) -> RunResult[OutputT]:
         """Synchronous `arun`; call it outside an event loop."""
         return asyncio.run(
-            self.arun(task, conversation=conversation, history=history, cancel_token=cancel_token)
+            self.arun(
+                task,
+                conversation=conversation,
+                history=history,
+                cancel_token=cancel_token,
+                approver=approver,
+            )
         )
 
     def stream(
@@ -366,12 +514,13 @@ class Agent(Generic[OutputT]):
         conversation: ConversationLike | None = None,
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
+        approver: Approver | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """Run the agent, yielding events as they happen; the last is a `RunFinishedEvent`.
 
         Stopping the iteration early (`break`) ends the run and releases its tools.
         """
-        return run_events(self, task, conversation, history, cancel_token)
+        return run_events(self, task, conversation, history, cancel_token, approver)
 
     async def aplan(self, task: str, *, history: Sequence[Message] = ()) -> Step:
         """The model's next step for `task`, validated, without running any tool.
@@ -446,24 +595,23 @@ class Agent(Generic[OutputT]):
         conversation: ConversationLike | None,
         history: Sequence[Message],
         cancel_token: CancelToken | None,
+        *,
+        approver: Approver | None = None,
+        resumed: _approval_flow.Resumed | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        started = time.perf_counter()
-        if conversation is not None:
-            history = [*(await conversation.ahistory(self.model, task)), *history]
-        state = self._start(task, history, cancel_token, started)
+        state = await self._begin(task, conversation, history, cancel_token, resumed)
         run_toolsets, tools = self._tools_for_run()
         reason: StopReason = "max_steps"
         error: str | None = None
         output: Any = None
+        paused: _approval_flow.Paused | None = None
+        first = resumed.checkpoint.step.index if resumed is not None else 1
         try:
-            for index in range(1, self.max_steps + 1):
+            for index in range(first, self.max_steps + 1):
                 if cancel_token is not None and cancel_token.cancelled:
                     raise _Stop("cancelled")
-                yield StepStartedEvent(step=index)
-                accepted, events = await self._step(state, index, tools)
-                for event in events:
-                    yield event
-                async for event in self._act(state, index, accepted, tools):
+                step_resumed = resumed if index == first else None
+                async for event in self._one_step(state, index, tools, approver, step_resumed):
                     yield event
                 if conversation is not None:
                     await conversation.arecord_step(task, state.steps[-1])
@@ -474,6 +622,10 @@ class Agent(Generic[OutputT]):
                 self._check_limits(state)
             else:
                 error = f"no final answer within max_steps={self.max_steps}"
+        except _approval_flow.Paused as pause:
+            paused, reason, error = pause, "approval_required", str(pause)
+            if conversation is not None:
+                await conversation.arecord_step(task, state.steps[-1])
         except _Stop as stop:
             reason, error = stop.reason, stop.message
             if stop.reason == "invalid_output" or stop.reason == "model_error":
@@ -482,21 +634,182 @@ class Agent(Generic[OutputT]):
             reason, error = "cancelled", "the run's task was cancelled"
         finally:
             await self._close_run_toolsets(run_toolsets)
+        result = self._result(state, reason, output, error, paused)
+        logger.debug("run finished: %s after %d steps", reason, len(state.steps))
+        if conversation is not None:
+            await asyncio.shield(conversation.arecord(task, result))
+        yield RunFinishedEvent(result=result)
+
+    def _result(
+        self,
+        state: _RunState,
+        reason: StopReason,
+        output: Any,
+        error: str | None,
+        paused: _approval_flow.Paused | None,
+    ) -> RunResult[OutputT]:
         result: RunResult[OutputT] = RunResult(
             output=output,
             stop_reason=reason,
             steps=tuple(state.steps),
             usage=state.usage,
-            duration=time.perf_counter() - started,
+            duration=time.perf_counter() - state.started,
             generation_paths=tuple(state.paths),
             error=error if reason != "final_answer" else None,
-            task=task,
+            task=state.task,
+            agent_name=self.name,
+            pending=paused.requests if paused is not None else (),
+            checkpoint=paused.checkpoint if paused is not None else None,
+        )
+        if state.trace is not None:
+            state.trace.finish(result)
+        return result
+
+    async def _begin(
+        self,
+        task: str,
+        conversation: ConversationLike | None,
+        history: Sequence[Message],
+        cancel_token: CancelToken | None,
+        resumed: _approval_flow.Resumed | None,
+    ) -> _RunState:
+        started = time.perf_counter()
+        if resumed is not None:
+            state = self._restore(resumed, cancel_token, started)
+        else:
+            if conversation is not None:
+                history = [*(await conversation.ahistory(self.model, task)), *history]
+            state = self._start(task, history, cancel_token, started)
+        if self._tracing is not None:
+            state.trace = self._tracing.start_run(
+                agent_name=self.name,
+                model_name=self.model.name,
+                task=task,
+                system_prompt=self._system_prompt,
+                resumed_from=resumed.checkpoint.trace if resumed is not None else None,
+            )
+        return state
+
+    async def _one_step(
+        self,
+        state: _RunState,
+        index: int,
+        tools: dict[str, Tool],
+        approver: Approver | None,
+        resumed: _approval_flow.Resumed | None,
+    ) -> AsyncIterator[AgentEvent]:
+        """One step: ask the model (or take the paused step), get approvals, run the calls."""
+        if state.trace is not None:
+            state.trace.step_started(index)
+        events: list[AgentEvent] = []
+        if resumed is not None:
+            accepted, decided = self._accepted_from(resumed, tools), dict(resumed.decisions)
+        else:
+            yield StepStartedEvent(step=index)
+            (accepted, events), decided = await self._step(state, index, tools), {}
+        for event in events:
+            yield event
+        requests = (
+            _approval_flow.requests_for(index, accepted, tools, decided, self.require_approval)
+            if self._may_need_approval
+            else []
+        )
+        try:
+            if requests:
+                async for event in _approval_flow.decide(
+                    requests,
+                    tools,
+                    decided,
+                    approver,
+                    self.approval_timeout,
+                    lambda asking: self._guarded(state, asking),
+                ):
+                    yield event
+        except _approval_flow.Paused as pause:
+            pause.checkpoint = self._checkpoint(state, pause, accepted, index)
+            state.steps.append(accepted.to_step(index))  # its calls, no results yet
+            raise
+        if decided:
+            accepted = replace(accepted, calls=_approval_flow.edited(accepted.calls, decided))
+        async for event in self._act(state, index, accepted, tools, decided):
+            yield event
+        if state.trace is not None:
+            state.trace.step_finished(state.steps[-1])
+
+    # -- pausing for approval and resuming (the state in `agentlib._checkpoint`) -------------
+
+    def _checkpoint(
+        self, state: _RunState, pause: _approval_flow.Paused, accepted: _Accepted, index: int
+    ) -> dict[str, Any]:
+        return _checkpoint.dump(
+            task=state.task,
+            messages=state.messages,
+            first_shortenable=state.first_shortenable,
+            steps=state.steps,
+            usage=state.usage,
+            paths=state.paths,
+            next_call_id=state.next_call_id,
+            last_signature=state.last_signature,
+            repeats=state.repeats,
+            elapsed=time.perf_counter() - state.started,
+            step=_checkpoint.PausedStep(
+                index=index,
+                raw_output=accepted.response.text,
+                retries=accepted.retries,
+                generation_path=accepted.response.path,
+                usage=accepted.usage,
+                model_seconds=accepted.model_seconds,
+                calls=accepted.calls,
+            ),
+            pending=pause.requests,
+            decisions={key: item.stored() for key, item in pause.decided.items()},
+            trace=state.trace.reference() if state.trace is not None else None,
+        )
+
+    def _restore(
+        self, resumed: _approval_flow.Resumed, cancel_token: CancelToken | None, now: float
+    ) -> _RunState:
+        saved = resumed.checkpoint
+        started = now - saved.elapsed  # the time budget counts work, not the wait for approval
+        return _RunState(
+            task=saved.task,
+            started=started,
+            deadline=started + self.time_budget if self.time_budget is not None else None,
+            cancel_token=cancel_token,
+            messages=list(saved.messages),
+            first_shortenable=saved.first_shortenable,
+            steps=list(saved.steps),
+            usage=saved.usage,
+            paths=list(saved.paths),
+            next_call_id=saved.next_call_id,
+            last_signature=saved.last_signature,
+            repeats=saved.repeats,
+        )
+
+    def _accepted_from(self, resumed: _approval_flow.Resumed, tools: dict[str, Tool]) -> _Accepted:
+        """The paused step, its raw output parsed again against this run's tools."""
+        saved = resumed.checkpoint.step
+        try:
+            parsed = self.step_format.parse(saved.raw_output, tools)
+        except ModelOutputError as exc:
+            raise ConfigurationError(
+                f"the paused step {saved.index} no longer fits this agent's tools ({exc}); "
+                "resume it with the agent (tools and output type) that paused it"
+            ) from exc
+        if [call.name for call in parsed.calls] != [call.tool_name for call in saved.calls]:
+            raise ConfigurationError(
+                f"the paused step {saved.index} parses to other calls with this agent; "
+                "resume it with the agent that paused it"
+            )
+        return _Accepted(
+            parsed=parsed,
+            calls=saved.calls,
+            response=ModelResponse(text=saved.raw_output, path=saved.generation_path),  # type: ignore[arg-type]
+            retries=saved.retries,
+            usage=saved.usage,
+            model_seconds=saved.model_seconds,
             agent_name=self.name,
         )
-        logger.debug("run finished: %s after %d steps", reason, len(state.steps))
-        if conversation is not None:
-            await asyncio.shield(conversation.arecord(task, result))
-        yield RunFinishedEvent(result=result)
 
     def _tools_for_run(self) -> tuple[list[Toolset], dict[str, Tool]]:
         """Give each run its own toolset instances where a toolset asks for that."""
@@ -609,16 +922,25 @@ class Agent(Generic[OutputT]):
         self, state: _RunState, messages: list[Message], output: OutputSchema
     ) -> ModelResponse:
         try:
-            response: ModelResponse = await self._guarded(
-                state,
-                self.model.agenerate(messages, output=output, max_tokens=self.max_tokens_per_step),
-            )
+            with _tracing.model_span(state.trace, messages, self.max_tokens_per_step) as span:
+                response: ModelResponse = await self._guarded(
+                    state,
+                    self.model.agenerate(
+                        messages, output=output, max_tokens=self.max_tokens_per_step
+                    ),
+                )
+                span.record(response)
         except ModelError as exc:
             raise _Stop("model_error", f"{type(exc).__name__}: {exc}") from exc
         return response
 
     async def _act(
-        self, state: _RunState, index: int, accepted: _Accepted, tools: dict[str, Tool]
+        self,
+        state: _RunState,
+        index: int,
+        accepted: _Accepted,
+        tools: dict[str, Tool],
+        decided: Mapping[str, _approval_flow.Resolved] | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """Run the step's tool calls concurrently and record the step with what they return."""
         parsed = accepted.parsed
@@ -639,8 +961,17 @@ class Agent(Generic[OutputT]):
                     state,
                     asyncio.gather(
                         *(
-                            scope.track(item, self._execute(item, tools[item.tool_name], c.values))
-                            for item, c in zip(accepted.calls, parsed.calls, strict=True)
+                            scope.track(
+                                item,
+                                self._execute(
+                                    item,
+                                    tools[item.tool_name],
+                                    call.values,
+                                    state.trace,
+                                    (decided or {}).get(item.id),
+                                ),
+                            )
+                            for item, call in zip(accepted.calls, parsed.calls, strict=True)
                         )
                     ),
                 )
@@ -666,18 +997,45 @@ class Agent(Generic[OutputT]):
             )
         )
 
-    async def _execute(self, call: ToolCall, item: Tool, values: Mapping[str, Any]) -> Observation:
+    async def _execute(
+        self,
+        call: ToolCall,
+        item: Tool,
+        values: Mapping[str, Any],
+        trace: _tracing.RunTrace | None = None,
+        decision: _approval_flow.Resolved | None = None,
+    ) -> Observation:
+        with _tracing.tool_span(
+            trace, call, item, decision.label if decision is not None else None
+        ) as span:
+            if decision is not None and not decision.approved:
+                observation = decision.denial(call)
+            else:
+                observation = await self._run_tool(call, item, values, decision)
+            span.record(observation)
+        return observation
+
+    async def _run_tool(
+        self,
+        call: ToolCall,
+        item: Tool,
+        values: Mapping[str, Any],
+        decision: _approval_flow.Resolved | None,
+    ) -> Observation:
         began = time.perf_counter()
+        if decision is not None and decision.values is not None:
+            values = decision.values
         try:
             value = await item.acall_validated(values)
         except ToolError as exc:
             return self._error_observation(call, exc, began, show_type=False)
         except Exception as exc:  # a tool's failure is an observation, never a crash
             return self._error_observation(call, exc, began, show_type=True)
+        content = render_observation(value, self.max_observation_chars)
         return Observation(
             call_id=call.id,
             tool_name=call.tool_name,
-            content=render_observation(value, self.max_observation_chars),
+            content=decision.note(content) if decision is not None else content,
             duration=time.perf_counter() - began,
             value=value,
         )

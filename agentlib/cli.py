@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentlib.agent import Agent
-from agentlib.errors import AgentlibError, ConfigurationError
+from agentlib.approval import Approve, Deny
+from agentlib.errors import AgentlibError, ConfigurationError, MissingExtraError
 from agentlib.models.base import Model
 from agentlib.steps import (
+    ApprovalRequest,
+    ApprovalRequestEvent,
     ErrorEvent,
     FinalAnswerEvent,
     RunFinishedEvent,
@@ -158,6 +161,8 @@ class _Printer:
             self._line(f"[step {event.step}] invalid step: {event.message} (asking again)")
         elif isinstance(event, FinalAnswerEvent):
             self._line(f"[step {event.step}] final answer")
+        elif isinstance(event, ApprovalRequestEvent):
+            self._line(f"[step {event.step}] {event.request.call.tool_name} needs approval")
 
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -191,7 +196,8 @@ async def _run_once(
     agent: Agent[Any], task: str, printer: _Printer, *, conversation: Any = None
 ) -> RunResult[Any]:
     result: RunResult[Any] | None = None
-    async for event in agent.stream(task, conversation=conversation):
+    approver = _TerminalApprover() if agent.require_approval or _has_risky(agent) else None
+    async for event in agent.stream(task, conversation=conversation, approver=approver):
         printer.show(event)
         if isinstance(event, RunFinishedEvent):
             result = event.result
@@ -199,19 +205,104 @@ async def _run_once(
     return result
 
 
-def _make_agent(args: argparse.Namespace) -> Agent[Any]:
+class _TerminalApprover:
+    """Asks at the terminal about each call that needs approval: yes, no (with a reason), edit."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+
+    def read(self, prompt: str) -> str:
+        # The prompt goes to stderr with the steps: stdout holds only the answer.
+        print(prompt, end="", file=self.stream, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def __call__(self, request: ApprovalRequest) -> Approve | Deny:
+        call = request.call
+        arguments = json.dumps(dict(call.arguments), ensure_ascii=False, default=str)
+        print(f"approve {call.tool_name}({arguments}) [{call.id}]?", file=self.stream)
+        while True:
+            try:
+                answer = self.read("[y]es / [n]o / [e]dit> ").strip().lower()
+            except EOFError:
+                return Deny("no one answered the approval prompt")
+            if answer in ("y", "yes"):
+                return Approve()
+            if answer in ("n", "no"):
+                reason = self._ask("reason (shown to the model, optional)> ")
+                return Deny(reason or "the user denied this call")
+            if answer in ("e", "edit"):
+                edited = self._edit(arguments)
+                if edited is not None:
+                    return Approve(arguments=edited)
+            else:
+                print("answer y, n or e", file=self.stream)
+
+    def _ask(self, prompt: str) -> str:
+        try:
+            return self.read(prompt).strip()
+        except EOFError:
+            return ""
+
+    def _edit(self, current: str) -> dict[str, Any] | None:
+        text = self._ask(f"new arguments as JSON (now {current})> ")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            print(f"not JSON ({exc}); try again", file=self.stream)
+            return None
+        if not isinstance(value, dict):
+            print("the arguments must be a JSON object; try again", file=self.stream)
+            return None
+        return value
+
+
+def _tracer_provider() -> Any:
+    """A provider keeping the run's spans in memory, for `--trace` to print."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    except ImportError as exc:
+        raise MissingExtraError("opentelemetry-sdk", "otel", feature="--trace") from exc
+    provider = TracerProvider()
+    provider.exporter = InMemorySpanExporter()  # type: ignore[attr-defined]
+    provider.add_span_processor(SimpleSpanProcessor(provider.exporter))  # type: ignore[attr-defined]
+    return provider
+
+
+def _make_agent(args: argparse.Namespace, *, tracing: Any = False) -> Agent[Any]:
     default = DEFAULT_LOCAL_TOOLS if args.model == "local" else DEFAULT_TOOLS
     tools = build_tools(args.tools if args.tools is not None else default)  # fails fast
     model = build_model(args.model, threads=args.threads)
     # What the embedded model needs (a worked example, a short thought, no repetition
     # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
-    return Agent(model, tools=tools, max_steps=args.max_steps)
+    risky = [name.strip() for name in (args.approve or "").split(",") if name.strip()]
+    return Agent(
+        model,
+        tools=tools,
+        max_steps=args.max_steps,
+        tracing=tracing,
+        require_approval=risky,
+        approval_timeout=args.approval_timeout,
+    )
+
+
+def _has_risky(agent: Agent[Any]) -> bool:
+    return any(item.requires_approval is not False for item in agent.tools)
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    agent = _make_agent(args)
+    provider = _tracer_provider() if args.trace else None
+    agent = _make_agent(args, tracing=provider if provider is not None else False)
     printer = _Printer(sys.stderr, quiet=args.quiet or args.json)
     result = asyncio.run(_run_once(agent, args.task, printer))
+    if provider is not None:
+        from agentlib._tracing import render_span_tree
+
+        print(render_span_tree(provider.exporter.get_finished_spans()), file=sys.stderr)
     if args.json:
         print(json.dumps(result_to_json(result), ensure_ascii=False, default=str))
     elif result.ok:
@@ -298,10 +389,28 @@ def _parser() -> argparse.ArgumentParser:
             help="CPU threads for the local model (default: measured best)",
         )
         sub.add_argument("--quiet", action="store_true", help="do not show the steps")
+        sub.add_argument(
+            "--approve",
+            default=None,
+            metavar="TOOLS",
+            help="comma-separated tool names whose calls you approve at the terminal first",
+        )
+        sub.add_argument(
+            "--approval-timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="deny a call nobody approved within this many seconds",
+        )
 
     run = commands.add_parser("run", help="run one task and print the answer")
     run.add_argument("task", help="what to do")
     run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.add_argument(
+        "--trace",
+        action="store_true",
+        help="print the run's OpenTelemetry span tree (needs agentlib[otel])",
+    )
     common(run)
     run.set_defaults(handler=_command_run)
 

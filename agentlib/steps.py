@@ -12,6 +12,8 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 __all__ = [
     "AgentEvent",
+    "ApprovalRequest",
+    "ApprovalRequestEvent",
     "ErrorEvent",
     "FinalAnswerEvent",
     "Handoff",
@@ -41,6 +43,7 @@ StopReason = Literal[
     "repeated_call",
     "invalid_output",
     "model_error",
+    "approval_required",
     "handoff",
 ]
 """Why a run stopped.
@@ -54,6 +57,8 @@ StopReason = Literal[
   observation, too many times in a row.
 - `invalid_output`: the model's step was still invalid after the allowed retries.
 - `model_error`: the backend failed (unreachable server, HTTP error, ...).
+- `approval_required`: the model called a tool that needs a person's approval; the run is
+  paused, `RunResult.pending` lists the calls, and `Agent.resume` continues it.
 - `handoff`: the model handed the conversation to another agent and the handoff was not
   followed: the run's `max_handoffs` was reached (a run that follows its handoffs ends with
   the last agent's stop reason).
@@ -116,6 +121,20 @@ class Observation:
     """The tool's raw return value (not serialised; `None` on error)."""
     run: RunResult[Any] | None = field(default=None, repr=False, compare=False)
     """The sub-agent's whole run, when the tool is an agent (`Agent.as_tool`), failed or not."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalRequest:
+    """A tool call that waits for a person's decision before it runs."""
+
+    call: ToolCall
+    """The call: tool, arguments (validated) and call id."""
+    step: int
+    """The 1-based index of the step that holds the call."""
+    requested_at: float
+    """When the approval was asked for (seconds since the epoch, `time.time()`)."""
+    description: str = ""
+    """The tool's description, for the person deciding."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +204,12 @@ class RunResult(Generic[OutputT]):
     """A description of what went wrong, when the run did not end with a final answer."""
     task: str = ""
     """The task the run was given."""
+    pending: tuple[ApprovalRequest, ...] = ()
+    """The calls waiting for approval, when `stop_reason` is `approval_required`."""
+    checkpoint: Mapping[str, Any] | None = field(default=None, repr=False)
+    """The paused run's state as versioned JSON data (messages, steps, usage, the pending
+    step), when `stop_reason` is `approval_required`: `Agent.resume` continues from it, in
+    this process or, after it was stored, in another one."""
     agent_name: str = ""
     """The agent that gave the answer (the last one, after handoffs)."""
     handoffs: tuple[Handoff, ...] = ()
@@ -237,6 +262,16 @@ class ToolResultEvent:
     """1-based step index."""
     observation: Observation
     """What the call produced."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalRequestEvent:
+    """A tool call needs approval: the run asks its approver, or pauses."""
+
+    step: int
+    """1-based step index."""
+    request: ApprovalRequest
+    """The call waiting for a decision."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,6 +335,7 @@ AgentEvent: TypeAlias = (
     | ThoughtEvent
     | ToolCallEvent
     | ToolResultEvent
+    | ApprovalRequestEvent
     | FinalAnswerEvent
     | ErrorEvent
     | RunFinishedEvent

@@ -15,11 +15,12 @@ import asyncio
 import dataclasses
 import inspect
 import json
+import logging
 import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,7 +35,20 @@ if TYPE_CHECKING:
     import jsonschema
     import jsonschema.protocols
 
-__all__ = ["Tool", "Toolset", "fence_untrusted", "render_observation", "safe_tool_names", "tool"]
+__all__ = [
+    "ApprovalPolicy",
+    "Tool",
+    "Toolset",
+    "fence_untrusted",
+    "render_observation",
+    "safe_tool_names",
+    "tool",
+]
+
+logger = logging.getLogger(__name__)
+
+ApprovalPolicy: TypeAlias = bool | Callable[[Mapping[str, Any]], bool]
+"""`True`/`False`, or a function of a call's validated arguments: whether it needs approval."""
 
 _RESERVED_NAMES = frozenset({"final_answer"})
 _SECTION = re.compile(
@@ -123,6 +137,9 @@ class Tool:
         name: The name the model calls it by; defaults to the function's name. Letters,
             digits, `_`, `-` and `.`, at most 64 characters.
         description: What the tool does, for the model; defaults to the docstring's summary.
+        requires_approval: Whether a person must approve each call before it runs: `True`,
+            or a policy called with the validated arguments that returns whether this call
+            needs approval. The run pauses (or asks its approver) when it does.
     """
 
     arguments_model: type[BaseModel] | None
@@ -134,8 +151,11 @@ class Tool:
         *,
         name: str | None = None,
         description: str | None = None,
+        requires_approval: ApprovalPolicy = False,
     ) -> None:
         self.function = function
+        self.requires_approval = requires_approval
+        """`True`, `False`, or a policy on the validated arguments (see `needs_approval`)."""
         self.name = _check_name(name or function.__name__)
         summary, argument_docs = _parse_docstring(inspect.getdoc(function))
         self.description = description if description is not None else summary
@@ -154,6 +174,8 @@ class Tool:
         description: str,
         parameters: Mapping[str, Any],
         function: Callable[..., Any],
+        *,
+        requires_approval: ApprovalPolicy = False,
     ) -> Tool:
         """Make a tool from a JSON schema of its arguments, as MCP, OpenAPI and BFCL give them.
 
@@ -171,6 +193,7 @@ class Tool:
             function: Called with each argument as a keyword: `function(**arguments)`. Take
                 `**arguments` to accept names that are not Python identifiers. Sync functions
                 run in a worker thread; `async def` functions are awaited.
+            requires_approval: As for `Tool`: `True` or a policy on the arguments.
 
         Raises:
             ConfigurationError: The name is not valid, or `parameters` is not a valid JSON
@@ -178,6 +201,7 @@ class Tool:
         """
         item = cls.__new__(cls)
         item.function = function
+        item.requires_approval = requires_approval
         item.name = _check_name(name)
         item.description = description
         item._is_method = False
@@ -237,6 +261,22 @@ class Tool:
         bound.__dict__.update(self.__dict__)
         bound._bound_to = instance
         return bound
+
+    def needs_approval(self, values: Mapping[str, Any]) -> bool:
+        """Whether the call with these validated arguments must wait for a person's decision.
+
+        A policy that raises counts as "needs approval" (a broken policy fails closed).
+        """
+        policy = self.requires_approval
+        if isinstance(policy, bool):
+            return policy
+        try:
+            return bool(policy(values))
+        except Exception:  # a failing policy must not let a risky call through
+            logger.warning(
+                "the approval policy of tool %r failed; asking", self.name, exc_info=True
+            )
+            return True
 
     def validate(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
         """Validate `arguments` against the schema and return them as Python values.
@@ -363,7 +403,10 @@ def tool(function: Callable[..., Any], /) -> Tool: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: ApprovalPolicy = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -373,6 +416,7 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    requires_approval: ApprovalPolicy = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a `Tool` from a function; works bare (`@tool`) or with options (`@tool(name=...)`).
 
@@ -382,6 +426,8 @@ def tool(
         function: The function, when used bare as `@tool`.
         name: The name the model calls it by; defaults to the function's name.
         description: What the tool does; defaults to the docstring's summary.
+        requires_approval: `True`, or a policy on the validated arguments, when a person must
+            approve calls before they run (see the approval concepts page).
 
     Example:
         ```python
@@ -395,7 +441,7 @@ def tool(
         return Tool(function, name=name, description=description)
 
     def decorate(inner: Callable[..., Any]) -> Tool:
-        return Tool(inner, name=name, description=description)
+        return Tool(inner, name=name, description=description, requires_approval=requires_approval)
 
     return decorate
 

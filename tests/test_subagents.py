@@ -549,3 +549,28 @@ def test_the_embedded_model_decodes_under_a_schema_with_handoff_branches() -> No
     assert result.steps and all(s.generation_path == "constrained" for s in result.steps)
     assert result.steps[0].agent_name == "triage"
     assert result.agent_name == ("shop" if result.handoffs else "triage")
+
+
+def test_a_sub_agent_run_is_a_child_span_of_the_parent_tool_call() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    child = shop_agent(call("price", fruit="pear"), final("5"), tracing=provider)
+    parent = Agent(
+        ScriptedModel([call("shop", task="pear?"), final("5")]),
+        tools=[child.as_tool()],
+        name="boss",
+        tracing=provider,
+    )
+    assert parent.run("pear?").ok
+    spans = {span.name: span for span in memory.get_finished_spans()}
+    provider.shutdown()
+    tool_span, child_run = spans["execute_tool shop"], spans["invoke_agent shop"]
+    assert child_run.parent is not None and tool_span.context is not None
+    assert child_run.parent.span_id == tool_span.context.span_id
+    assert child_run.context is not None and spans["invoke_agent boss"].context is not None
+    assert child_run.context.trace_id == spans["invoke_agent boss"].context.trace_id

@@ -29,7 +29,9 @@ __all__ = [
     "Turn",
     "aware",
     "check_version",
+    "dump_step",
     "jsonable",
+    "load_step",
     "parse_record",
     "preview",
     "utc_now",
@@ -120,6 +122,7 @@ class _TurnRecord(_Record):
     generation_paths: list[str] = []
     metadata: dict[str, Any] = {}
     steps: list[_StepRecord] = []
+    checkpoint: dict[str, Any] | None = None
 
 
 class ConversationRecord(_Record):
@@ -187,6 +190,20 @@ def _step(record: _StepRecord) -> Step:
     )
 
 
+def dump_step(step: Step) -> dict[str, Any]:
+    """One step in the format's JSON (shared with the paused-run checkpoint)."""
+    return _step_dict(step)
+
+
+def load_step(data: Mapping[str, Any], what: str = "step") -> Step:
+    """A step written by `dump_step`.
+
+    Raises:
+        ConfigurationError: The data is not a step.
+    """
+    return _step(parse_record(_StepRecord, data, what))
+
+
 # -- turns and conversations ----------------------------------------------------------------
 
 
@@ -231,6 +248,9 @@ class Turn:
     """The generation paths the run used."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Your own JSON data about the turn (user id, feedback, ...)."""
+    checkpoint: Mapping[str, Any] | None = None
+    """The paused run's state (its own versioned JSON), while the turn waits for approval
+    (`stop_reason` `approval_required`); `Agent.resume` continues from it."""
 
     @property
     def ok(self) -> bool:
@@ -266,6 +286,7 @@ class Turn:
             usage=result.usage,
             generation_paths=tuple(result.generation_paths),
             metadata=dict(metadata or {}),
+            checkpoint=result.checkpoint,
         )
 
     def messages(self, *, include_steps: bool = False) -> list[Message]:
@@ -305,7 +326,7 @@ class Turn:
 
     def to_dict(self) -> dict[str, Any]:
         """The turn in the versioned JSON format (see the memory concepts page)."""
-        return {
+        data: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "id": self.id,
             "task": self.task,
@@ -319,6 +340,9 @@ class Turn:
             "metadata": jsonable(dict(self.metadata)),
             "steps": [_step_dict(step) for step in self.steps],
         }
+        if self.checkpoint is not None:  # only while paused: other turns' JSON is unchanged
+            data["checkpoint"] = dict(self.checkpoint)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, what: str = "turn") -> Turn:
@@ -341,6 +365,7 @@ class Turn:
             usage=_usage(record.usage),
             generation_paths=tuple(record.generation_paths),
             metadata=record.metadata,
+            checkpoint=record.checkpoint,
         )
 
 

@@ -109,6 +109,13 @@ class Conversation:
             return title[:200]
         return preview(self._turns[0].task)[:80] if self._turns else ""
 
+    @property
+    def checkpoint(self) -> Mapping[str, Any] | None:
+        """The state of the last run if it paused for approval (for `Agent.resume`), else `None`."""
+        with self._lock:
+            last = self._turns[-1] if self._turns else None
+        return last.checkpoint if last is not None else None
+
     def messages(self, *, include_steps: bool = False) -> list[Message]:
         """Every turn as chat messages, oldest first (no memory strategy applied)."""
         return [m for turn in self.turns for m in turn.messages(include_steps=include_steps)]
@@ -116,13 +123,21 @@ class Conversation:
     # -- what the agent calls (`ConversationLike`) ----------------------------------------------
 
     async def ahistory(self, model: Model, task: str) -> list[Message]:
-        """The earlier turns the model should see for `task`, chosen by `memory`."""
+        """The earlier turns the model should see for `task`, chosen by `memory`.
+
+        Called as a new run starts, it closes a turn left paused for approval: that run can
+        no longer be resumed into the conversation (its turn stays as it was).
+        """
+        with self._lock:
+            self._open_turn = None
         return await self.memory.aselect(self, task=task, model=model)
 
     async def arecord_step(self, task: str, step: Step) -> None:
         """Save one finished step of the run in flight, so a crash loses at most the next one."""
         with self._lock:
-            current = self._current_turn(task) if step.index > 1 else None
+            # Step 1 starts a new turn, unless it is a paused turn's step being resumed.
+            resuming = step.index > 1 or self._open_turn is not None
+            current = self._current_turn(task) if resuming else None
             if current is None:
                 current = Turn(task=task)
                 self._turns.append(current)
@@ -156,7 +171,8 @@ class Conversation:
                 turn = Turn.from_result(result, task=task, id=current.id, metadata=current.metadata)
                 turn = replace(turn, created_at=current.created_at)
                 self._turns[-1] = turn
-            self._open_turn = None
+            # A run paused for approval goes on in this turn when it is resumed.
+            self._open_turn = turn.id if turn.checkpoint is not None else None
         return turn
 
     def _current_turn(self, task: str) -> Turn | None:
@@ -269,6 +285,8 @@ class Conversation:
         )
         conversation.memory_state = dict(record.memory)
         conversation.problems = tuple(problems)
+        if turns and turns[-1].checkpoint is not None:  # a paused run resumes in its turn
+            conversation._open_turn = turns[-1].id
         for problem in problems:
             logger.warning("conversation %s: %s", record.id, problem)
         return conversation
@@ -282,7 +300,8 @@ class Conversation:
         problems = tuple(problems)
         with self._lock:
             self._turns = list(turns)
-            self._open_turn = None
+            last = self._turns[-1] if self._turns else None
+            self._open_turn = last.id if last is not None and last.checkpoint else None
         self.problems = (*self.problems, *problems)
         for problem in problems:
             logger.warning("conversation %s: %s", self.id, problem)
