@@ -574,3 +574,30 @@ def test_a_sub_agent_run_is_a_child_span_of_the_parent_tool_call() -> None:
     assert child_run.parent.span_id == tool_span.context.span_id
     assert child_run.context is not None and spans["invoke_agent boss"].context is not None
     assert child_run.context.trace_id == spans["invoke_agent boss"].context.trace_id
+
+
+def test_an_approval_pause_inside_a_handoff_chain_is_resumed_by_the_agent_that_paused() -> None:
+    from agentlib import Approve
+
+    sold: list[str] = []
+
+    @tool(requires_approval=True)
+    def sell(fruit: str) -> str:
+        """Sell a fruit.
+
+        Args:
+            fruit: The fruit to sell.
+        """
+        sold.append(fruit)
+        return f"sold a {fruit}"
+
+    shop = Agent(
+        ScriptedModel([call("sell", fruit="pear"), final("Sold.")]), tools=[sell], name="shop"
+    )
+    triage = Agent(ScriptedModel([call("transfer_to_shop")]), name="triage", handoffs=[shop])
+    paused = triage.run("Sell me a pear.")
+    assert paused.stop_reason == "approval_required" and paused.agent_name == "shop"
+    assert sold == []
+    call_id = paused.pending[0].call.id
+    resumed = shop.resume(paused, {call_id: Approve()})
+    assert resumed.ok and resumed.output == "Sold." and sold == ["pear"]
