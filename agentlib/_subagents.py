@@ -326,11 +326,15 @@ def run_events(
     history: Sequence[Message],
     cancel_token: CancelToken | None,
     approver: Approver | None = None,
+    *,
+    text: bool = False,
 ) -> AsyncIterator[AgentEvent]:
     """The events of a run (following its handoffs); the last is the whole run's result."""
     if not agent.handoffs:
-        return agent._events(task, conversation, history, cancel_token, approver=approver)
-    return _handoff_events(agent, task, conversation, history, cancel_token, approver)
+        return agent._events(
+            task, conversation, history, cancel_token, approver=approver, text=text
+        )
+    return _handoff_events(agent, task, conversation, history, cancel_token, approver, text)
 
 
 async def _handoff_events(
@@ -340,6 +344,7 @@ async def _handoff_events(
     history: Sequence[Message],
     cancel_token: CancelToken | None,
     approver: Approver | None,
+    text: bool,
 ) -> AsyncIterator[AgentEvent]:
     started = time.perf_counter()
     earlier = list(history)
@@ -357,7 +362,9 @@ async def _handoff_events(
         if recorder is not None:
             recorder.offset = offset
         result: RunResult[Any] | None = None
-        events = current._events(current_task, recorder, earlier, cancel_token, approver=approver)
+        events = current._events(
+            current_task, recorder, earlier, cancel_token, approver=approver, text=text
+        )
         async with _closing(events):  # a consumer's `break` ends the agent's run
             async for event in events:
                 if isinstance(event, RunFinishedEvent):

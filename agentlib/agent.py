@@ -31,7 +31,7 @@ from agentlib._subagents import (
 )
 from agentlib.approval import Approver, Decision
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
-from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
+from agentlib.models.base import Message, Model, ModelResponse, OutputSchema, StreamingModel
 from agentlib.models.profiles import ModelProfile, StepOptions, profile_of
 from agentlib.step_format import ParsedStep, StepFormat
 from agentlib.steps import (
@@ -44,6 +44,7 @@ from agentlib.steps import (
     Step,
     StepStartedEvent,
     StopReason,
+    TextEvent,
     ThoughtEvent,
     ToolCall,
     ToolCallEvent,
@@ -105,6 +106,12 @@ class _RunState:
     repeats: int = 0
     trace: _tracing.RunTrace | None = None
     """The run's spans, when the agent traces (see `agentlib._tracing`)."""
+    text: asyncio.Queue[TextEvent] | None = None
+    """Where a streaming model's text goes while a step is generated (None: not streaming)."""
+    step_index: int = 0
+    attempt: int = 0
+    accepted: _Accepted | None = None
+    """The step just generated, for the loop to act on."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -515,12 +522,22 @@ class Agent(Generic[OutputT]):
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
         approver: Approver | None = None,
+        text: bool = False,
     ) -> AsyncIterator[AgentEvent]:
         """Run the agent, yielding events as they happen; the last is a `RunFinishedEvent`.
 
         Stopping the iteration early (`break`) ends the run and releases its tools.
+
+        Args:
+            task: What to do, as for `arun`.
+            conversation: As for `arun`.
+            history: As for `arun`.
+            cancel_token: As for `arun`.
+            approver: As for `arun`.
+            text: Also yield `TextEvent`s: each step's text as the model writes it, token by
+                token, when the model streams (`StreamingModel`: `LocalModel`, `OpenAIModel`).
         """
-        return run_events(self, task, conversation, history, cancel_token, approver)
+        return run_events(self, task, conversation, history, cancel_token, approver, text=text)
 
     async def aplan(self, task: str, *, history: Sequence[Message] = ()) -> Step:
         """The model's next step for `task`, validated, without running any tool.
@@ -565,6 +582,8 @@ class Agent(Generic[OutputT]):
         history: Sequence[Message],
         cancel_token: CancelToken | None,
         started: float,
+        *,
+        text: bool = False,
     ) -> _RunState:
         check_task(
             task,
@@ -583,6 +602,7 @@ class Agent(Generic[OutputT]):
                 Message(role="user", content=task),
             ],
             first_shortenable=len(history) + 2,
+            text=asyncio.Queue() if text and isinstance(self.model, StreamingModel) else None,
         )
 
     @property
@@ -598,8 +618,9 @@ class Agent(Generic[OutputT]):
         *,
         approver: Approver | None = None,
         resumed: _approval_flow.Resumed | None = None,
+        text: bool = False,
     ) -> AsyncIterator[AgentEvent]:
-        state = await self._begin(task, conversation, history, cancel_token, resumed)
+        state = await self._begin(task, conversation, history, cancel_token, resumed, text=text)
         run_toolsets, tools = self._tools_for_run()
         reason: StopReason = "max_steps"
         error: str | None = None
@@ -672,6 +693,8 @@ class Agent(Generic[OutputT]):
         history: Sequence[Message],
         cancel_token: CancelToken | None,
         resumed: _approval_flow.Resumed | None,
+        *,
+        text: bool = False,
     ) -> _RunState:
         started = time.perf_counter()
         if resumed is not None:
@@ -680,6 +703,8 @@ class Agent(Generic[OutputT]):
             if conversation is not None:
                 history = [*(await conversation.ahistory(self.model, task)), *history]
             state = self._start(task, history, cancel_token, started)
+        if text and isinstance(self.model, StreamingModel):
+            state.text = asyncio.Queue()
         if self._tracing is not None:
             state.trace = self._tracing.start_run(
                 agent_name=self.name,
@@ -706,7 +731,10 @@ class Agent(Generic[OutputT]):
             accepted, decided = self._accepted_from(resumed, tools), dict(resumed.decisions)
         else:
             yield StepStartedEvent(step=index)
-            (accepted, events), decided = await self._step(state, index, tools), {}
+            async for event in self._streamed_step(state, index, tools):
+                yield event
+            assert state.accepted is not None
+            accepted, decided = state.accepted, {}
         for event in events:
             yield event
         requests = (
@@ -834,6 +862,25 @@ class Agent(Generic[OutputT]):
             except Exception:  # closing must not hide the run's result
                 logger.exception("closing toolset %r failed", toolset)
 
+    async def _streamed_step(
+        self, state: _RunState, index: int, tools: dict[str, Tool]
+    ) -> AsyncIterator[AgentEvent]:
+        """`_step`'s events, after the model's text as it streams (when asked).
+
+        The accepted step is left in `state.accepted`.
+        """
+        state.step_index, state.attempt = index, 0
+        if state.text is None:
+            accepted, events = await self._step(state, index, tools)
+        else:
+            work = asyncio.ensure_future(self._step(state, index, tools))
+            async for text_event in _while_running(state.text, work):
+                yield text_event
+            accepted, events = work.result()
+        state.accepted = accepted
+        for event in events:
+            yield event
+
     async def _step(
         self, state: _RunState, index: int, tools: dict[str, Tool]
     ) -> tuple[_Accepted, list[AgentEvent]]:
@@ -852,6 +899,7 @@ class Agent(Generic[OutputT]):
             nonlocal usage, model_seconds
             began = time.perf_counter()
             response = await self._ask_model(state, history, self._output_after(previous))
+            state.attempt += 1
             model_seconds += time.perf_counter() - began
             usage = usage + Usage(
                 requests=1,
@@ -921,14 +969,23 @@ class Agent(Generic[OutputT]):
     async def _ask_model(
         self, state: _RunState, messages: list[Message], output: OutputSchema
     ) -> ModelResponse:
+        limit = self.max_tokens_per_step
+        if state.text is not None and isinstance(self.model, StreamingModel):
+            loop, queue = asyncio.get_running_loop(), state.text
+            step, attempt = state.step_index, state.attempt
+
+            def on_text(delta: str) -> None:  # called from the model's worker thread, too
+                event = TextEvent(step=step, delta=delta, attempt=attempt)
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+            call = self.model.agenerate_streaming(
+                messages, on_text=on_text, output=output, max_tokens=limit
+            )
+        else:
+            call = self.model.agenerate(messages, output=output, max_tokens=limit)
         try:
-            with _tracing.model_span(state.trace, messages, self.max_tokens_per_step) as span:
-                response: ModelResponse = await self._guarded(
-                    state,
-                    self.model.agenerate(
-                        messages, output=output, max_tokens=self.max_tokens_per_step
-                    ),
-                )
+            with _tracing.model_span(state.trace, messages, limit) as span:
+                response: ModelResponse = await self._guarded(state, call)
                 span.record(response)
         except ModelError as exc:
             raise _Stop("model_error", f"{type(exc).__name__}: {exc}") from exc
@@ -1111,3 +1168,24 @@ class Agent(Generic[OutputT]):
         if cancel_wait is not None and cancel_wait in done:
             raise _Stop("cancelled", "the run was cancelled with its cancel token")
         raise _Stop("time_budget", f"the time budget of {self.time_budget} s ran out")
+
+
+async def _while_running(
+    queue: asyncio.Queue[TextEvent], work: asyncio.Future[Any]
+) -> AsyncIterator[TextEvent]:
+    """Yield the queued text events until `work` is done; cancel `work` if the caller stops."""
+    try:
+        while not work.done():
+            getter = asyncio.ensure_future(queue.get())
+            try:
+                await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                getter.cancel()
+            if getter.done() and not getter.cancelled():
+                yield getter.result()
+        while not queue.empty():
+            yield queue.get_nowait()
+    finally:
+        if not work.done():
+            work.cancel()
+            work.add_done_callback(retrieve_outcome)

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, TextIO
 
 from agentlib.agent import Agent
 from agentlib.approval import Approve, Deny
+from agentlib.catalogue import ModelOptions, default_catalogue
 from agentlib.errors import AgentlibError, ConfigurationError, MissingExtraError
 from agentlib.models.base import Model
 from agentlib.steps import (
@@ -37,101 +37,36 @@ from agentlib.tool import Tool, Toolset
 
 __all__ = ["build_model", "build_tools", "main"]
 
-DEFAULT_TOOLS = "calculator,python"
-# The embedded 135M model answered 3 of 4 arithmetic tasks with the calculator alone and lost
-# its way when the Python tool was offered too (agentlib run, 2026-11-28): it gets fewer tools.
-DEFAULT_LOCAL_TOOLS = "calculator"
 _PREVIEW = 300
 
 
 def build_model(spec: str, *, threads: int | None = None) -> Model:
-    """Make a model from a `--model` value.
+    """Make a model from a `--model` value, through the catalogue.
 
     `local` (the embedded SmolLM2-135M-Instruct), `openai:<model>` (reads OPENAI_API_KEY and
-    OPENAI_BASE_URL) or `openai-compatible:<base_url>#<model>`.
+    OPENAI_BASE_URL), `openai-compatible:<base_url>#<model>`, `hf:<model>` (Hugging Face's
+    router, reads HF_TOKEN), or a plugin's form.
 
     Raises:
         ConfigurationError: The value is not one of those forms, or a key is missing.
     """
-    if spec == "local":
-        from agentlib.models.local import LocalModel
-
-        return LocalModel(
-            n_threads=threads, on_progress=lambda line: print(line, file=sys.stderr, flush=True)
-        )
-    if spec.startswith("openai:"):
-        from agentlib.models.openai import OpenAIModel
-
-        name = spec.removeprefix("openai:")
-        if not name:
-            raise ConfigurationError(
-                "--model openai:<model> needs a model name, e.g. openai:gpt-4o-mini"
-            )
-        if not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
-            raise ConfigurationError(
-                "--model openai:... needs an API key: set OPENAI_API_KEY "
-                "(or OPENAI_BASE_URL for a local OpenAI-compatible server)"
-            )
-        return OpenAIModel(name)
-    if spec.startswith("openai-compatible:"):
-        from agentlib.models.openai import OpenAIModel
-
-        target = spec.removeprefix("openai-compatible:")
-        base_url, _, name = target.partition("#")
-        if not base_url.startswith(("http://", "https://")) or not name:
-            raise ConfigurationError(
-                "--model openai-compatible: takes <base_url>#<model>, e.g. "
-                "openai-compatible:http://127.0.0.1:8000/v1#smollm2"
-            )
-        return OpenAIModel(name, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"))
-    raise ConfigurationError(
-        f"unknown --model {spec!r}: use local, openai:<model> or "
-        "openai-compatible:<base_url>#<model>"
+    options = ModelOptions(
+        threads=threads, on_progress=lambda line: print(line, file=sys.stderr, flush=True)
     )
+    return default_catalogue().build_model(spec, options)
 
 
 def build_tools(spec: str) -> list[Tool | Toolset]:
-    """Make the toolset from a `--tools` value: comma-separated names.
+    """Make the toolset from a `--tools` value: comma-separated catalogue names.
 
-    `calculator`, `python` (the sandboxed interpreter), `web` (search and fetch),
-    `sql:<sqlalchemy url>`, `cypher` (the sample movie graph), `none`.
+    Built in: `calculator`, `python` (the sandboxed interpreter), `web` (search and fetch),
+    `sql` (the sample music store) or `sql:<sqlalchemy url>`, `cypher` (the sample movie
+    graph), `none`; installed plugins add theirs.
 
     Raises:
         ConfigurationError: An unknown tool name.
     """
-    tools: list[Tool | Toolset] = []
-    for raw in (part.strip() for part in spec.split(",")):
-        name, _, argument = raw.partition(":")
-        if not raw or raw == "none":
-            continue
-        if name == "calculator":
-            from agentlib.tools.calculator import calculator
-
-            tools.append(calculator)
-        elif name == "python":
-            from agentlib.tools.python import PythonInterpreter
-
-            tools.append(PythonInterpreter())
-        elif name == "web":
-            from agentlib.tools.web import WebTools
-
-            tools.append(WebTools())
-        elif name == "sql":
-            from agentlib.tools.sql import SQLDatabase
-
-            if not argument:
-                raise ConfigurationError(
-                    "--tools sql:<url> needs a database URL, e.g. sql:sqlite:///music.db"
-                )
-            tools.append(SQLDatabase(argument))
-        elif name == "cypher":
-            from agentlib.tools.cypher import GraphDatabase, load_sample_graph
-
-            tools.append(GraphDatabase(load_sample_graph()))
-        else:
-            raise ConfigurationError(
-                f"unknown tool {raw!r}; known: calculator, python, web, sql:<url>, cypher, none"
-            )
+    tools, _ = default_catalogue().build_tools(spec)
     return tools
 
 
@@ -274,8 +209,10 @@ def _tracer_provider() -> Any:
 
 
 def _make_agent(args: argparse.Namespace, *, tracing: Any = False) -> Agent[Any]:
-    default = DEFAULT_LOCAL_TOOLS if args.model == "local" else DEFAULT_TOOLS
-    tools = build_tools(args.tools if args.tools is not None else default)  # fails fast
+    catalogue = default_catalogue()
+    family, _ = catalogue.model_spec(args.model)
+    default = ",".join(family.default_tools)
+    tools, _ = catalogue.build_tools(args.tools if args.tools is not None else default)
     model = build_model(args.model, threads=args.threads)
     # What the embedded model needs (a worked example, a short thought, no repetition
     # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
@@ -373,13 +310,15 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--model",
             default="local",
-            help="local (default), openai:<model>, openai-compatible:<url>#<model>",
+            help="local (default), openai:<model>, openai-compatible:<url>#<model>, "
+            "hf:<model> (Hugging Face's router), or a plugin's",
         )
         sub.add_argument(
             "--tools",
             default=None,
-            help="comma-separated tools: calculator, python, web, sql:<url>, cypher, none "
-            f"(default: {DEFAULT_LOCAL_TOOLS} on the local model, {DEFAULT_TOOLS} on others)",
+            help="comma-separated tools: calculator, python, web, sql (the sample music store) "
+            "or sql:<url>, cypher, none, or a plugin's (default: calculator on the local "
+            "model, calculator,python on others)",
         )
         sub.add_argument("--max-steps", type=int, default=6, help="step limit per run")
         sub.add_argument(

@@ -25,6 +25,7 @@ __all__ = [
     "StepStartedEvent",
     "StopReason",
     "SubagentEvent",
+    "TextEvent",
     "ThoughtEvent",
     "ToolCall",
     "ToolCallEvent",
@@ -235,6 +236,23 @@ class StepStartedEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TextEvent:
+    """A piece of a step's raw output, as the model produces it (streaming models only).
+
+    The pieces of one attempt, joined, are the step's raw JSON text before it is validated; a
+    retried step starts again with `attempt` one higher. UIs use them to show the thought and
+    the answer while they are written; the validated step follows as the usual events.
+    """
+
+    step: int
+    """1-based step index."""
+    delta: str
+    """The new text."""
+    attempt: int = 0
+    """0 for the first try at this step, 1 for the first retry, ..."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ThoughtEvent:
     """The model's thought for a step."""
 
@@ -332,6 +350,7 @@ class SubagentEvent:
 
 AgentEvent: TypeAlias = (
     StepStartedEvent
+    | TextEvent
     | ThoughtEvent
     | ToolCallEvent
     | ToolResultEvent

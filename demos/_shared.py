@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,66 +23,151 @@ from agentlib import CancelToken, Message, Model
 
 EMBEDDED = "Embedded: SmolLM2-135M (offline, tiny)"
 SMALL_MODEL_NOTE = (
-    "The embedded model is SmolLM2-135M: it runs offline on a CPU and proves the whole path, "
-    "but it is tiny and often wrong. For real answers, set `AGENTLIB_DEMO_BASE_URL` and "
-    "`AGENTLIB_DEMO_MODEL` (and `OPENAI_API_KEY` if the server needs one) to any "
-    "OpenAI-compatible endpoint and pick it in the model menu."
+    "The default model is SmolLM2-135M, embedded: it runs offline on a CPU and shows the whole "
+    "path, but it is tiny and often wrong. With an `HF_TOKEN` secret the menu also offers "
+    "models on Hugging Face's inference router; with `OPENAI_API_KEY` (and `OPENAI_BASE_URL` "
+    "for another OpenAI-compatible server) and `AGENTLIB_DEMO_MODEL`, that model too."
 )
 
 PATH_LABELS = {
-    "constrained": "constrained decoding (Outlines): invalid output could not be produced",
+    "constrained": "constrained decoding (Outlines): output of another shape could not be produced",
     "strict_schema": "the server's strict JSON schema",
     "native_tools": "the server's strict tool calling",
     "prompted": "prompted, then validated (and retried on errors)",
     "scripted": "a scripted test model, validated",
 }
-"""How each generation path is described to the user."""
+"""How each generation path is described to the user: how the *shape* was kept."""
+
+SHAPE_NOTE = "Shape is not truth: check the values against the source."
 
 ModelFactory = Callable[[], Model]
 logger = logging.getLogger(__name__)
 
+SESSION_TIMEOUT = float(os.environ.get("AGENTLIB_DEMO_SESSION_TIMEOUT", "900"))
+"""Seconds without activity after which a session's sandbox, connections and files go."""
 
-def default_model_factories() -> dict[str, ModelFactory]:
-    """The models offered: the embedded one, plus an OpenAI-compatible endpoint from the env."""
 
-    def embedded() -> Model:
-        from agentlib.models.local import LocalModel
+@dataclass(frozen=True, slots=True)
+class DemoModel:
+    """One entry of the model menu: how to build it, and its catalogue spec (for its options)."""
 
-        return LocalModel()
+    factory: ModelFactory
+    spec: str | None = None
+    """The catalogue's `--model` value (`local`, `hf:<model>`); `None` for a test's model.
+    How the agent prompts the model is the model's own `profile`, as in the CLI."""
 
-    factories: dict[str, ModelFactory] = {EMBEDDED: embedded}
-    base_url = os.environ.get("AGENTLIB_DEMO_BASE_URL")
-    name = os.environ.get("AGENTLIB_DEMO_MODEL")
-    if name and (base_url or os.environ.get("OPENAI_API_KEY")):
 
-        def remote() -> Model:
-            from agentlib.models.openai import OpenAIModel
+def default_models(environ: Mapping[str, str] | None = None) -> dict[str, DemoModel]:
+    """The model menu: the embedded model, then what the environment's secrets unlock.
 
-            return OpenAIModel(name, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"))
+    - `HF_TOKEN`: Hugging Face's OpenAI-compatible router (`HF_ROUTER_BASE_URL`), one entry per
+      model in `AGENTLIB_DEMO_HF_MODELS` (comma-separated; default `HF_ROUTER_MODELS`).
+    - `OPENAI_API_KEY` or `OPENAI_BASE_URL` with `AGENTLIB_DEMO_MODEL`: that model (any
+      OpenAI-compatible server).
+    """
+    from agentlib.catalogue import HF_ROUTER_MODELS, default_catalogue
 
-        factories[f"OpenAI-compatible: {name}"] = remote
-    return factories
+    env = os.environ if environ is None else environ
+    catalogue = default_catalogue()
+
+    def entry(spec: str) -> DemoModel:
+        return DemoModel(lambda: catalogue.build_model(spec), spec)
+
+    models = {EMBEDDED: entry("local")}
+    if env.get("HF_TOKEN"):
+        names = env.get("AGENTLIB_DEMO_HF_MODELS") or ",".join(HF_ROUTER_MODELS)
+        for name in filter(None, (part.strip() for part in names.split(","))):
+            models[f"Hugging Face router: {name}"] = entry(f"hf:{name}")
+    name = env.get("AGENTLIB_DEMO_MODEL")
+    base_url = env.get("AGENTLIB_DEMO_BASE_URL")  # the older name, still honoured
+    if name and base_url:
+        models[f"OpenAI-compatible: {name}"] = entry(f"openai-compatible:{base_url}#{name}")
+    elif name and (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
+        models[f"OpenAI-compatible: {name}"] = entry(f"openai:{name}")
+    return models
 
 
 class ModelPool:
-    """Creates each model on first use, once per process, thread-safely."""
+    """Creates each model on first use, once per process, thread-safely.
 
-    def __init__(self, factories: Mapping[str, ModelFactory]) -> None:
-        self.factories = dict(factories)
+    Args:
+        models: The menu: labels to `DemoModel`s, or to bare factories (tests' models).
+    """
+
+    def __init__(self, models: Mapping[str, DemoModel | ModelFactory]) -> None:
+        self.entries = {
+            label: item if isinstance(item, DemoModel) else DemoModel(item)
+            for label, item in models.items()
+        }
         self._models: dict[str, Model] = {}
         self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
-        return list(self.factories)
+        return list(self.entries)
 
     def get(self, name: str) -> Model:
         with self._lock:
             if name not in self._models:
-                if name not in self.factories:
+                if name not in self.entries:
                     raise KeyError(f"unknown model {name!r}")
-                self._models[name] = self.factories[name]()
+                self._models[name] = self.entries[name].factory()
             return self._models[name]
+
+
+class SessionRegistry:
+    """Closes each browser session's resources when its tab closes or it sits idle too long.
+
+    Gradio keeps a closed session's `gr.State` for an hour, and never expires a state that no
+    event returns, so the demo tracks sessions itself: every handler `touch`es its session
+    objects; `app.unload` closes them at once; a reaper thread closes those idle for longer
+    than `timeout`. Closing is idempotent and a closed object reopens what it needs on next use.
+    """
+
+    def __init__(self, timeout: float = SESSION_TIMEOUT, *, period: float | None = None) -> None:
+        self.timeout = timeout
+        self._period = period if period is not None else max(1.0, min(30.0, timeout / 4))
+        self._sessions: dict[str, tuple[float, list[Any]]] = {}
+        self._lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+
+    def touch(self, session_hash: str | None, *objects: Any) -> None:
+        """Record activity of a session, and the objects to close with it."""
+        if not session_hash:
+            return
+        with self._lock:
+            _, held = self._sessions.get(session_hash, (0.0, []))
+            held.extend(item for item in objects if all(item is not other for other in held))
+            self._sessions[session_hash] = (time.monotonic(), held)
+            if self._reaper is None:
+                self._reaper = threading.Thread(
+                    target=self._reap_forever, name="demo-session-reaper", daemon=True
+                )
+                self._reaper.start()
+
+    def close(self, session_hash: str | None) -> None:
+        """Close everything a session holds (its tab closed)."""
+        with self._lock:
+            _, held = self._sessions.pop(session_hash or "", (0.0, []))
+        for item in held:
+            close_in_background(type(item).__name__, item.close)
+
+    def reap(self) -> int:
+        """Close the sessions idle for longer than the timeout; return how many."""
+        now = time.monotonic()
+        with self._lock:
+            idle = [key for key, (seen, _) in self._sessions.items() if now - seen > self.timeout]
+        for key in idle:
+            self.close(key)
+        return len(idle)
+
+    def _reap_forever(self) -> None:
+        while True:
+            time.sleep(self._period)
+            try:
+                self.reap()
+            except Exception:
+                logger.exception("closing idle demo sessions failed")
 
 
 def available(module: str) -> bool:

@@ -3,8 +3,10 @@
     python demos/app.py [--host 127.0.0.1] [--port 7860]
     agentlib demo
 
-Every tab works on the embedded model with no keys. Set `AGENTLIB_DEMO_BASE_URL` and
-`AGENTLIB_DEMO_MODEL` to offer an OpenAI-compatible endpoint too.
+Every tab works on the embedded model with no keys. An `HF_TOKEN` adds models on Hugging
+Face's inference router to the menu; `OPENAI_API_KEY` (or `OPENAI_BASE_URL`) with
+`AGENTLIB_DEMO_MODEL` adds that model. agentlib itself is the installed package: this folder
+holds only the demos (and the docs they search), so it can never shadow it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from pathlib import Path
 import gradio as gr
 
 if __package__ in (None, ""):  # run as a script (Spaces, `python demos/app.py`)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    # Appended, not prepended: the installed agentlib always wins over any folder here.
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
     __package__ = "demos"
 
-from ._shared import ModelFactory, ModelPool, default_model_factories
+from ._shared import (
+    DemoModel,
+    ModelFactory,
+    ModelPool,
+    SessionRegistry,
+    default_models,
+)
 from .chat import build_chat_tab
 from .docs_qa import build_docs_tab, embedder_name, warm_up
 from .extraction import build_extraction_tab
@@ -37,7 +46,10 @@ QUEUE_SIZE = int(os.environ.get("AGENTLIB_DEMO_QUEUE", "32"))
 
 
 def build_app(
-    models: Mapping[str, ModelFactory] | None = None, *, embedder: str | None = None
+    models: Mapping[str, DemoModel | ModelFactory] | None = None,
+    *,
+    embedder: str | None = None,
+    sessions: SessionRegistry | None = None,
 ) -> gr.Blocks:
     """Build the demo app.
 
@@ -45,23 +57,31 @@ def build_app(
         models: Replaces the model menu (tests pass deterministic ones).
         embedder: `minilm` (the offline all-MiniLM-L6-v2, the default) or `hashing` (no model,
             deterministic, for tests); default from `AGENTLIB_DEMO_EMBEDDER`.
+        sessions: Tracks and closes sessions' resources; default one with `SESSION_TIMEOUT`.
     """
-    pool = ModelPool(models or default_model_factories())
+    pool = ModelPool(models or default_models())
     embedder = embedder_name(embedder)
+    sessions = sessions or SessionRegistry()
     app = gr.Blocks(title="agentlib demos")
     with app:
         gr.Markdown(
             "# agentlib\nAgents that use tools and return typed, schema-valid output. "
-            "Each step the model takes is valid against one compiled JSON schema."
+            "Every step the model takes has the shape of one compiled JSON schema: the shape "
+            "is guaranteed, the content is the model's (check it)."
         )
         with gr.Tab("Agent chat", id="chat"):
-            build_chat_tab(pool, embedder=embedder)
+            build_chat_tab(pool, sessions, embedder=embedder)
         with gr.Tab("SQL explorer", id="sql"):
-            build_sql_tab(pool)
+            build_sql_tab(pool, sessions)
         with gr.Tab("Docs Q&A", id="docs"):
-            build_docs_tab(pool, embedder=embedder)
+            build_docs_tab(pool, sessions, embedder=embedder)
         with gr.Tab("Structured extraction", id="extraction"):
             build_extraction_tab(pool)
+
+        def tab_closed(request: gr.Request) -> None:
+            sessions.close(request.session_hash)
+
+        app.unload(tab_closed)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return app
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -17,6 +18,8 @@ from agentlib import (
     FinalAnswerEvent,
     Message,
     RunFinishedEvent,
+    StepStartedEvent,
+    TextEvent,
     ThoughtEvent,
     ToolCallEvent,
     ToolResultEvent,
@@ -26,7 +29,7 @@ from ._shared import (
     SMALL_MODEL_NOTE,
     ChatSession,
     ModelPool,
-    available,
+    SessionRegistry,
     close_session,
     importable,
 )
@@ -34,52 +37,39 @@ from ._shared import (
 ToolFactory = Callable[[ChatSession], Any]
 _RESULT_PREVIEW = 1500
 _MAX_TASK_CHARS = 4000
+_TITLE_PREVIEW = 70
+FINAL_ANSWER = "final_answer"
+"""The step format's name for the answer branch (what the preview looks for)."""
+EXAMPLE_TASKS = ["What is 17 * 23?", "What is 1234 + 4321?"]
+
+PICKER_LABELS = {
+    "calculator": "calculator",
+    "python": "python (sandboxed)",
+    "sql": "SQL (sample music store)",
+    "cypher": "graph (sample movies)",
+    "web": "web search",
+}
+"""Picker labels of the built-in tools; a plugin's tool shows under its catalogue name."""
 
 
-def _calculator(session: ChatSession) -> Any:
-    from agentlib.tools.calculator import calculator
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """One entry of the tool picker: builds (or reuses) the session's instance."""
 
-    return calculator
-
-
-def _python(session: ChatSession) -> Any:
-    # One sandbox session per browser session, kept across turns and closed with the session.
-    if "python" not in session.toolsets:
-        from agentlib.tools.python import PythonInterpreter
-
-        session.toolsets["python"] = PythonInterpreter()
-    return session.toolsets["python"]
+    build: ToolFactory
+    spec: Any = None
+    """The catalogue's `ToolSpec`, or `None` for the demo's own docs search."""
 
 
-def _sql(session: ChatSession) -> Any:
-    # A per-session read-only connection to the sample database (created once per process).
-    if "sql" not in session.toolsets:
-        from .sql_explorer import open_database, sample_database
+def _from_catalogue(spec: Any) -> ToolFactory:
+    # One instance per browser session, kept across turns (the sandbox keeps its variables)
+    # and closed with the session.
+    def build(session: ChatSession) -> Any:
+        if spec.name not in session.toolsets:
+            session.toolsets[spec.name] = spec.factory(None)
+        return session.toolsets[spec.name]
 
-        session.toolsets["sql"] = open_database(sample_database())
-    return session.toolsets["sql"]
-
-
-_graph_lock = threading.Lock()
-_graph: list[Any] = []
-
-
-def _sample_graph() -> Any:
-    with _graph_lock:
-        if not _graph:
-            from agentlib.tools.cypher import load_sample_graph
-
-            _graph.append(load_sample_graph())
-        return _graph[0]
-
-
-def _movies(session: ChatSession) -> Any:
-    # Per session: its queries run in its own worker process, killed on timeout, closed with it.
-    if "graph" not in session.toolsets:
-        from agentlib.tools.cypher import GraphDatabase
-
-        session.toolsets["graph"] = GraphDatabase(_sample_graph(), max_rows=50, timeout=10.0)
-    return session.toolsets["graph"]
+    return build
 
 
 def _docs_search(embedder: str | None) -> ToolFactory:
@@ -93,21 +83,22 @@ def _docs_search(embedder: str | None) -> ToolFactory:
     return factory
 
 
-def tool_choices(*, embedder: str | None = None) -> dict[str, ToolFactory]:
-    """The tools offered in the picker, for the modules that import (their extras installed).
+def tool_choices(*, embedder: str | None = None) -> dict[str, ToolChoice]:
+    """The picker: every catalogue tool whose dependencies are installed (plugins' included),
+    plus search over this project's docs (the index the Docs tab uses).
 
     Args:
         embedder: The docs search embedder (`minilm` or `hashing`); default from the env.
     """
-    choices: dict[str, ToolFactory] = {"calculator": _calculator}
-    if available("agentlib.tools.python"):
-        choices["python (sandboxed)"] = _python
-    if importable("agentlib.tools.sql"):
-        choices["SQL (sample music store)"] = _sql
-    if importable("agentlib.tools.cypher"):
-        choices["graph (sample movies)"] = _movies
+    from agentlib.catalogue import default_catalogue
+
+    choices: dict[str, ToolChoice] = {}
+    for spec in default_catalogue().tools.values():
+        if spec.available():
+            label = PICKER_LABELS.get(spec.name, spec.name)
+            choices[label] = ToolChoice(_from_catalogue(spec), spec)
     if importable("agentlib.tools.retrieval.collection"):
-        choices["docs search"] = _docs_search(embedder)
+        choices["docs search"] = ToolChoice(_docs_search(embedder))
     return choices
 
 
@@ -115,61 +106,171 @@ def _fence(text: str, language: str = "") -> str:
     return f"```{language}\n{text.replace('```', '` ` `')}\n```"
 
 
-def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
-    """Append (or update) the chat messages that show one agent event."""
-    if isinstance(event, ThoughtEvent) and event.thought:
-        messages.append(
-            gr.ChatMessage(
-                content=event.thought,
-                metadata={"title": f"Step {event.step} · thought", "status": "done"},
+def step_preview(text: str) -> tuple[str, str | None, str | None]:
+    """What a step's partial JSON shows so far: the thought, the tool named, the answer text.
+
+    Read leniently (`pydantic_core.from_json` with partial strings): a piece that does not parse
+    yet shows nothing rather than an error.
+    """
+    from pydantic_core import from_json
+
+    try:
+        value = from_json(text, allow_partial="trailing-strings")
+    except ValueError:
+        return "", None, None
+    if not isinstance(value, dict):
+        return "", None, None
+    thought = value.get("thought")
+    action = value.get("action")
+    if action is None and isinstance(value.get("actions"), list) and value["actions"]:
+        action = value["actions"][0]
+    tool = action.get("tool") if isinstance(action, dict) else None
+    answer = action.get("answer") if isinstance(action, dict) else None
+    return (
+        thought if isinstance(thought, str) else "",
+        tool if isinstance(tool, str) else None,
+        answer if isinstance(answer, str) and tool == FINAL_ANSWER else None,
+    )
+
+
+def _shorten(text: str, limit: int = _TITLE_PREVIEW) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class LiveView:
+    """The chat messages of one run, updated in place as its events arrive."""
+
+    messages: list[gr.ChatMessage]
+    status: str = "Starting…"
+    began: dict[int, float] = field(default_factory=dict)
+    text: dict[int, str] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    step_message: dict[int, gr.ChatMessage] = field(default_factory=dict)
+    answer: gr.ChatMessage | None = None
+    first_text_at: float | None = None
+
+    def show(self, event: object) -> None:
+        """Update the messages and the status line for one agent event."""
+        now = time.perf_counter()
+        if isinstance(event, StepStartedEvent):
+            self.began[event.step] = now
+            self.text[event.step] = ""
+            message = gr.ChatMessage(
+                content="",
+                metadata={"title": f"Step {event.step} · thinking…", "status": "pending"},
             )
-        )
-    elif isinstance(event, ToolCallEvent):
+            self.step_message[event.step] = message
+            self.messages.append(message)
+            self.status = f"Step {event.step} · thinking…"
+        elif isinstance(event, TextEvent):
+            self._text(event, now)
+        elif isinstance(event, ThoughtEvent):
+            self._thought(event, now)
+        elif isinstance(event, ToolCallEvent):
+            self._call(event)
+        elif isinstance(event, ToolResultEvent):
+            self._result(event)
+        elif isinstance(event, ErrorEvent):
+            note = "asking the model again" if event.will_retry else "giving up"
+            self.messages.append(
+                gr.ChatMessage(
+                    content=event.message,
+                    metadata={
+                        "title": f"Step {event.step} · invalid step, {note}",
+                        "status": "done",
+                    },
+                )
+            )
+        elif isinstance(event, FinalAnswerEvent):
+            self._final(event)
+
+    def _text(self, event: TextEvent, now: float) -> None:
+        if self.first_text_at is None:
+            self.first_text_at = now
+        if self.attempts.get(event.step, 0) != event.attempt:  # a retry: preview afresh
+            self.attempts[event.step] = event.attempt
+            self.text[event.step] = ""
+        so_far = self.text.get(event.step, "") + event.delta
+        self.text[event.step] = so_far
+        thought, tool, answer = step_preview(so_far)
+        message = self.step_message.get(event.step)
+        if message is None:
+            return
+        message.content = thought
+        if tool == FINAL_ANSWER:
+            message.metadata["title"] = f"Step {event.step} · writing the answer…"
+            self.status = f"Step {event.step} · writing the answer…"
+        elif tool:
+            message.metadata["title"] = f"Step {event.step} · calling {tool}…"
+            self.status = f"Step {event.step} · calling tool {tool}…"
+        if answer is not None:
+            if self.answer is None:
+                self.answer = gr.ChatMessage(content="")
+                self.messages.append(self.answer)
+            self.answer.content = answer
+
+    def _thought(self, event: ThoughtEvent, now: float) -> None:
+        message = self.step_message.get(event.step)
+        if message is None:
+            return
+        message.content = event.thought or "(no thought)"
+        preview = _shorten(event.thought) if event.thought else "(no thought)"
+        message.metadata["title"] = f"Step {event.step} · {preview}"
+        message.metadata["status"] = "done"
+        message.metadata["duration"] = round(now - self.began.get(event.step, now), 1)
+
+    def _call(self, event: ToolCallEvent) -> None:
         arguments = json.dumps(dict(event.call.arguments), ensure_ascii=False, indent=1)
-        messages.append(
+        self.messages.append(
             gr.ChatMessage(
                 content=_fence(arguments, "json"),
                 metadata={
-                    "title": f"Tool call · {event.call.tool_name}",
+                    "title": f"Tool call · {event.call.tool_name} (running…)",
                     "id": event.call.id,
                     "status": "pending",
                 },
             )
         )
-    elif isinstance(event, ToolResultEvent):
+        self.status = f"Step {event.step} · running tool {event.call.tool_name}…"
+
+    def _result(self, event: ToolResultEvent) -> None:
         observation = event.observation
-        for message in reversed(messages):
-            if (
-                isinstance(message.metadata, dict)
-                and message.metadata.get("id") == observation.call_id
-            ):
+        for message in reversed(self.messages):
+            metadata = message.metadata
+            if isinstance(metadata, dict) and metadata.get("id") == observation.call_id:
                 text = observation.content
                 if len(text) > _RESULT_PREVIEW:
                     text = text[:_RESULT_PREVIEW] + f"\n… ({len(observation.content)} characters)"
                 label = "Error" if observation.is_error else "Result"
                 message.content = f"{message.content}\n**{label}**\n{_fence(text)}"
-                message.metadata["status"] = "done"
-                message.metadata["duration"] = round(observation.duration, 2)
-                if observation.is_error:
-                    message.metadata["title"] = f"Tool call · {observation.tool_name} failed"
+                metadata["status"] = "done"
+                metadata["duration"] = round(observation.duration, 2)
+                failed = " failed" if observation.is_error else ""
+                metadata["title"] = (
+                    f"Tool call · {observation.tool_name}{failed} → {_shorten(text, 40)}"
+                )
                 break
-    elif isinstance(event, ErrorEvent):
-        note = "asking the model again" if event.will_retry else "giving up"
-        messages.append(
-            gr.ChatMessage(
-                content=event.message,
-                metadata={"title": f"Step {event.step} · invalid step, {note}", "status": "done"},
-            )
-        )
-    elif isinstance(event, FinalAnswerEvent):
+
+    def _final(self, event: FinalAnswerEvent) -> None:
         output = event.output
         text = (
             output if isinstance(output, str) else _fence(json.dumps(output, default=str), "json")
         )
-        messages.append(gr.ChatMessage(content=text or "(empty answer)"))
+        if self.answer is None:
+            self.answer = gr.ChatMessage(content="")
+            self.messages.append(self.answer)
+        self.answer.content = text or "(empty answer)"
+        self.status = "✓ Answered."
 
 
-def _footer(event: RunFinishedEvent) -> gr.ChatMessage | None:
+def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
+    """Append (or update) the chat messages that show one agent event (no streaming state)."""
+    LiveView(messages).show(event)
+
+
+def _footer(event: RunFinishedEvent) -> gr.ChatMessage:
     result = event.result
     paths = ", ".join(result.generation_paths) or "none"
     summary = (
@@ -193,6 +294,7 @@ def _footer(event: RunFinishedEvent) -> gr.ChatMessage | None:
 
 def build_chat_tab(
     pool: ModelPool,
+    sessions: SessionRegistry,
     *,
     max_steps: int = 6,
     time_budget: float = 120.0,
@@ -211,10 +313,11 @@ def build_chat_tab(
             elem_id="chat-tools",
         )
     gr.Markdown(SMALL_MODEL_NOTE, elem_classes=["small-note"])
+    status = gr.Markdown("", elem_id="chat-status")
     chatbot = gr.Chatbot(label="Agent", height=460, elem_id="agent-chat")
     with gr.Row():
         task_box = gr.Textbox(
-            placeholder="Ask something, e.g. What is 17 * 23?",
+            placeholder=f"Ask something, e.g. {EXAMPLE_TASKS[0]}",
             show_label=False,
             scale=5,
             max_length=_MAX_TASK_CHARS,
@@ -222,6 +325,7 @@ def build_chat_tab(
         )
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
+    gr.Examples([[task] for task in EXAMPLE_TASKS], [task_box], label="Examples")
     clear = gr.Button("New conversation", size="sm")
 
     async def respond(
@@ -230,57 +334,80 @@ def build_chat_tab(
         session: ChatSession,
         model_choice: str,
         tool_names: list[str],
-    ) -> AsyncIterator[tuple[list[gr.ChatMessage], str]]:
+        request: gr.Request,
+    ) -> AsyncIterator[tuple[list[gr.ChatMessage], str, str]]:
         task = (task or "").strip()
         if not task:
-            yield messages, ""
+            yield messages, "", ""
             return
-        messages = [*messages, gr.ChatMessage(role="user", content=task)]
+        sessions.touch(request.session_hash, session)
+        view = LiveView([*messages, gr.ChatMessage(role="user", content=task)])
         session.cancel_token = CancelToken()
-        yield messages, ""
+        yield view.messages, "", view.status
         try:
-            model = pool.get(model_choice)
-            # Opening a tool may build an index or connect: keep it off the event loop.
-            toolsets = await asyncio.to_thread(
-                lambda: [choices[name](session) for name in tool_names if name in choices]
-            )
-            agent: Agent[str] = Agent(
-                model,
-                tools=toolsets,
-                max_steps=max_steps,
-                time_budget=time_budget,
+            agent = await asyncio.to_thread(
+                _make_agent,
+                pool,
+                session,
+                model_choice,
+                tool_names,
+                choices,
+                (max_steps, time_budget),
             )
         except Exception as exc:  # a missing extra or an unreachable server: tell the user
-            messages.append(gr.ChatMessage(content=f"_Cannot start the agent: {exc}_"))
-            yield messages, ""
+            view.messages.append(gr.ChatMessage(content=f"_Cannot start the agent: {exc}_"))
+            yield view.messages, "", "✗ Cannot start the agent."
             return
         async for event in agent.stream(
-            task, history=session.history, cancel_token=session.cancel_token
+            task, history=session.history, cancel_token=session.cancel_token, text=True
         ):
             if isinstance(event, RunFinishedEvent):
-                footer = _footer(event)
-                if footer is not None:
-                    messages.append(footer)
+                view.messages.append(_footer(event))
+                view.status = _finished_status(event)
                 answer = str(event.result.output) if event.result.ok else ""
                 session.history += [
                     Message(role="user", content=task),
                     Message(role="assistant", content=answer or "(no answer)"),
                 ]
             else:
-                render_event(event, messages)
-            yield messages, ""
+                view.show(event)
+            yield view.messages, "", view.status
+        sessions.touch(request.session_hash, session)
 
     def press_stop(session: ChatSession) -> None:
         session.cancel_token.cancel()
 
-    def reset(session: ChatSession) -> tuple[list[gr.ChatMessage], ChatSession]:
+    def reset(session: ChatSession) -> tuple[list[gr.ChatMessage], ChatSession, str]:
         session.cancel_token.cancel()
         session.history.clear()
-        return [], session
+        return [], session, ""
 
     inputs = [task_box, chatbot, session_state, model_name, tools]
-    submit_event = send.click(respond, inputs, [chatbot, task_box])
-    enter_event = task_box.submit(respond, inputs, [chatbot, task_box])
+    send.click(respond, inputs, [chatbot, task_box, status])
+    task_box.submit(respond, inputs, [chatbot, task_box, status])
     stop.click(press_stop, [session_state], None, queue=False)
-    clear.click(reset, [session_state], [chatbot, session_state], queue=False)
-    del submit_event, enter_event
+    clear.click(reset, [session_state], [chatbot, session_state, status], queue=False)
+
+
+def _make_agent(
+    pool: ModelPool,
+    session: ChatSession,
+    model_choice: str,
+    tool_names: list[str],
+    choices: dict[str, ToolChoice],
+    limits: tuple[int, float],
+) -> Agent[str]:
+    """The agent the CLI builds for this model and these tools: `Agent(model, tools=...)`, with
+    what the model needs (worked examples, bounds) taken from its own `profile`."""
+    model = pool.get(model_choice)
+    picked = [choices[name] for name in tool_names if name in choices]
+    toolsets = [choice.build(session) for choice in picked]  # may connect or index: a thread
+    max_steps, time_budget = limits
+    return Agent(model, tools=toolsets, max_steps=max_steps, time_budget=time_budget)
+
+
+def _finished_status(event: RunFinishedEvent) -> str:
+    result = event.result
+    if result.ok:
+        return f"✓ Answered in {result.duration:.1f} s ({len(result.steps)} step(s))."
+    return f"■ Stopped ({result.stop_reason}) after {result.duration:.1f} s."

@@ -9,7 +9,7 @@ import gradio as gr
 
 from agentlib import AgentlibError, agenerate_result
 
-from ._shared import PATH_LABELS, SMALL_MODEL_NOTE, ModelPool
+from ._shared import PATH_LABELS, SHAPE_NOTE, SMALL_MODEL_NOTE, ModelPool
 
 MAX_TEXT_CHARS = 8000
 MAX_SCHEMA_CHARS = 10_000
@@ -83,7 +83,7 @@ def build_extraction_tab(pool: ModelPool) -> None:
             elem_id="extract-schema",
         )
     run = gr.Button("Extract", variant="primary", elem_id="extract-run")
-    output = gr.JSON(label="Validated output", elem_id="extract-output")
+    output = gr.JSON(label="Output (shape checked against the schema)", elem_id="extract-output")
     status = gr.Markdown(elem_id="extract-status")
 
     def pick(name: str) -> tuple[str, str]:
@@ -104,8 +104,9 @@ def build_extraction_tab(pool: ModelPool) -> None:
             return None, f"**Could not extract:** {exc}"
         how = PATH_LABELS.get(generation.path, generation.path)
         return generation.output, (
-            f"Valid against the schema. Enforced by **{how}**; "
-            f"{generation.attempts} attempt(s), {generation.output_tokens} tokens generated."
+            f"The output has the schema's shape (its fields, types and allowed values), kept by "
+            f"**{how}**; {generation.attempts} attempt(s), {generation.output_tokens} tokens "
+            f"generated. {SHAPE_NOTE}"
         )
 
     example.change(pick, [example], [text, schema_box], queue=False)

@@ -2,34 +2,58 @@
 
     python demos/make_space.py path/to/space-repo
 
-It copies the library, the tools and the demos, writes the Space's README.md (the metadata
-header: sdk, app_file) from demos/SPACE_README.md, and the pinned requirements.txt. The Space
-then runs `demos/app.py`, the same app `agentlib demo` launches.
+Spaces install `requirements.txt` before the repository is copied in, so the project comes
+from the package index like any dependency: the requirements pin our distribution (name and
+version read from pyproject.toml) with the extras the demos use, and the third-party versions
+the tests ran (`demos/requirements.txt`). The folder then holds only the demos and the docs the
+Docs tab searches, never a copy of the library that could shadow the installed one. The Space
+runs `demos/app.py`, the same app `agentlib demo` launches.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ["agentlib", "tools", "demos", "pyproject.toml", "README.md", "docs"]
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "images")
+EXTRAS = ("local", "web", "sql", "graph", "retrieval", "demos")
+"""The extras the demo tabs need."""
+COPIED = ("demos", "docs")
+IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".pytest_cache", "images", "make_space.py", "SPACE_README.md"
+)
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+"""PyTorch's CPU-only wheels: a tenth of the size of the default CUDA build."""
+
+
+def distribution() -> tuple[str, str]:
+    """The project's distribution name and version, from pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return str(project["name"]), str(project["version"])
+
+
+def requirements_text() -> str:
+    """The Space's requirements.txt: the project pinned with its extras, then the tested pins."""
+    name, version = distribution()
+    pins = (ROOT / "demos" / "requirements.txt").read_text()
+    return (
+        "# Written by demos/make_space.py. Spaces install this before the repository is\n"
+        "# copied in: the project is an ordinary pinned requirement.\n"
+        f"--extra-index-url {TORCH_INDEX}\n"
+        f"{name}[{','.join(EXTRAS)}]=={version}\n"
+        f"{pins}"
+    )
 
 
 def make_space(target: Path) -> Path:
     """Write the Space's files into `target` (created if needed) and return it."""
     target.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
-        source = ROOT / name
-        destination = target / ("PROJECT_README.md" if name == "README.md" else name)
-        if source.is_dir():
-            shutil.copytree(source, destination, ignore=IGNORED, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, destination)
+        shutil.copytree(ROOT / name, target / name, ignore=IGNORED, dirs_exist_ok=True)
     shutil.copy2(ROOT / "demos" / "SPACE_README.md", target / "README.md")
-    shutil.copy2(ROOT / "demos" / "requirements.txt", target / "requirements.txt")
+    (target / "requirements.txt").write_text(requirements_text())
     return target
 
 

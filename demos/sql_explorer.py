@@ -8,11 +8,10 @@ browser session opens its own read-only `SQLDatabase` on it, or on a SQLite file
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import os
+import re
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from ._shared import (
     PATH_LABELS,
     SMALL_MODEL_NOTE,
     ModelPool,
+    SessionRegistry,
     close_session,
     remove_directory,
     session_directory,
@@ -53,23 +53,12 @@ LIMIT_HINT = (
     "pick a stronger model in the menu (see the note above for how to add one)."
 )
 
-_sample_lock = threading.Lock()
-_sample_path: Path | None = None
 
+def open_sample() -> Any:
+    """A new read-only `SQLDatabase` on the sample music store: the catalogue's `sql` tool."""
+    from agentlib.catalogue import default_catalogue
 
-def sample_database() -> Path:
-    """The sample music-store SQLite file, created once per process in a temporary folder."""
-    global _sample_path
-    with _sample_lock:
-        if _sample_path is None:
-            from agentlib.tools.sql import create_music_store
-
-            folder = Path(tempfile.mkdtemp(prefix="agentlib-demo-music-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            path = folder / "music_store.db"
-            create_music_store(path)
-            _sample_path = path
-        return _sample_path
+    return default_catalogue().tool_spec("sql").factory(None)
 
 
 def open_database(path: Path) -> Any:
@@ -77,6 +66,67 @@ def open_database(path: Path) -> Any:
     from agentlib.tools.sql import SQLDatabase
 
     return SQLDatabase(f"sqlite:///{path}", row_limit=ROW_LIMIT, timeout=5.0)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
+
+
+def _numbers(text: str) -> list[float]:
+    values = []
+    for match in _NUMBER.findall(text):
+        try:
+            values.append(float(match.replace(",", "")))
+        except ValueError:
+            continue
+    return values
+
+
+def _names_no_value(answer: str, result: Any) -> bool:
+    """Whether the answer quotes no number and no text value of the rows at all."""
+    if not result.rows or _numbers(answer):
+        return False
+    lowered = answer.lower()
+    return not any(
+        isinstance(cell, str) and len(cell) > 1 and cell.lower() in lowered
+        for row in result.rows
+        for cell in row
+    )
+
+
+def disagreement(answer: str, question: str, result: Any) -> str | None:
+    """Why the answer does not match the rows, or `None` when every number in it is backed.
+
+    A number in the answer must be the row count, a value in the rows (rounded as shown), or
+    a number from the question itself; otherwise the model made it up or miscounted. An
+    answer that quotes no value of the rows at all is flagged too.
+    """
+    known = {float(result.row_count), float(len(result.rows))}
+    for row in result.rows:
+        for cell in row:
+            if isinstance(cell, bool):
+                continue
+            if isinstance(cell, (int, float)):
+                known.add(float(cell))
+            elif isinstance(cell, str):
+                known.update(_numbers(cell))
+    known.update(_numbers(question))
+    unbacked = [
+        value
+        for value in _numbers(answer)
+        if not any(abs(value - item) <= max(0.01, abs(item) * 0.005) for item in known)
+    ]
+    if not unbacked and not _names_no_value(answer, result):
+        return None
+    if not unbacked:
+        return (
+            f"The answer names no value from the {result.row_count} row(s): it may not have "
+            "read them. Trust the rows, not the sentence."
+        )
+    shown = ", ".join(f"{value:g}" for value in unbacked[:3])
+    return (
+        f"The answer says {shown}, which is neither the row count ({result.row_count}) nor a "
+        "value in the rows: trust the rows, not the sentence."
+    )
 
 
 class RowsAnswer(BaseModel):
@@ -98,7 +148,7 @@ class SQLSession:
         """The session's database, opening the sample on first use."""
         with self.lock:
             if self.database is None:
-                self.database = open_database(sample_database())
+                self.database = open_sample()
                 self.label = SAMPLE_LABEL
             return self.database
 
@@ -196,7 +246,7 @@ def use_sample_database(session: SQLSession) -> tuple[str, str]:
     """Switch the session to the sample database; its status line and schema."""
     try:
         if session.database is not None and session.label != SAMPLE_LABEL:
-            session.replace(open_database(sample_database()), SAMPLE_LABEL)
+            session.replace(open_sample(), SAMPLE_LABEL)
         database = session.current()
     except AgentlibError as exc:
         return f"**Cannot open the sample database:** {exc}", ""
@@ -228,7 +278,7 @@ def use_uploaded_file(path: str | None, session: SQLSession) -> tuple[str, str]:
 async def ask_database(
     pool: ModelPool, text: str, mode_label: str, model_choice: str, session: SQLSession
 ) -> tuple[str, str, str, dict[str, Any]]:
-    """Answer one question: the report, the answer, the SQL shown and the rows."""
+    """Answer one question: the report, the answer (with its row count), the SQL, the rows."""
     text = (text or "").strip()
     if not text:
         return "Type a question first.", "", "", _EMPTY_TABLE
@@ -244,23 +294,28 @@ async def ask_database(
         return f"**Failed:** {type(exc).__name__}: {exc}", "", "", _EMPTY_TABLE
     result = found.result
     how = PATH_LABELS.get(found.path, found.path)
+    rows_text = f"{result.row_count} row(s)" + (
+        " (cut at the row limit)" if result.reached_row_limit else ""
+    )
     report = (
-        f"Asked {session.label}. The query was generated by **{how}** "
-        f"({found.attempts} attempt(s)) and passed the read-only validator; "
-        f"{result.row_count} row(s)"
-        + (" (cut at the row limit)." if result.reached_row_limit else ".")
+        f"Asked {session.label}. The query's shape was kept by **{how}** "
+        f"({found.attempts} attempt(s)) and it passed the read-only validator; it returned "
+        f"{rows_text}. A valid query can still ask the wrong thing: check the SQL."
     )
     try:
         reply, answer_path = await answer_from_rows(model, text, result)
     except Exception as exc:  # the rows are still worth showing
         reply, answer_path = f"_The model could not write an answer: {exc}_", ""
+    answer = f"**Answer** (from the {rows_text} below): {reply}"
     if answer_path:
-        report += f" The answer was written by **{PATH_LABELS.get(answer_path, answer_path)}**."
+        warning = disagreement(reply, text, result)
+        if warning:
+            answer += f"\n\n⚠ {warning}"
     shown = pretty_sql(found.sql, database.dialect)
-    return report, f"**Answer:** {reply}", shown, _table(result)
+    return report, answer, shown, _table(result)
 
 
-def build_sql_tab(pool: ModelPool) -> None:
+def build_sql_tab(pool: ModelPool, sessions: SessionRegistry) -> None:
     """Lay out the SQL explorer tab inside the current `gr.Blocks`."""
     session_state = gr.State(lambda: SQLSession(), delete_callback=close_session)
     with gr.Row():
@@ -302,12 +357,21 @@ def build_sql_tab(pool: ModelPool) -> None:
     rows = gr.Dataframe(_EMPTY_TABLE, label="Rows", interactive=False, elem_id="sql-rows")
 
     async def respond(
-        text: str, mode_label: str, model_choice: str, session: SQLSession
+        text: str, mode_label: str, model_choice: str, session: SQLSession, request: gr.Request
     ) -> tuple[str, str, str, dict[str, Any]]:
+        sessions.touch(request.session_hash, session)
         return await ask_database(pool, text, mode_label, model_choice, session)
 
-    use_sample.click(use_sample_database, [session_state], [database_status, schema])
-    upload.change(use_uploaded_file, [upload, session_state], [database_status, schema])
+    def sample(session: SQLSession, request: gr.Request) -> tuple[str, str]:
+        sessions.touch(request.session_hash, session)
+        return use_sample_database(session)
+
+    def uploaded(path: str | None, session: SQLSession, request: gr.Request) -> tuple[str, str]:
+        sessions.touch(request.session_hash, session)
+        return use_uploaded_file(path, session)
+
+    use_sample.click(sample, [session_state], [database_status, schema])
+    upload.change(uploaded, [upload, session_state], [database_status, schema])
     inputs = [question, mode, model_name, session_state]
     outputs = [status, answer, sql, rows]
     ask.click(respond, inputs, outputs)

@@ -89,7 +89,7 @@ def test_unreachable_server_is_one_clear_line(capsys: pytest.CaptureFixture[str]
         (["--model", "gpt4"], "unknown --model 'gpt4'"),
         (["--model", "openai-compatible:localhost"], "takes <base_url>#<model>"),
         (["--tools", "hammer"], "unknown tool 'hammer'"),
-        (["--tools", "sql"], "needs a database URL"),
+        (["--tools", "sql:"], "needs a database URL"),
     ],
 )
 def test_configuration_errors_are_one_line_with_what_to_do(
@@ -155,3 +155,78 @@ def test_the_readme_command_answers_on_the_embedded_model() -> None:
     assert result.returncode == 0, result.stderr
     assert "391" in result.stdout
     assert "calculator" in result.stderr
+
+
+PLUGIN = '''
+from agentlib import FunctionModel, tool
+from agentlib.catalogue import ModelSpec, ToolSpec
+from agentlib.models.testing import call, final
+
+
+@tool
+def shout(text: str) -> str:
+    """Say it louder.
+
+    Args:
+        text: What to say.
+    """
+    return text.upper() + "!"
+
+
+async def _brain(messages, output):
+    last = messages[-1].content
+    if last.startswith("Observation"):
+        return final(last.rsplit("\\n", 1)[-1], "Done.")
+    return call("shout", "Shout it.", text=messages[-1].content)
+
+
+def register(catalogue):
+    catalogue.add_tool(ToolSpec(name="shout", factory=lambda argument: shout,
+                                description="shout (a plugin's tool)"))
+    catalogue.add_model(ModelSpec(prefix="shouter", factory=lambda argument, options:
+                                  FunctionModel(_brain), description="shouter"))
+'''
+
+
+def write_plugin(folder: Path) -> Path:
+    """A third-party package with an `agentlib.plugins` entry point, as pip would install it."""
+    (folder / "agentlib_shout").mkdir(parents=True)
+    (folder / "agentlib_shout" / "__init__.py").write_text(PLUGIN)
+    info = folder / "agentlib_shout-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: agentlib-shout\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[agentlib.plugins]\nshout = agentlib_shout:register\n")
+    return folder
+
+
+def test_a_plugin_packages_tool_and_model_work_in_agentlib_run(tmp_path: Path) -> None:
+    plugins = write_plugin(tmp_path / "site")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentlib.cli",
+            "run",
+            "hello",
+            "--model",
+            "shouter",
+            "--tools",
+            "shout,calculator",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(plugins)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "HELLO!"
+    assert '→ shout({"text": "hello"})' in result.stderr
+    # Without the package on the path, the name is unknown, and the message lists the built-ins.
+    missing = subprocess.run(
+        [sys.executable, "-m", "agentlib.cli", "run", "hello", "--tools", "shout"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2
+    assert "unknown tool 'shout'; known: calculator, python" in missing.stderr

@@ -41,6 +41,7 @@ EXPORTED = {
     "StopReason",
     "StoreError",
     "TestModel",
+    "TextEvent",
     "ThoughtEvent",
     "Tool",
     "ToolCall",

@@ -23,6 +23,8 @@ __all__ = [
     "OutputSchema",
     "Role",
     "StepActions",
+    "StreamingModel",
+    "TextCallback",
     "TokenCounter",
 ]
 
@@ -186,6 +188,34 @@ class Model(Protocol):
 
         Raises:
             ModelError: The backend failed (unreachable, HTTP error, unknown model, ...).
+        """
+        ...
+
+
+TextCallback = Callable[[str], None]
+"""Receives each new piece of generated text; may be called from a worker thread."""
+
+
+@runtime_checkable
+class StreamingModel(Model, Protocol):
+    """A `Model` that can also report its text as it is generated (token streaming).
+
+    Optional: the loop uses it when a model has it (`LocalModel`, `OutlinesModel` on
+    llama.cpp, `OpenAIModel`) and emits the pieces as `TextEvent`s, so a UI shows the thought
+    while it is written; other models are called with `agenerate` as before.
+    """
+
+    async def agenerate_streaming(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: TextCallback,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> ModelResponse:
+        """Like `agenerate`, calling `on_text` with each new piece of text as it is produced.
+
+        The pieces, joined, equal the returned `text`.
         """
         ...
 

@@ -33,7 +33,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentlib.errors import ConfigurationError, MissingExtraError
-from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
+from agentlib.models.base import (
+    Message,
+    ModelCapabilities,
+    ModelResponse,
+    OutputSchema,
+    TextCallback,
+)
 from agentlib.models.outlines import GuideCacheInfo, OutlinesModel
 from agentlib.models.profiles import ModelProfile, profile_for
 
@@ -190,6 +196,23 @@ class LocalModel:
     ) -> ModelResponse:
         """Generate one reply, constrained to `output` when given (see `OutlinesModel`)."""
         response = await self._model.agenerate(messages, output=output, max_tokens=max_tokens)
+        return self._relabel(response)
+
+    async def agenerate_streaming(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: TextCallback,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> ModelResponse:
+        """`agenerate`, calling `on_text` (from a worker thread) with each token's text."""
+        response = await self._model.agenerate_streaming(
+            messages, on_text=on_text, output=output, max_tokens=max_tokens
+        )
+        return self._relabel(response)
+
+    def _relabel(self, response: ModelResponse) -> ModelResponse:
         return ModelResponse(
             text=response.text,
             path=response.path,

@@ -39,6 +39,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Literal, TypeAlias
 
 import jsonschema
@@ -56,6 +57,7 @@ from agentlib.models.base import (
     ModelResponse,
     OutputSchema,
     StepActions,
+    TextCallback,
 )
 
 __all__ = ["OpenAIMode", "OpenAIModel"]
@@ -244,6 +246,46 @@ class OpenAIModel:
             if rebuilt:
                 yield _step_from_calls("", rebuilt, prepared.actions)
 
+    async def agenerate_streaming(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: TextCallback,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> ModelResponse:
+        """`agenerate` with SDK streaming, calling `on_text` with each piece of content.
+
+        The streamed chunks are gathered into one completion and checked exactly as
+        `agenerate` checks a whole one, so the returned response is the same.
+
+        Raises:
+            ModelError: As `agenerate`.
+        """
+        while True:
+            prepared = self._prepare(output)
+            request = self._request(messages, prepared, max_tokens, stream=True)
+            if _is_openai(self.base_url):  # other servers may reject the option
+                request["stream_options"] = {"include_usage": True}
+            try:
+                stream = await self._client.chat.completions.create(**request)
+            except openai.OpenAIError as exc:
+                error = self._translate(exc)
+                if self._fall_back(prepared, error):
+                    continue
+                raise error from exc
+            break
+        gathered = _Gathered()
+        try:
+            async for chunk in stream:
+                for text in gathered.add(chunk):
+                    on_text(text)
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        except ValueError as exc:
+            raise _malformed(self.base_url, exc) from exc
+        return self._response(gathered.completion(self.model), output, prepared)
+
     def _chunk_texts(self, chunk: Any, calls: dict[int, list[str]]) -> list[str]:
         choices = getattr(chunk, "choices", None) or []
         texts: list[str] = []
@@ -402,6 +444,57 @@ class OpenAIModel:
     def _translate(self, exc: openai.OpenAIError) -> ModelError:
         return _translate_error(
             exc, model=self.model, base_url=self.base_url, timeout=self._timeout
+        )
+
+
+class _Gathered:
+    """Streamed chunks gathered into the shape of one completion (what `_response` reads)."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.calls: dict[int, list[str]] = {}
+        self.refusal: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage: Any = None
+        self.model: str | None = None
+
+    def add(self, chunk: Any) -> list[str]:
+        """Take one chunk in; return its new content text."""
+        self.model = getattr(chunk, "model", None) or self.model
+        self.usage = getattr(chunk, "usage", None) or self.usage
+        texts: list[str] = []
+        for choice in getattr(chunk, "choices", None) or []:
+            self.finish_reason = choice.finish_reason or self.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            if getattr(delta, "refusal", None):
+                self.refusal.append(delta.refusal)
+            for call in getattr(delta, "tool_calls", None) or []:
+                parts = self.calls.setdefault(call.index, ["", ""])
+                if call.function is not None:
+                    parts[0] = call.function.name or parts[0]
+                    parts[1] += call.function.arguments or ""
+            if delta.content:
+                self.content.append(delta.content)
+                texts.append(delta.content)
+        return texts
+
+    def completion(self, model: str) -> Any:
+        """The gathered completion, with the attributes a non-streamed one has."""
+        tool_calls = [
+            SimpleNamespace(function=SimpleNamespace(name=name, arguments=arguments))
+            for _, (name, arguments) in sorted(self.calls.items())
+        ]
+        message = SimpleNamespace(
+            content="".join(self.content),
+            refusal="".join(self.refusal) or None,
+            tool_calls=tool_calls,
+        )
+        return SimpleNamespace(
+            choices=[SimpleNamespace(message=message, finish_reason=self.finish_reason)],
+            usage=self.usage,
+            model=self.model or model,
         )
 
 

@@ -43,7 +43,13 @@ from agentlib.models._schema_check import (
     compile_schema_guarded,
     constraint_schema,
 )
-from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema
+from agentlib.models.base import (
+    Message,
+    ModelCapabilities,
+    ModelResponse,
+    OutputSchema,
+    TextCallback,
+)
 from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH, ModelProfile, profile_for
 
 __all__ = ["ConstraintBackend", "GuideCacheInfo", "OutlinesModel", "compile_schema_guarded"]
@@ -500,17 +506,40 @@ class OutlinesModel:
         guide = self._guide(output) if output is not None else None
         return await asyncio.to_thread(self._generate, messages, guide, max_tokens)
 
+    async def agenerate_streaming(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: TextCallback,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+    ) -> ModelResponse:
+        """`agenerate`, calling `on_text` (from a worker thread) with each piece of text.
+
+        llama.cpp streams token by token; other Outlines backends report the whole text at once.
+        """
+        guide = self._guide(output) if output is not None else None
+        return await asyncio.to_thread(self._generate, messages, guide, max_tokens, on_text)
+
     def _generate(
-        self, messages: Sequence[Message], guide: _Guide | None, max_tokens: int | None
+        self,
+        messages: Sequence[Message],
+        guide: _Guide | None,
+        max_tokens: int | None,
+        on_text: TextCallback | None = None,
     ) -> ModelResponse:
         limit = max_tokens or self._default_max_tokens
         with self._generation_lock:
             metered = guide.start() if guide is not None else None
             try:
-                if self._llama is not None:
+                if self._llama is not None and on_text is not None:
+                    response = self._stream_llamacpp(messages, metered, limit, on_text)
+                elif self._llama is not None:
                     response = self._generate_llamacpp(messages, metered, limit)
                 else:
                     response = self._generate_outlines(messages, metered, limit)
+                    if on_text is not None and response.text:
+                        on_text(response.text)
             except (ValueError, RuntimeError) as exc:  # llama.cpp: context overflow, decode error
                 raise ModelError(f"{self._name} failed to generate: {exc}") from exc
         return response
@@ -544,6 +573,42 @@ class OutlinesModel:
             output_tokens=int(usage.get("completion_tokens", 0)),
             model_name=self._name,
             finish_reason=choice.get("finish_reason"),
+        )
+
+    def _stream_llamacpp(
+        self,
+        messages: Sequence[Message],
+        metered: _Metered | None,
+        limit: int,
+        on_text: TextCallback,
+    ) -> ModelResponse:
+        """`_generate_llamacpp` with `stream=True`; the meter counts the tokens it sampled."""
+        from llama_cpp import LogitsProcessorList
+
+        meter = metered or _Metered(None, self._compiler.tensor_library_name)
+        chunks = self._llama.create_chat_completion(
+            messages=[{"role": message.role, "content": message.content} for message in messages],
+            logits_processor=LogitsProcessorList([meter.processor]),
+            max_tokens=limit,
+            stream=True,
+            **self._inference_kwargs,
+        )
+        pieces: list[str] = []
+        finish_reason: str | None = None
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            piece = choice.get("delta", {}).get("content") or ""
+            if piece:
+                pieces.append(piece)
+                on_text(piece)
+            finish_reason = choice.get("finish_reason") or finish_reason
+        return ModelResponse(
+            text="".join(pieces),
+            path="constrained" if metered is not None else "prompted",
+            input_tokens=meter.prompt_tokens,
+            output_tokens=meter.calls,
+            model_name=self._name,
+            finish_reason=finish_reason,
         )
 
     def _generate_outlines(

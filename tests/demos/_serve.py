@@ -32,7 +32,9 @@ def structured_query(question: str, schema: Any) -> dict[str, Any]:
 
 
 def rows_answer(prompt: str) -> dict[str, Any]:
-    """An answer read from the first row of the rows shown in the prompt."""
+    """An answer read from the first row of the rows shown in the prompt (or a miscount)."""
+    if "miscount" in prompt:
+        return {"answer": "There are 7777 of them."}
     fenced = re.search(r"<untrusted-data[^>]*>\n(.*?)\n</untrusted-data>", prompt, re.DOTALL)
     assert fenced is not None, "the rows prompt shows the rows as fenced data"
     row = json.loads(fenced.group(1))["rows"][0]
@@ -75,6 +77,10 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
     if last.startswith("Observation"):
         value = last.rsplit("\n", 1)[-1]
         return final(f"The answer is {value}.", "I have the result.")
+    if "movies" in task.lower():
+        return call("run_cypher", "Count them.", query="MATCH (m:Movie) RETURN count(m) AS n")
+    if "in python" in task.lower():
+        return call("python", "Run it in Python.", code="print(6 * 7)")
     if "which tables" in task.lower():
         return call("list_tables", "List the tables of the database.")
     if "remember" in task.lower():

@@ -26,8 +26,38 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SESSION_TIMEOUT = 15
+"""The test app's idle-session timeout, in seconds (the Space's default is 900)."""
+
+
+def wait_until_serving(url: str, server: subprocess.Popen[Any], timeout: float = 120) -> None:
+    """Wait until `url` answers 200, failing if the server exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"the demo app exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the demo app did not start within {timeout:.0f} s")
+            time.sleep(0.5)
+
+
+def stop(server: subprocess.Popen[Any]) -> None:
+    """Terminate a server process (kill it if it does not stop within 10 s)."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 @pytest.fixture(scope="session")
-def demo_url() -> Iterator[str]:
+def demo_server() -> Iterator[tuple[str, subprocess.Popen[Any]]]:
     """The demo app with a deterministic model, served by a separate process on loopback.
 
     A separate process keeps gradio's server threads and event loops out of the test process.
@@ -37,30 +67,52 @@ def demo_url() -> Iterator[str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.demos._serve", str(port)],
         cwd=ROOT,
-        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONWARNINGS": "ignore"},
+        env={
+            **os.environ,
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "PYTHONWARNINGS": "ignore",
+            "AGENTLIB_DEMO_SESSION_TIMEOUT": str(SESSION_TIMEOUT),
+        },
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the demo app exited with code {server.returncode}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the demo app did not start within 120 s")
-                time.sleep(0.5)
-        yield url
+        wait_until_serving(url, server)
+        yield url, server
     finally:
-        server.terminate()
+        stop(server)
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_server: tuple[str, subprocess.Popen[Any]]) -> str:
+    """The deterministic demo app's address."""
+    return demo_server[0]
+
+
+def descendants(pid: int) -> list[str]:
+    """The command lines of every live process below `pid` (read from /proc)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":  # a zombie has exited: only its parent has yet to reap it
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        commands[int(entry.name)] = command.strip()
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent:
+                found.append(commands[child])
+                frontier.append(child)
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,13 @@ loopback, with a deterministic model so that what appears can be checked exactly
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import SCREENSHOTS
+from .conftest import SESSION_TIMEOUT, descendants
 
 pytestmark = pytest.mark.browser
 
@@ -37,10 +38,10 @@ def test_chat_streams_the_steps_and_the_answer(browser: Any, demo_url: str) -> N
     chat.get_by_text("The answer is 391.").wait_for()
     text = chat.inner_text()
     assert "calculator" in text  # the tool call is shown as a labelled message
-    assert "Step 1 · thought" in text
+    # The step panel's title previews the thought, and says how long the step took.
+    assert "Step 1 · Multiply with the calculator." in text
     assert "generation: scripted" in text or "Run details" in text
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "demo-chat.png"), full_page=True)
+    assert "Answered in" in page.locator("#chat-status").inner_text()
     page.context.close()
 
 
@@ -77,10 +78,11 @@ def test_extraction_shows_validated_json_and_the_generation_path(
     page = _open(browser, demo_url)
     page.get_by_role("tab", name="Structured extraction").click()
     page.click("#extract-run")
-    page.locator("#extract-status").get_by_text("Valid against the schema").wait_for()
+    page.locator("#extract-status").get_by_text("has the schema's shape").wait_for()
     assert "Gothenburg" in page.locator("#extract-output").inner_text()
-    assert "scripted test model" in page.locator("#extract-status").inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "demo-extraction.png"), full_page=True)
+    status = page.locator("#extract-status").inner_text()
+    assert "scripted test model" in status and "Shape is not truth" in status
+    assert "Valid against the schema" not in status
     page.context.close()
 
 
@@ -136,14 +138,28 @@ def test_sql_explorer_shows_the_query_its_rows_and_an_answer(
     page.fill("#sql-question textarea", "Which genres have the most tracks?")
     page.click("#sql-ask")
     page.locator("#sql-answer").get_by_text("comes first").wait_for()
-    assert f"{genre} comes first, with {count}." in page.locator("#sql-answer").inner_text()
+    answer = page.locator("#sql-answer").inner_text()
+    assert f"{genre} comes first, with {count}." in answer
+    assert "from the 5 row(s) below" in answer and "⚠" not in answer
     shown_sql = page.locator("#sql-query .cm-content").inner_text()
     assert "JOIN genres" in shown_sql and "ON tracks.genre_id = genres.genre_id" in shown_sql
     rows = page.locator("#sql-rows").inner_text()
     assert genre in rows and str(count) in rows
     status = page.locator("#sql-status").inner_text()
     assert "scripted test model" in status and "sample music store" in status
-    page.screenshot(path=str(SCREENSHOTS / "demo-sql.png"), full_page=True)
+    page.context.close()
+
+
+def test_sql_explorer_says_when_the_answer_disagrees_with_the_rows(
+    browser: Any, demo_url: str
+) -> None:
+    page = _sql_tab(browser, demo_url)
+    page.fill("#sql-question textarea", "How many customers are there (miscount)?")
+    page.click("#sql-ask")
+    page.locator("#sql-answer").get_by_text("There are 7777").wait_for()
+    answer = page.locator("#sql-answer").inner_text()
+    assert "from the 1 row(s) below" in answer
+    assert "7777, which is neither the row count (1) nor a value in the rows" in answer
     page.context.close()
 
 
@@ -191,7 +207,6 @@ def test_docs_qa_cites_the_project_docs(browser: Any, demo_url: str) -> None:
     sources = page.locator("#docs-sources").inner_text()
     assert "how-to/demos.md" in sources and "cited" in sources
     assert "scripted test model" in page.locator("#docs-status").inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "demo-docs-qa.png"), full_page=True)
     page.context.close()
 
 
@@ -210,4 +225,49 @@ def test_docs_qa_answers_from_uploaded_files_with_their_headings(
     page.locator("#docs-answer").get_by_text("Sources").wait_for()
     assert "pump.md, Pump > Care" in page.locator("#docs-answer").inner_text()
     assert "your files" in page.locator("#docs-status").inner_text()
+    page.context.close()
+
+
+def _graph_workers(server: Any) -> int:
+    return sum("cypher" in command for command in descendants(server.pid))
+
+
+def _count_movies(browser: Any, url: str) -> Any:
+    page = _open(browser, url)
+    page.locator("#chat-tools").get_by_label("graph (sample movies)").check()
+    _ask(page, "How many movies are there?")
+    page.locator("#agent-chat").get_by_text("The answer is").wait_for()
+    return page
+
+
+def _wait_for_workers(server: Any, count: int, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while (now := _graph_workers(server)) != count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return now
+
+
+def test_closing_the_tab_stops_the_sessions_worker_processes(
+    browser: Any, demo_server: tuple[str, Any]
+) -> None:
+    url, server = demo_server
+    before = _graph_workers(server)
+    page = _count_movies(browser, url)
+    assert _graph_workers(server) > before  # the session's own query worker
+    page.context.close()
+    # Closed at once on unload, far sooner than the idle timeout.
+    assert _wait_for_workers(server, before, SESSION_TIMEOUT / 2) == before
+
+
+def test_an_idle_session_is_closed_after_the_timeout_and_reopens_on_use(
+    browser: Any, demo_server: tuple[str, Any]
+) -> None:
+    url, server = demo_server
+    before = _graph_workers(server)
+    page = _count_movies(browser, url)
+    assert _graph_workers(server) > before
+    # The tab stays open but idle: its worker goes within the timeout (plus the reaper's period).
+    assert _wait_for_workers(server, before, SESSION_TIMEOUT * 2 + 5) == before
+    _ask(page, "How many movies are there, again?")
+    page.locator("#agent-chat").get_by_text("The answer is").nth(1).wait_for()
     page.context.close()
