@@ -30,7 +30,8 @@ import contextvars
 import copy
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -79,6 +80,9 @@ class _CallSlot:
     run: RunResult[Any] | None = None
 
 
+_AGENT_FUNCTIONS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+"""The functions of the sub-agent tools (`agent_tool`), to find the steps that run one."""
+
 _CALL: contextvars.ContextVar[_CallSlot | None] = contextvars.ContextVar(
     "agentlib_subagent_call", default=None
 )
@@ -97,7 +101,33 @@ class ToolScope:
         self.state = state
         self.token_budget = token_budget
         self.step = step
+        self.observations: list[Observation] = []
+        """The calls' observations, once `relay` has finished."""
         self._events: asyncio.Queue[AgentEvent] = asyncio.Queue()
+
+    @classmethod
+    def for_step(
+        cls,
+        state: _ParentState,
+        token_budget: int | None,
+        step: int,
+        calls: Sequence[ToolCall],
+        tools: Mapping[str, Tool],
+    ) -> ToolScope | None:
+        """A scope for a step's calls, or `None` when none of them runs a sub-agent.
+
+        Relaying costs a task and a queue per step (about 70 µs, `benchmarks/loop_overhead.py`);
+        steps without sub-agents skip it.
+        """
+        if not any(tools[call.tool_name].function in _AGENT_FUNCTIONS for call in calls):
+            return None
+        return cls(state, token_budget, step)
+
+    def track_all(
+        self, calls: Sequence[ToolCall], runs: Sequence[Awaitable[Observation]]
+    ) -> list[Awaitable[Observation]]:
+        """`track` each call's run."""
+        return [self.track(call, run) for call, run in zip(calls, runs, strict=True)]
 
     async def track(self, call: ToolCall, work: Awaitable[Observation]) -> Observation:
         """Run one call's `work` (in its own task), attaching a sub-agent's run to the result."""
@@ -106,8 +136,13 @@ class ToolScope:
         observation = await work
         return observation if slot.run is None else replace(observation, run=slot.run)
 
-    async def relay(self, work: asyncio.Future[Any]) -> AsyncIterator[AgentEvent]:
-        """Yield the children's events as they come until `work` is done (cancels it if left)."""
+    async def relay(self, calls: Awaitable[list[Observation]]) -> AsyncIterator[AgentEvent]:
+        """Run `calls`, yielding the children's events as they come.
+
+        Then `observations` holds the results; an exception of `calls` is raised here, and
+        leaving early cancels them.
+        """
+        work = asyncio.ensure_future(calls)
         getter: asyncio.Future[AgentEvent] | None = None
         try:
             while True:
@@ -118,6 +153,7 @@ class ToolScope:
                 yield getter.result()
             while not self._events.empty():
                 yield self._events.get_nowait()
+            self.observations = work.result()
         finally:
             if getter is not None and not getter.done():
                 getter.cancel()
@@ -267,6 +303,7 @@ def agent_tool(
             )
         return result.output
 
+    _AGENT_FUNCTIONS.add(run_agent)
     return Tool.from_schema(tool_name, summary, schema, run_agent)
 
 

@@ -1011,31 +1011,26 @@ class Agent(Generic[OutputT]):
         for item in accepted.calls:
             yield ToolCallEvent(step=index, call=item)
         began = time.perf_counter()
-        scope = ToolScope(state, self.token_budget, index)  # what sub-agent tools share
+        # What sub-agent tools share with this run; `None` (no cost) when no call runs one.
+        scope = ToolScope.for_step(state, self.token_budget, index, accepted.calls, tools)
         try:
-            work = asyncio.ensure_future(
-                self._guarded(
-                    state,
-                    asyncio.gather(
-                        *(
-                            scope.track(
-                                item,
-                                self._execute(
-                                    item,
-                                    tools[item.tool_name],
-                                    call.values,
-                                    state.trace,
-                                    (decided or {}).get(item.id),
-                                ),
-                            )
-                            for item, call in zip(accepted.calls, parsed.calls, strict=True)
-                        )
-                    ),
+            runs = [
+                self._execute(
+                    item,
+                    tools[item.tool_name],
+                    call.values,
+                    state.trace,
+                    (decided or {}).get(item.id),
                 )
-            )
-            async for event in scope.relay(work):
-                yield event  # a sub-agent's events, as they happen
-            observations = work.result()
+                for item, call in zip(accepted.calls, parsed.calls, strict=True)
+            ]
+            if scope is None:
+                observations = await self._guarded(state, asyncio.gather(*runs))
+            else:
+                tracked = asyncio.gather(*scope.track_all(accepted.calls, runs))
+                async for event in scope.relay(self._guarded(state, tracked)):
+                    yield event  # a sub-agent's events, as they happen
+                observations = scope.observations
         except (_Stop, asyncio.CancelledError):
             state.steps.append(accepted.to_step(index))  # interrupted: its calls, no results
             raise
