@@ -6,12 +6,20 @@ Every function returns a new schema and leaves its input untouched.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from agentlib.errors import ConfigurationError
 
-__all__ = ["bound_strings", "close_objects", "finite_numbers", "inline_refs", "strip_titles"]
+__all__ = [
+    "bound_and_close",
+    "bound_strings",
+    "close_objects",
+    "finite_numbers",
+    "inline_refs",
+    "strip_titles",
+]
 
 JSONSchema = dict[str, Any]
 
@@ -67,6 +75,9 @@ def inline_refs(schema: Mapping[str, Any] | bool, *, recursive: bool = False) ->
 
     if isinstance(schema, bool):
         return {} if schema else {"not": {}}
+    plain = _without_references(schema)
+    if plain is not None:
+        return plain
     root = copy.deepcopy(dict(schema))
     specification = referencing.jsonschema.specification_with(
         str(root.get("$schema", "")), default=referencing.jsonschema.DRAFT202012
@@ -183,6 +194,24 @@ class _Inliner:
         return f"#/$defs/{name}"
 
 
+def _without_references(schema: Mapping[str, Any]) -> JSONSchema | None:
+    """A copy of `schema` when no key or value in it starts with `$` (nothing to resolve).
+
+    Most tool schemas have no `$ref`; building a `referencing` registry for each costs more
+    than the rest of a tool's construction (benchmarks/tool_construction.md). Any `"$` in the
+    JSON text (a `$ref`, `$id`, `$defs`, or merely a string starting with `$`) takes the full
+    path, so this never changes a result.
+    """
+    try:
+        text = json.dumps(schema)
+    except (TypeError, ValueError):
+        return None
+    if '"$' in text:
+        return None
+    result: JSONSchema = json.loads(text)
+    return result
+
+
 def _with_siblings(target: Any, siblings: JSONSchema) -> Any:
     """A `$ref`'s target combined with the keywords beside the `$ref` (2020-12: both apply)."""
     if not siblings:
@@ -202,7 +231,11 @@ def _with_siblings(target: Any, siblings: JSONSchema) -> Any:
 
 
 def _map_subschemas(node: Any, transform: Any) -> Any:
-    """Apply `transform` to every sub-schema (dicts), bottom-up, keeping `properties` maps."""
+    """Apply `transform` to every sub-schema (dicts), bottom-up, keeping `properties` maps.
+
+    It builds a new tree (values copied), so `transform` may change the dict it is given: no
+    deep copy of the input first (those cost a third of a 300-tool build).
+    """
     if isinstance(node, list):
         return [_map_subschemas(item, transform) for item in node]
     if not isinstance(node, dict):
@@ -214,7 +247,7 @@ def _map_subschemas(node: Any, transform: Any) -> Any:
         ):
             out[key] = {name: _map_subschemas(sub, transform) for name, sub in value.items()}
         elif key in ("enum", "const", "default", "examples"):
-            out[key] = value
+            out[key] = copy.deepcopy(value)
         else:
             out[key] = _map_subschemas(value, transform)
     return transform(out)
@@ -229,18 +262,18 @@ def close_objects(schema: Mapping[str, Any]) -> JSONSchema:
     the other keys is kept, and so is an object whose `required` names a key it does not list
     in `properties`, since closing it would make it unsatisfiable.
     """
-
-    def close(node: dict[str, Any]) -> dict[str, Any]:
-        properties = node.get("properties")
-        if not isinstance(properties, dict) or "additionalProperties" in node:
-            return node
-        required = node.get("required", [])
-        if isinstance(required, list) and all(name in properties for name in required):
-            node["additionalProperties"] = False
-        return node
-
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), close)
+    result: JSONSchema = _map_subschemas(dict(schema), _close)
     return result
+
+
+def _close(node: dict[str, Any]) -> dict[str, Any]:
+    properties = node.get("properties")
+    if not isinstance(properties, dict) or "additionalProperties" in node:
+        return node
+    required = node.get("required", [])
+    if isinstance(required, list) and all(name in properties for name in required):
+        node["additionalProperties"] = False
+    return node
 
 
 FINITE_NUMBER_BOUND = 1e15
@@ -350,7 +383,7 @@ def strip_titles(schema: Mapping[str, Any]) -> JSONSchema:
         node.pop("title", None)
         return node
 
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), strip)
+    result: JSONSchema = _map_subschemas(dict(schema), strip)
     return result
 
 
@@ -360,15 +393,23 @@ def bound_strings(schema: Mapping[str, Any], max_length: int) -> JSONSchema:
     Small models under constrained decoding otherwise ramble inside a string until they run out
     of tokens.
     """
+    result: JSONSchema = _map_subschemas(dict(schema), lambda node: _bound(node, max_length))
+    return result
 
-    def bound(node: dict[str, Any]) -> dict[str, Any]:
-        is_string = node.get("type") == "string" or (
-            isinstance(node.get("type"), list) and "string" in node["type"]
-        )
-        free = not any(k in node for k in ("maxLength", "enum", "const", "pattern", "format"))
-        if is_string and free:
-            node["maxLength"] = max_length
-        return node
 
-    result: JSONSchema = _map_subschemas(copy.deepcopy(dict(schema)), bound)
+def _bound(node: dict[str, Any], max_length: int) -> dict[str, Any]:
+    is_string = node.get("type") == "string" or (
+        isinstance(node.get("type"), list) and "string" in node["type"]
+    )
+    free = not any(k in node for k in ("maxLength", "enum", "const", "pattern", "format"))
+    if is_string and free:
+        node["maxLength"] = max_length
+    return node
+
+
+def bound_and_close(schema: Mapping[str, Any], max_length: int) -> JSONSchema:
+    """`close_objects(bound_strings(schema, max_length))` in one walk (the step schema's path)."""
+    result: JSONSchema = _map_subschemas(
+        dict(schema), lambda node: _close(_bound(node, max_length))
+    )
     return result

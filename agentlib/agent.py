@@ -679,6 +679,7 @@ class Agent(Generic[OutputT]):
             error=error if reason != "final_answer" else None,
             task=state.task,
             agent_name=self.name,
+            tools_offered=self.step_format.tool_names,
             pending=paused.requests if paused is not None else (),
             checkpoint=paused.checkpoint if paused is not None else None,
         )

@@ -1,4 +1,4 @@
-"""The command line: `agentlib run`, `agentlib chat` and `agentlib demo`.
+"""The command line: `agentlib run`, `agentlib chat`, `agentlib demo` and `agentlib mcp serve`.
 
 `run` streams the steps (thought, tool call, observation) to stderr as they happen and prints
 the final answer on stdout (`--json`: the whole result as JSON). Errors are one line each with
@@ -208,11 +208,19 @@ def _tracer_provider() -> Any:
     return provider
 
 
-def _make_agent(args: argparse.Namespace, *, tracing: Any = False) -> Agent[Any]:
+def _make_agent(
+    args: argparse.Namespace,
+    servers: Sequence[Toolset] = (),
+    task: str | None = None,
+    *,
+    tracing: Any = False,
+) -> Agent[Any]:
     catalogue = default_catalogue()
     family, _ = catalogue.model_spec(args.model)
     default = ",".join(family.default_tools)
     tools, _ = catalogue.build_tools(args.tools if args.tools is not None else default)
+    if servers:
+        tools = _offered(tools, servers, task, args.max_tools)
     model = build_model(args.model, threads=args.threads)
     # What the embedded model needs (a worked example, a short thought, no repetition
     # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
@@ -231,11 +239,65 @@ def _has_risky(agent: Agent[Any]) -> bool:
     return any(item.requires_approval is not False for item in agent.tools)
 
 
+# -- MCP: `--mcp` servers for run/chat, and `agentlib mcp serve` -----------------------------
+
+
+def _mcp_servers(args: argparse.Namespace) -> list[Toolset]:
+    """Connect to each `--mcp` server (a command or a URL); closes them all on a failure."""
+    if not getattr(args, "mcp", None):
+        return []
+    from agentlib.tools.mcp import MCPToolset
+
+    servers: list[Toolset] = []
+    try:
+        for spec in args.mcp:
+            server = MCPToolset(spec, unsupported="skip")
+            server.connect()
+            servers.append(server)
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    return servers
+
+
+def _offered(
+    tools: list[Tool | Toolset], servers: Sequence[Toolset], task: str | None, max_tools: int
+) -> list[Tool | Toolset]:
+    """The built-in tools plus the MCP servers' tools, cut to `max_tools` by relevance."""
+    from agentlib.tools.mcp import select_tools
+
+    remote = [item for server in servers for item in server.tools]
+    if task is not None and len(remote) > max_tools:
+        remote = select_tools(remote, task, max_tools=max_tools)
+    return [*tools, *remote]
+
+
+def _command_mcp_serve(args: argparse.Namespace) -> int:
+    from agentlib.tools.mcp import serve_mcp
+
+    tools = build_tools(args.tools)
+    if not tools:
+        raise ConfigurationError("agentlib mcp serve needs --tools, e.g. --tools calculator,python")
+
+    def ready(where: str) -> None:
+        print(f"agentlib: serving MCP on {where}", file=sys.stderr, flush=True)
+
+    serve_mcp(tools, transport=args.transport, host=args.host, port=args.port, on_ready=ready)
+    return 0
+
+
 def _command_run(args: argparse.Namespace) -> int:
     provider = _tracer_provider() if args.trace else None
-    agent = _make_agent(args, tracing=provider if provider is not None else False)
-    printer = _Printer(sys.stderr, quiet=args.quiet or args.json)
-    result = asyncio.run(_run_once(agent, args.task, printer))
+    servers = _mcp_servers(args)
+    try:
+        tracing = provider if provider is not None else False
+        agent = _make_agent(args, servers, args.task, tracing=tracing)
+        printer = _Printer(sys.stderr, quiet=args.quiet or args.json)
+        result = asyncio.run(_run_once(agent, args.task, printer))
+    finally:
+        for server in servers:
+            server.close()
     if provider is not None:
         from agentlib._tracing import render_span_tree
 
@@ -265,7 +327,15 @@ def _open_conversation(args: argparse.Namespace) -> Any:
 
 
 def _command_chat(args: argparse.Namespace) -> int:
-    agent = _make_agent(args)
+    servers = _mcp_servers(args)
+    try:
+        return _chat(args, _make_agent(args, servers))
+    finally:
+        for server in servers:
+            server.close()
+
+
+def _chat(args: argparse.Namespace, agent: Agent[Any]) -> int:
     printer = _Printer(sys.stderr, quiet=args.quiet)
     conversation = _open_conversation(args)
     earlier = len(conversation.turns)
@@ -329,6 +399,20 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--quiet", action="store_true", help="do not show the steps")
         sub.add_argument(
+            "--mcp",
+            action="append",
+            default=[],
+            metavar="SERVER",
+            help="an MCP server whose tools the agent may use: a command that starts a stdio "
+            'server ("python server.py") or a URL (http://127.0.0.1:8000/mcp); repeatable',
+        )
+        sub.add_argument(
+            "--max-tools",
+            type=int,
+            default=12,
+            help="offer at most this many MCP tools, the most relevant to the task (default 12)",
+        )
+        sub.add_argument(
             "--approve",
             default=None,
             metavar="TOOLS",
@@ -367,6 +451,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=_command_demo)
+
+    mcp = commands.add_parser("mcp", help="MCP: serve agentlib tools to MCP clients")
+    mcp_commands = mcp.add_subparsers(dest="mcp_command", required=True)
+    serve = mcp_commands.add_parser("serve", help="serve built-in tools as an MCP server")
+    serve.add_argument(
+        "--tools",
+        required=True,
+        help="comma-separated tools: calculator, python, web, sql:<url>, cypher",
+    )
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP: the address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP: the port (0: a free one)")
+    serve.set_defaults(handler=_command_mcp_serve)
     return parser
 
 

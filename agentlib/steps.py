@@ -215,6 +215,8 @@ class RunResult(Generic[OutputT]):
     """The agent that gave the answer (the last one, after handoffs)."""
     handoffs: tuple[Handoff, ...] = ()
     """Each handoff of the run, in order."""
+    tools_offered: tuple[str, ...] = ()
+    """The names of the tools the model was offered (after any selection, e.g. `--max-tools`)."""
 
     @property
     def ok(self) -> bool:

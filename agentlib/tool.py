@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from agentlib._json_schema import close_objects, inline_refs, strip_titles
+from agentlib._schema_check import plainly_valid
 from agentlib._tool_names import NAME_PATTERN, safe_tool_names
 from agentlib._validation import describe_validation_error
 from agentlib.errors import ConfigurationError, ToolError
@@ -209,11 +210,9 @@ class Tool:
         item.arguments_model = None
         schema = _object_schema(item.name, parameters)
         item.__dict__["parameters"] = schema  # the cached_property's value
-        import jsonschema  # ~90 ms: loaded with the first schema tool, not with agentlib
-
-        item._schema_validator = jsonschema.validators.validator_for(
-            schema, default=jsonschema.Draft202012Validator
-        )(schema)
+        # The validator is made on the first call: a server's 300 tools are built at once,
+        # while a run calls a few of them (benchmarks/tool_construction.md).
+        item._schema_validator = None
         item.is_async = inspect.iscoroutinefunction(function)
         return item
 
@@ -284,7 +283,7 @@ class Tool:
         Raises:
             ToolError: The arguments do not fit; the message names each field and problem.
         """
-        if self._schema_validator is not None:
+        if self.arguments_model is None:
             return self._validate_with_schema(dict(arguments or {}))
         assert self.arguments_model is not None
         try:
@@ -297,7 +296,13 @@ class Tool:
         return {name: getattr(model, name) for name in type(model).model_fields}
 
     def _validate_with_schema(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        assert self._schema_validator is not None
+        if self._schema_validator is None:
+            import jsonschema  # ~90 ms: loaded with the first schema tool call, not with agentlib
+
+            schema = self.parameters
+            self._schema_validator = jsonschema.validators.validator_for(
+                schema, default=jsonschema.Draft202012Validator
+            )(schema)
         errors = sorted(
             self._schema_validator.iter_errors(arguments), key=lambda error: list(error.path)
         )
@@ -357,7 +362,10 @@ def _object_schema(name: str, parameters: Any) -> dict[str, Any]:
     schema.setdefault("type", "object")
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        validator.check_schema(schema)
+        # The metaschema check costs ~13 ms a schema (benchmarks/tool_construction.md): run it
+        # only when the schema uses more than the common keywords `plainly_valid` knows.
+        if not plainly_valid(schema):
+            validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(part) for part in exc.path) or "the top level"
         hint = (
