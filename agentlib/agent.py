@@ -22,6 +22,13 @@ from agentlib import _approval_flow, _checkpoint, _tracing
 from agentlib._cancel import CancelToken, retrieve_outcome
 from agentlib._prompting import check_task, fit_to_context, observation_message
 from agentlib._retry import RetriesExhausted, generate_until_valid
+from agentlib._subagents import (
+    ToolScope,
+    agent_tool,
+    check_agent_name,
+    handoff_branches,
+    run_events,
+)
 from agentlib.approval import Approver, Decision
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
 from agentlib.models.base import Message, Model, ModelResponse, OutputSchema, StreamingModel
@@ -117,6 +124,7 @@ class _Accepted:
     retries: int
     usage: Usage
     model_seconds: float
+    agent_name: str = ""
 
     def to_step(self, index: int, **extra: Any) -> Step:
         return Step(
@@ -130,8 +138,19 @@ class _Accepted:
             model_seconds=self.model_seconds,
             is_final=self.parsed.is_final,
             final_answer=self.parsed.answer,
+            handoff=self.parsed.handoff,
+            agent_name=self.agent_name,
             **extra,
         )
+
+
+def _ended(step: Step) -> tuple[StopReason, Any, str | None] | None:
+    """How the run ends after `step`: with its final answer or its handoff (`None`: it goes on)."""
+    if step.is_final:
+        return "final_answer", step.final_answer, None
+    if step.handoff is not None:
+        return "handoff", None, f"handed over with {step.handoff}"
+    return None
 
 
 class Agent(Generic[OutputT]):
@@ -159,7 +178,8 @@ class Agent(Generic[OutputT]):
         profile: The model profile (step options, worked examples); default
             `model.profile`, or the profile matched from the model's name.
         step_options: The step format's options, replacing the profile's.
-        name: The agent's name, in traces (`invoke_agent {name}`).
+        name: The agent's name: in traces (`invoke_agent {name}`), its tool's name in
+            `as_tool`, its handoff branch (`transfer_to_<name>`) and `RunResult.agent_name`.
         tracing: OpenTelemetry spans for each run, step, model call and tool call: `True`
             for the global `TracerProvider`, or the provider to use; off by default.
         trace_content: Record prompts, answers, tool arguments and results in the spans
@@ -168,6 +188,13 @@ class Agent(Generic[OutputT]):
             counted from when it was requested; then it is denied (see `agentlib.approval`).
         require_approval: Names of tools whose every call needs approval, besides those
             made with `@tool(requires_approval=...)` (for tools you did not write).
+        description: What the agent does, for the models of other agents (its handoff
+            branch's and its tool's description).
+        handoffs: Agents this one may hand the conversation to: each is a
+            `transfer_to_<name>` branch of the step; the target continues with the task and
+            the transcript, and answers (see `docs/concepts/multi-agent.md`).
+        max_handoffs: The most handoffs one run follows (a bound against agents handing a
+            conversation back and forth); the run then stops with `handoff`.
 
     Raises:
         ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
@@ -197,6 +224,9 @@ class Agent(Generic[OutputT]):
         trace_content: bool = False,
         approval_timeout: float | None = None,
         require_approval: Iterable[str] = (),
+        description: str | None = None,
+        handoffs: Iterable[Agent[Any]] = (),
+        max_handoffs: int = 5,
     ) -> None:
         for label, value in (
             ("max_steps", max_steps),
@@ -207,11 +237,20 @@ class Agent(Generic[OutputT]):
                 raise ConfigurationError(f"{label} must be at least 1, got {value}")
         if max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
+        if max_handoffs < 0:
+            raise ConfigurationError(f"max_handoffs must be 0 or more, got {max_handoffs}")
         if approval_timeout is not None and approval_timeout <= 0:
             raise ConfigurationError(
                 f"approval_timeout must be a positive number of seconds, got {approval_timeout}"
             )
-        self.name = name
+        self.name = check_agent_name(name)
+        """The agent's name."""
+        self.description = description
+        """What the agent does, for other agents' models."""
+        self.handoffs = tuple(handoffs)
+        """The agents this one may hand the conversation to."""
+        self.max_handoffs = max_handoffs
+        self._handoff_branches = handoff_branches(self.handoffs)
         self.approval_timeout = approval_timeout
         self.require_approval = frozenset(require_approval)
         """Tools whose every call needs approval, by name."""
@@ -261,6 +300,7 @@ class Agent(Generic[OutputT]):
             parallel_calls=parallel_calls,
             options=options,
             max_tokens=max_tokens_per_step,
+            handoffs=[(branch, about) for branch, (about, _) in self._handoff_branches.items()],
         )
         """The step format: schema, prompt text, parser (see `agentlib.step_format`)."""
         self._narrowed: StepFormat | None = None
@@ -280,6 +320,52 @@ class Agent(Generic[OutputT]):
         return self.step_format
 
     # -- public API -------------------------------------------------------------------------
+
+    def as_tool(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        *,
+        input_type: Any = str,
+        max_steps: int | None = None,
+        time_budget: float | None = None,
+        token_budget: int | None = None,
+        make_task: Callable[[Any], str] | None = None,
+    ) -> Tool:
+        """This agent as a tool another agent can call: a sub-agent.
+
+        Each call runs this agent on a task made from the call's input and returns its typed
+        output. Its steps are on the parent's `Observation.run`, its events in the parent's
+        stream (`SubagentEvent`); its tokens count in the parent's usage and token budget;
+        cancelling the parent cancels it. A run that stops without an answer is a tool
+        error the parent's model sees, naming the stop reason.
+
+        Args:
+            name: The tool's name; default, the agent's `name`.
+            description: What the tool does, for the parent's model; default, the agent's
+                `description`.
+            input_type: `str` (the tool takes one `task` string) or an object type (a
+                pydantic model, a dataclass): the tool's arguments are its fields.
+            max_steps: The child's step limit per call; default, this agent's.
+            time_budget: Seconds per call, further capped by the parent's remaining time.
+            token_budget: Tokens per call, further capped by what the parent has left.
+            make_task: Turns the validated input into the child's task; default, the text
+                itself or the input as JSON.
+
+        Raises:
+            ConfigurationError: The name is not valid, `input_type` is not an object type,
+                or `max_steps` is below 1.
+        """
+        return agent_tool(
+            self,
+            name,
+            description,
+            input_type=input_type,
+            max_steps=max_steps,
+            time_budget=time_budget,
+            token_budget=token_budget,
+            make_task=make_task,
+        )
 
     async def arun(
         self,
@@ -307,7 +393,7 @@ class Agent(Generic[OutputT]):
             The result; `result.output` holds the typed answer when `result.ok`.
         """
         return await self._finished(
-            self._events(task, conversation, history, cancel_token, approver=approver)
+            run_events(self, task, conversation, history, cancel_token, approver)
         )
 
     @staticmethod
@@ -451,7 +537,7 @@ class Agent(Generic[OutputT]):
             text: Also yield `TextEvent`s: each step's text as the model writes it, token by
                 token, when the model streams (`StreamingModel`: `LocalModel`, `OpenAIModel`).
         """
-        return self._events(task, conversation, history, cancel_token, approver=approver, text=text)
+        return run_events(self, task, conversation, history, cancel_token, approver, text=text)
 
     async def aplan(self, task: str, *, history: Sequence[Message] = ()) -> Step:
         """The model's next step for `task`, validated, without running any tool.
@@ -550,8 +636,9 @@ class Agent(Generic[OutputT]):
                     yield event
                 if conversation is not None:
                     await conversation.arecord_step(task, state.steps[-1])
-                if state.steps[-1].is_final:
-                    reason, output = "final_answer", state.steps[-1].final_answer
+                ended = _ended(state.steps[-1])
+                if ended is not None:
+                    reason, output, error = ended
                     break
                 self._check_limits(state)
             else:
@@ -591,6 +678,7 @@ class Agent(Generic[OutputT]):
             generation_paths=tuple(state.paths),
             error=error if reason != "final_answer" else None,
             task=state.task,
+            agent_name=self.name,
             tools_offered=self.step_format.tool_names,
             pending=paused.requests if paused is not None else (),
             checkpoint=paused.checkpoint if paused is not None else None,
@@ -749,6 +837,7 @@ class Agent(Generic[OutputT]):
             retries=saved.retries,
             usage=saved.usage,
             model_seconds=saved.model_seconds,
+            agent_name=self.name,
         )
 
     def _tools_for_run(self) -> tuple[list[Toolset], dict[str, Tool]]:
@@ -862,6 +951,7 @@ class Agent(Generic[OutputT]):
             retries=validated.attempts - 1,
             usage=usage,
             model_seconds=model_seconds,
+            agent_name=self.name,
         )
         return accepted, events
 
@@ -913,30 +1003,35 @@ class Agent(Generic[OutputT]):
         """Run the step's tool calls concurrently and record the step with what they return."""
         parsed = accepted.parsed
         echo = Message(role="assistant", content=self.step_format.echo(parsed))
-        if parsed.is_final:
+        if parsed.is_final or parsed.handoff is not None:
             state.steps.append(accepted.to_step(index))
             state.messages.append(echo)
-            yield FinalAnswerEvent(step=index, output=parsed.answer)
+            if parsed.is_final:
+                yield FinalAnswerEvent(step=index, output=parsed.answer)
             return
         for item in accepted.calls:
             yield ToolCallEvent(step=index, call=item)
         began = time.perf_counter()
+        # What sub-agent tools share with this run; `None` (no cost) when no call runs one.
+        scope = ToolScope.for_step(state, self.token_budget, index, accepted.calls, tools)
         try:
-            observations = await self._guarded(
-                state,
-                asyncio.gather(
-                    *(
-                        self._execute(
-                            item,
-                            tools[item.tool_name],
-                            call.values,
-                            state.trace,
-                            (decided or {}).get(item.id),
-                        )
-                        for item, call in zip(accepted.calls, parsed.calls, strict=True)
-                    )
-                ),
-            )
+            runs = [
+                self._execute(
+                    item,
+                    tools[item.tool_name],
+                    call.values,
+                    state.trace,
+                    (decided or {}).get(item.id),
+                )
+                for item, call in zip(accepted.calls, parsed.calls, strict=True)
+            ]
+            if scope is None:
+                observations = await self._guarded(state, asyncio.gather(*runs))
+            else:
+                tracked = asyncio.gather(*scope.track_all(accepted.calls, runs))
+                async for event in scope.relay(self._guarded(state, tracked)):
+                    yield event  # a sub-agent's events, as they happen
+                observations = scope.observations
         except (_Stop, asyncio.CancelledError):
             state.steps.append(accepted.to_step(index))  # interrupted: its calls, no results
             raise

@@ -13,9 +13,11 @@ the prompt, echoes an accepted step into the history, parses and validates a rep
 ```
 
 a union discriminated by `tool`, with `additionalProperties: false` everywhere and every string
-bounded. With `parallel_calls > 1` the step holds `"actions"`: either the final answer alone
-or one to `parallel_calls` tool calls, never both. The options (`agentlib.models.profiles.
-StepOptions`) move the thought, rename the keys and change how tools are described; a model's
+bounded. An agent with handoffs (`Agent(handoffs=[...])`) has one more branch kind per target,
+`{"tool": "transfer_to_<agent>", "arguments": {}}`, which is always the only action of its step.
+With `parallel_calls > 1` the step holds `"actions"`: either the final answer alone or one to
+`parallel_calls` tool calls, never both. The options (`agentlib.models.profiles.StepOptions`)
+move the thought, rename the keys and change how tools are described; a model's
 profile chooses them. Formats are cached per (toolset, output type, options): building one
 again costs a dictionary look-up.
 """
@@ -51,6 +53,14 @@ __all__ = [
 
 _SCHEMA_NAME = "agent_step"
 _ToolKey = tuple[str, str, str]
+_HandoffKey = tuple[str, str]
+"""A handoff branch: `(branch name, description)`."""
+_NO_ARGUMENTS: dict[str, Any] = {
+    "type": "object",
+    "properties": {},
+    "required": [],
+    "additionalProperties": False,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +87,8 @@ class ParsedStep:
     """Whether this step is the final answer."""
     answer: Any = None
     """The typed answer, on a final step."""
+    handoff: str | None = None
+    """The handoff branch taken, on a handoff step (no calls, no answer)."""
 
 
 class StepFormat:
@@ -92,13 +104,16 @@ class StepFormat:
         thought_length: The thought's bound in characters, after fitting.
         string_length: The largest bound given to a free string, after fitting.
         action_key: `action`, or `actions` when a step may hold several calls.
+        handoff_names: The handoff branches (`transfer_to_<agent>`), in order.
     """
 
     __slots__ = (
+        "_handoffs",
         "_keys",
         "_tools",
         "action_key",
         "answer",
+        "handoff_names",
         "max_tokens",
         "name_key",
         "options",
@@ -117,9 +132,18 @@ class StepFormat:
         parallel_calls: int,
         options: StepOptions,
         max_tokens: int | None = None,
+        handoffs: tuple[_HandoffKey, ...] = (),
     ) -> None:
         if parallel_calls < 1:
             raise ConfigurationError(f"parallel_calls must be at least 1, got {parallel_calls}")
+        clashes = sorted({name for name, _ in handoffs} & {key[0] for key in tool_keys})
+        if clashes or len({name for name, _ in handoffs}) < len(handoffs):
+            raise ConfigurationError(
+                f"handoff names must differ from each other and from the tools' names; "
+                f"clashing: {', '.join(clashes) or 'two handoffs'}; give the agents distinct names"
+            )
+        self._handoffs = handoffs
+        self.handoff_names = tuple(name for name, _ in handoffs)
         self._keys = tool_keys
         self._tools = tuple(
             (name, description, json.loads(parameters))
@@ -145,6 +169,7 @@ class StepFormat:
         parallel_calls: int = 1,
         options: StepOptions | None = None,
         max_tokens: int | None = None,
+        handoffs: Sequence[tuple[str, str]] = (),
     ) -> StepFormat:
         """Build (or fetch from the cache) the format for `tools` and `output_type`.
 
@@ -155,6 +180,8 @@ class StepFormat:
             options: The format's variants; the defaults when omitted.
             max_tokens: The step's token budget: string bounds shrink so that a step always
                 closes within it (see `fit_strings`); `None` keeps the options' bounds.
+            handoffs: `(branch name, description)` of each agent the model may hand the
+                conversation to.
         """
         options = options or StepOptions()
         keys = tuple(_tool_key(item) for item in tools)
@@ -162,8 +189,9 @@ class StepFormat:
             output_key: tuple[str, Any] = ("json-schema", json.dumps(output_type, sort_keys=True))
         else:
             output_key = ("type", output_type)
+        handoff_keys = tuple((name, description) for name, description in handoffs)
         try:
-            return _cached(keys, output_key, parallel_calls, options, max_tokens)
+            return _cached(keys, output_key, parallel_calls, options, max_tokens, handoff_keys)
         except TypeError:  # an unhashable output type: build without the cache
             return cls(
                 keys,
@@ -171,6 +199,7 @@ class StepFormat:
                 parallel_calls=parallel_calls,
                 options=options,
                 max_tokens=max_tokens,
+                handoffs=handoff_keys,
             )
 
     def narrowed(self) -> StepFormat:
@@ -186,6 +215,7 @@ class StepFormat:
             parallel_calls=self.parallel_calls,
             options=options,
             max_tokens=self.max_tokens,
+            handoffs=self._handoffs,
         )
 
     def _payload_key(self, name: str) -> str:
@@ -261,13 +291,19 @@ class StepFormat:
             for (name, payload, _), bound in zip(payloads, string_bounds, strict=True)
         ]
         *calls, final = branches
+        handoffs = [self._branch_schema(name, _NO_ARGUMENTS) for name in self.handoff_names]
         action: dict[str, Any]
         if self.parallel_calls == 1:
-            action = {"anyOf": [*calls, final]}
+            action = {"anyOf": [*calls, *handoffs, final]}
         else:
-            # Whatever the parser refuses the schema makes impossible: the final answer alone,
-            # or tool calls only (issue 25, item 1).
-            alone = {"type": "array", "items": final, "minItems": 1, "maxItems": 1}
+            # Whatever the parser refuses the schema makes impossible: the final answer (or a
+            # handoff) alone, or tool calls only (issue 25, item 1).
+            alone = {
+                "type": "array",
+                "items": {"anyOf": [*handoffs, final]} if handoffs else final,
+                "minItems": 1,
+                "maxItems": 1,
+            }
             branches = [alone]
             if calls:
                 branches.insert(
@@ -304,6 +340,12 @@ class StepFormat:
             )
             for name, description, parameters in self._tools
         ]
+        branches.extend(
+            ActionBranch(
+                name=name, description=description, parameters=_NO_ARGUMENTS, is_handoff=True
+            )
+            for name, description in self._handoffs
+        )
         branches.append(
             ActionBranch(
                 name=FINAL_ANSWER,
@@ -356,6 +398,8 @@ class StepFormat:
         """The accepted step as compact JSON, as the model sees it in the history."""
         if parsed.is_final:
             actions = [self.final_action(parsed.answer)]
+        elif parsed.handoff is not None:
+            actions = [self.call_action(parsed.handoff, {})]
         else:
             actions = [self.call_action(call.name, call.arguments) for call in parsed.calls]
         return json.dumps(self.step(parsed.thought, actions), default=str, ensure_ascii=False)
@@ -430,7 +474,7 @@ class StepFormat:
 
     def describe_tools(self) -> str:
         """Each tool with its arguments, in the style the options ask for."""
-        if not self._tools:
+        if not self._tools and not self._handoffs:
             return "(no tools: answer directly)"
         lines = []
         for name, description, parameters in self._tools:
@@ -442,6 +486,8 @@ class StepFormat:
             if self.options.tool_examples:
                 call = self.step("", [self.call_action(name, example_value(parameters))])
                 lines.append(f"  example: {json.dumps(call, ensure_ascii=False)}")
+        for name, description in self._handoffs:
+            lines.append(schema_entry(name, description, _NO_ARGUMENTS))
         return "\n".join(lines)
 
     def render_example(self, example: WorkedExample) -> str:
@@ -499,18 +545,13 @@ class StepFormat:
         else:
             actions = [actions]
         parsed = [self._parse_action(action, tools, text) for action in actions]
-        finals = [item for item in parsed if not isinstance(item, ParsedCall)]
-        if finals:
-            if len(parsed) > 1:
-                raise _invalid("a final answer must be the only action of its step", text)
-            return ParsedStep(thought=thought, is_final=True, answer=finals[0][0])
-        calls = tuple(item for item in parsed if isinstance(item, ParsedCall))
-        return ParsedStep(thought=thought, calls=calls)
+        return _step_of(thought, parsed, text)
 
     def _parse_action(
         self, action: Any, tools: Mapping[str, Tool], raw: str
-    ) -> ParsedCall | tuple[Any]:
-        known = ", ".join([*self.tool_names, FINAL_ANSWER])
+    ) -> ParsedCall | tuple[Any] | str:
+        """A tool call, `(answer,)` for the final answer, or a handoff's branch name."""
+        known = ", ".join([*self.tool_names, *self.handoff_names, FINAL_ANSWER])
         key = self.name_key
         if not isinstance(action, dict):
             raise _invalid(
@@ -519,6 +560,12 @@ class StepFormat:
         name = action.get(key)
         if name == FINAL_ANSWER:
             return (self._parse_answer(action, raw),)
+        if isinstance(name, str) and name in self.handoff_names:
+            if set(action) - {key, "arguments"} or action.get("arguments", {}) != {}:
+                raise _invalid(
+                    f"handoff '{name}' takes no arguments: send \"arguments\": {{}}", raw
+                )
+            return name
         if not isinstance(name, str) or name not in tools or name not in self.tool_names:
             raise _invalid(f"unknown tool {name!r}; known tools: {known}", raw)
         extra = sorted(set(action) - {key, "arguments"})
@@ -557,6 +604,22 @@ class StepFormat:
             raise _invalid(f"invalid final answer: {exc}", raw) from exc
 
 
+def _step_of(thought: str, parsed: Sequence[ParsedCall | tuple[Any] | str], raw: str) -> ParsedStep:
+    """The step from its parsed actions: a handoff or a final answer alone, or tool calls."""
+    handoffs = [item for item in parsed if isinstance(item, str)]
+    if handoffs:
+        if len(parsed) > 1:
+            raise _invalid(f"a handoff ({handoffs[0]}) must be the only action of its step", raw)
+        return ParsedStep(thought=thought, handoff=handoffs[0])
+    finals = [item for item in parsed if isinstance(item, tuple)]
+    if finals:
+        if len(parsed) > 1:
+            raise _invalid("a final answer must be the only action of its step", raw)
+        return ParsedStep(thought=thought, is_final=True, answer=finals[0][0])
+    calls = tuple(item for item in parsed if isinstance(item, ParsedCall))
+    return ParsedStep(thought=thought, calls=calls)
+
+
 def _tool_key(item: Tool) -> _ToolKey:
     # Not sort_keys: property order is generation order for constrained decoding.
     return (item.name, item.description, json.dumps(item.parameters))
@@ -569,6 +632,7 @@ def _cached(
     parallel_calls: int,
     options: StepOptions,
     max_tokens: int | None,
+    handoffs: tuple[_HandoffKey, ...] = (),
 ) -> StepFormat:
     kind, value = output_key
     output_type = json.loads(value) if kind == "json-schema" else value
@@ -578,6 +642,7 @@ def _cached(
         parallel_calls=parallel_calls,
         options=options,
         max_tokens=max_tokens,
+        handoffs=handoffs,
     )
 
 

@@ -16,12 +16,15 @@ __all__ = [
     "ApprovalRequestEvent",
     "ErrorEvent",
     "FinalAnswerEvent",
+    "Handoff",
+    "HandoffEvent",
     "Observation",
     "RunFinishedEvent",
     "RunResult",
     "Step",
     "StepStartedEvent",
     "StopReason",
+    "SubagentEvent",
     "TextEvent",
     "ThoughtEvent",
     "ToolCall",
@@ -42,6 +45,7 @@ StopReason = Literal[
     "invalid_output",
     "model_error",
     "approval_required",
+    "handoff",
 ]
 """Why a run stopped.
 
@@ -56,6 +60,9 @@ StopReason = Literal[
 - `model_error`: the backend failed (unreachable server, HTTP error, ...).
 - `approval_required`: the model called a tool that needs a person's approval; the run is
   paused, `RunResult.pending` lists the calls, and `Agent.resume` continues it.
+- `handoff`: the model handed the conversation to another agent and the handoff was not
+  followed: the run's `max_handoffs` was reached (a run that follows its handoffs ends with
+  the last agent's stop reason).
 """
 
 
@@ -113,6 +120,8 @@ class Observation:
     """Seconds the call took."""
     value: Any = field(default=None, repr=False, compare=False)
     """The tool's raw return value (not serialised; `None` on error)."""
+    run: RunResult[Any] | None = field(default=None, repr=False, compare=False)
+    """The sub-agent's whole run, when the tool is an agent (`Agent.as_tool`), failed or not."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +166,22 @@ class Step:
     """Time spent waiting for the model."""
     tool_seconds: float = 0.0
     """Time spent running tools (concurrent calls overlap)."""
+    handoff: str | None = None
+    """The handoff branch the model took (`transfer_to_<agent>`), on a handoff step."""
+    agent_name: str = ""
+    """The agent that took this step (differs between steps after a handoff)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handoff:
+    """One agent handing the conversation to another (`Agent(handoffs=[...])`)."""
+
+    step: int
+    """The 1-based index (in `RunResult.steps`) of the step that handed over."""
+    from_agent: str
+    """The agent that handed over."""
+    to_agent: str
+    """The agent that took over."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,6 +211,10 @@ class RunResult(Generic[OutputT]):
     """The paused run's state as versioned JSON data (messages, steps, usage, the pending
     step), when `stop_reason` is `approval_required`: `Agent.resume` continues from it, in
     this process or, after it was stored, in another one."""
+    agent_name: str = ""
+    """The agent that gave the answer (the last one, after handoffs)."""
+    handoffs: tuple[Handoff, ...] = ()
+    """Each handoff of the run, in order."""
     tools_offered: tuple[str, ...] = ()
     """The names of the tools the model was offered (after any selection, e.g. `--max-tools`)."""
 
@@ -295,6 +324,32 @@ class RunFinishedEvent:
     """The complete result."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffEvent:
+    """The conversation passes to another agent; the next events are the new agent's."""
+
+    step: int
+    """1-based index of the step that handed over."""
+    from_agent: str
+    """The agent that handed over."""
+    to_agent: str
+    """The agent that takes over."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubagentEvent:
+    """An event of a sub-agent (`Agent.as_tool`) running as one of this run's tool calls."""
+
+    step: int
+    """1-based index of the parent's step whose call runs the sub-agent."""
+    call_id: str
+    """The parent's `ToolCall.id` that runs the sub-agent."""
+    agent_name: str
+    """The sub-agent's tool name."""
+    event: AgentEvent
+    """The sub-agent's own event (its step numbers are its own; may itself be nested)."""
+
+
 AgentEvent: TypeAlias = (
     StepStartedEvent
     | TextEvent
@@ -305,5 +360,7 @@ AgentEvent: TypeAlias = (
     | FinalAnswerEvent
     | ErrorEvent
     | RunFinishedEvent
+    | HandoffEvent
+    | SubagentEvent
 )
 """Any event `Agent.stream` yields."""

@@ -67,6 +67,8 @@ class ActionBranch:
     """The JSON schema (an object) of the function's arguments."""
     is_final: bool = False
     """Whether this branch is the final answer."""
+    is_handoff: bool = False
+    """Whether this branch hands the conversation to another agent (it has no arguments)."""
 
 
 StepAssembler = Callable[[str, Sequence[tuple[str, Mapping[str, Any]]]], str]

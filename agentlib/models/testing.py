@@ -240,7 +240,8 @@ class TestModel(_DeterministicModel):
     gets a value generated from its schema.
 
     Args:
-        call_tools: The tools to call, in order; `None` (the default) calls every tool.
+        call_tools: The tools to call, in order; `None` (the default) calls every tool (a
+            handoff branch only when named here: taking one ends the agent's part of the run).
         answer: The final answer to give; default, one generated from the output schema.
         text: The string used wherever a schema leaves strings free.
         context_window: The context size to report.
@@ -283,7 +284,9 @@ class TestModel(_DeterministicModel):
 
     def _make_plan(self, actions: StepActions) -> list[StepReply]:
         by_name = {branch.name: branch for branch in actions.branches}
-        names = self._call_tools or tuple(b.name for b in actions.branches if not b.is_final)
+        names = self._call_tools or tuple(
+            b.name for b in actions.branches if not (b.is_final or b.is_handoff)
+        )
         unknown = [name for name in names if name not in by_name]
         if unknown:
             raise ModelError(
