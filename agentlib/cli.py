@@ -255,8 +255,8 @@ def _mcp_servers(args: argparse.Namespace) -> list[Toolset]:
             server.connect()
             servers.append(server)
     except BaseException:
-        for server in servers:
-            server.close()
+        for opened in servers:
+            opened.close()
         raise
     return servers
 

@@ -77,12 +77,14 @@ def default_models(environ: Mapping[str, str] | None = None) -> dict[str, DemoMo
         names = env.get("AGENTLIB_DEMO_HF_MODELS") or ",".join(HF_ROUTER_MODELS)
         for name in filter(None, (part.strip() for part in names.split(","))):
             models[f"Hugging Face router: {name}"] = entry(f"hf:{name}")
-    name = env.get("AGENTLIB_DEMO_MODEL")
+    demo_model = env.get("AGENTLIB_DEMO_MODEL")
     base_url = env.get("AGENTLIB_DEMO_BASE_URL")  # the older name, still honoured
-    if name and base_url:
-        models[f"OpenAI-compatible: {name}"] = entry(f"openai-compatible:{base_url}#{name}")
-    elif name and (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
-        models[f"OpenAI-compatible: {name}"] = entry(f"openai:{name}")
+    if demo_model and base_url:
+        models[f"OpenAI-compatible: {demo_model}"] = entry(
+            f"openai-compatible:{base_url}#{demo_model}"
+        )
+    elif demo_model and (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
+        models[f"OpenAI-compatible: {demo_model}"] = entry(f"openai:{demo_model}")
     return models
 
 
