@@ -434,6 +434,38 @@ def test_a_property_with_mixed_types_is_a_configuration_error() -> None:
     assert len(database.run("MATCH (p:P) RETURN p.score").rows) == 2
 
 
+def test_a_property_typed_differently_per_label_is_refused_where_both_can_match() -> None:
+    # The TCK's MatchWhere5 [4]: over both labels the engine turned the integer 0 into '0'.
+    records = [
+        {"id": 1, "label": "Root", "name": "x"},
+        {"id": 2, "label": "TextNode", "var": "text"},
+        {"id": 3, "label": "IntNode", "var": 0},
+    ]
+    edges = [{"source": 1, "target": 2, "type": "T"}, {"source": 1, "target": 3, "type": "T"}]
+    graph = graph_from_records(records, edges)
+    database = GraphDatabase(graph, timeout=None)
+    for query in ("MATCH (:Root)-->(i) RETURN i.var", "MATCH (i) RETURN i"):
+        with pytest.raises(ToolError, match="'var' holds INT64 values on \\(:IntNode\\) and"):
+            database.run(query)
+    expected = sorted(
+        (data["var"] for _, data in graph.nodes(data=True) if isinstance(data.get("var"), int))
+    )
+    rows = database.run("MATCH (:Root)-->(i:IntNode) RETURN i.var AS v").rows
+    assert sorted(row["v"] for row in rows) == expected == [0]
+    assert type(rows[0]["v"]) is int
+    rel_graph = graph_from_records(
+        [{"id": 1, "label": "P"}, {"id": 2, "label": "P"}],
+        [
+            {"source": 1, "target": 2, "type": "A", "w": 1},
+            {"source": 2, "target": 1, "type": "B", "w": "heavy"},
+        ],
+    )
+    rel_database = GraphDatabase(rel_graph, timeout=None)
+    with pytest.raises(ToolError, match="'w' holds INT64 values on \\[:A\\]"):
+        rel_database.run("MATCH (:P)-[r]->(:P) RETURN r.w")
+    assert rel_database.run("MATCH (:P)-[r:B]->(:P) RETURN r.w AS w").rows == [{"w": "heavy"}]
+
+
 # ---- what grand-cypher cannot do is a clear error, not a wrong answer -----------------------
 
 

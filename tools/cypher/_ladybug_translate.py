@@ -172,6 +172,34 @@ def _label_run(tokens: Sequence[Token], colon: int) -> tuple[list[str], int]:
     return labels, position
 
 
+def _check_mixed(
+    tables: Sequence[str], columns: dict[str, dict[str, str]], shown: dict[str, str]
+) -> None:
+    """Refuse a pattern over tables that type one property differently: the engine converts."""
+    seen: dict[str, tuple[str, str]] = {}
+    for table in tables:
+        for key, kind in columns.get(table, {}).items():
+            first = seen.setdefault(key, (table, kind))
+            if first[1] != kind:
+                raise ToolError(
+                    f"property {key!r} holds {first[1]} values on {shown[first[0]]} and {kind} "
+                    f"values on {shown[table]}; the embedded engine would convert one to the "
+                    "other in a pattern that can match both: name the label or type in the "
+                    "pattern, like (n:Label) or -[r:TYPE]->"
+                )
+
+
+def _check_mixed_nodes(tokens: Sequence[Token], opener: int, plan: TablePlan) -> None:
+    """Check the node pattern opened at `opener` (labels written, or every table)."""
+    position = opener + 1
+    if position < len(tokens) and tokens[position].kind in ("word", "name"):
+        position += 1
+    labels, _after = _label_run(tokens, position)
+    tables = plan.tables_with(labels) if labels else plan.tables_with([])
+    shown = {table: "(:" + ":".join(plan.table_labels[table]) + ")" for table in tables}
+    _check_mixed(tables, plan.node_columns, shown)
+
+
 def _rewrite_labels(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
     """Node labels in patterns become table unions; label tests in expressions test label()."""
     relationship_types = set(plan.relationship_pairs)
@@ -188,6 +216,8 @@ def _rewrite_labels(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
             stack.append(
                 (token.text, token.text == "(" and _is_node_pattern(tokens, index, clause))
             )
+            if stack[-1][1]:
+                _check_mixed_nodes(tokens, index, plan)
         elif token.is_symbol(")", "]", "}") and stack:
             stack.pop()
         if (
@@ -392,6 +422,17 @@ def _check_loops(part: Sequence[Token], plan: TablePlan) -> None:
         )
 
 
+def _check_mixed_relationships(part: Sequence[Token], plan: TablePlan) -> None:
+    """Check a relationship pattern (its types, or every type when none is written)."""
+    types = [
+        token.text
+        for position, token in enumerate(part)
+        if token.kind in ("word", "name") and position and part[position - 1].is_symbol(":", "|")
+    ]
+    types = types or sorted(plan.relationship_columns)
+    _check_mixed(types, plan.relationship_columns, {kind: f"[:{kind}]" for kind in types})
+
+
 def _unique_relationships(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
     """Give every MATCH the openCypher rule: one relationship is never matched twice in it."""
     spans = _clause_spans(tokens)
@@ -404,6 +445,7 @@ def _unique_relationships(tokens: Sequence[Token], plan: TablePlan) -> list[Toke
         named = []
         for span in _relationships(result, start, end):
             _check_loops(result[span[0] : span[1]], plan)
+            _check_mixed_relationships(result[span[0] : span[1]], plan)
             named.append((span, *_name_relationship(result, span, counter)))
             counter += 1
         if len(named) > 1 and any(item[3] for item in named):
