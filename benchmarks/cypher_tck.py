@@ -106,6 +106,7 @@ def parse_feature(path: Path) -> list[Scenario]:  # noqa: C901 - one pass over t
     lines = path.read_text(encoding="utf-8").splitlines()
     scenarios: list[Scenario] = []
     current: Scenario | None = None
+    background: list[str] = []  # a Background's set-up runs before every scenario's own
     outline = False
     index = 0
     while index < len(lines):
@@ -114,13 +115,18 @@ def parse_feature(path: Path) -> list[Scenario]:  # noqa: C901 - one pass over t
         if line.startswith(("Scenario:", "Scenario Outline:")):
             outline = line.startswith("Scenario Outline:")
             current = Scenario(feature=path.stem, name=line.split(":", 1)[1].strip())
+            current.setup.extend(background)
             if not outline:
                 scenarios.append(current)
+        elif line == "Background:":
+            current = Scenario(feature=path.stem, name="Background")
         elif current is None:
             continue
         elif line in ("And having executed:", "Given having executed:"):
             text, index = _docstring(lines, index)
             current.setup.append(text)
+            if current.name == "Background":
+                background.append(text)
         elif line == "And parameters are:":
             table, index = _table(lines, index)
             current.parameters.update({row[0]: row[1] for row in table})

@@ -466,6 +466,37 @@ def test_a_property_typed_differently_per_label_is_refused_where_both_can_match(
     assert rel_database.run("MATCH (:P)-[r:B]->(:P) RETURN r.w AS w").rows == [{"w": "heavy"}]
 
 
+def test_a_column_name_returned_twice_is_refused(embedded: GraphDatabase) -> None:
+    # The TCK's Return4 [10]: the engine answered [{'a': 2}], openCypher raises an error.
+    with pytest.raises(ToolError, match="column name 'a' is returned twice"):
+        embedded.run("RETURN 1 AS a, 2 AS a")
+    with pytest.raises(ToolError, match=r"column name 'p\.name' is returned twice"):
+        embedded.run("MATCH (p:Person) RETURN p.name, p.name")
+    assert embedded.run("RETURN 1 AS a, 2 AS b").rows == [{"a": 1, "b": 2}]
+
+
+def test_variable_length_variables_and_optional_named_paths_are_refused() -> None:
+    # The TCK's Match9 [2]-[4], [9]: the engine gave paths where Cypher gives a list of
+    # relationships, and a one-node path where OPTIONAL MATCH gives null.
+    graph = graph_from_records(
+        [{"id": 1, "label": "A"}, {"id": 2, "label": "B"}, {"id": 3, "label": "C"}],
+        [
+            {"source": 1, "target": 2, "type": "REL", "num": 1},
+            {"source": 2, "target": 3, "type": "REL", "num": 2},
+        ],
+    )
+    database = GraphDatabase(graph, timeout=None)
+    with pytest.raises(ToolError, match="variable 'r' of a variable-length relationship"):
+        database.run("MATCH (a:A)-[r:REL*2..2]->(c) RETURN r")
+    with pytest.raises(ToolError, match="named path in OPTIONAL MATCH"):
+        database.run("MATCH (a:C) OPTIONAL MATCH p = (a)-[:REL]->(x) RETURN p")
+    expected = [data["num"] for _, _, data in sorted(graph.edges(data=True))]
+    rows = database.run("MATCH p = (:A)-[:REL*2..2]->(c) RETURN relationships(p) AS rs").rows
+    assert [rel["properties"]["num"] for rel in rows[0]["rs"]] == expected == [1, 2]
+    rows = database.run("MATCH (a:C) OPTIONAL MATCH (a)-[r:REL]->(x) RETURN r, x").rows
+    assert rows == [{"r": None, "x": None}]
+
+
 # ---- what grand-cypher cannot do is a clear error, not a wrong answer -----------------------
 
 

@@ -433,6 +433,19 @@ def _check_mixed_relationships(part: Sequence[Token], plan: TablePlan) -> None:
     _check_mixed(types, plan.relationship_columns, {kind: f"[:{kind}]" for kind in types})
 
 
+def _names_a_path(tokens: Sequence[Token], start: int, end: int) -> bool:
+    """Whether the clause in tokens[start:end] assigns a path variable (`p = (a)-->(b)`)."""
+    depth = 0
+    for token in tokens[start:end]:
+        if token.is_symbol("(", "[", "{"):
+            depth += 1
+        elif token.is_symbol(")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and token.is_symbol("="):
+            return True
+    return False
+
+
 def _unique_relationships(tokens: Sequence[Token], plan: TablePlan) -> list[Token]:
     """Give every MATCH the openCypher rule: one relationship is never matched twice in it."""
     spans = _clause_spans(tokens)
@@ -442,12 +455,27 @@ def _unique_relationships(tokens: Sequence[Token], plan: TablePlan) -> list[Toke
         keyword, start, end = spans[position]
         if keyword not in ("MATCH", "OPTIONAL"):
             continue
+        if keyword == "OPTIONAL" and _names_a_path(result, start, end):
+            raise ToolError(
+                "a named path in OPTIONAL MATCH is not supported by the embedded engine (it "
+                "would give a partial path instead of null); return the nodes and "
+                "relationships instead of the path"
+            )
         named = []
         for span in _relationships(result, start, end):
             _check_loops(result[span[0] : span[1]], plan)
             _check_mixed_relationships(result[span[0] : span[1]], plan)
             named.append((span, *_name_relationship(result, span, counter)))
             counter += 1
+            _, _, name, variable_length = named[-1]
+            uses = sum(1 for t in result if t.kind in ("word", "name") and t.text == name)
+            if variable_length and not name.startswith("__r") and uses > 1:
+                raise ToolError(
+                    f"using the variable {name!r} of a variable-length relationship is not "
+                    "supported by the embedded engine (it would give a path, not a list of "
+                    "relationships); name the path instead, like p = (a)-[*]->(b), and use "
+                    "relationships(p)"
+                )
         if len(named) > 1 and any(item[3] for item in named):
             raise ToolError(
                 "a variable-length relationship together with other relationships in one MATCH "
@@ -530,6 +558,12 @@ def translate_for_ladybug(tokens: Sequence[Token], text: str, plan: TablePlan) -
     body = [token for token in tokens if not token.is_symbol(";")]
     _check_refusals(body)
     columns = return_columns(body, text)
+    repeated = sorted({name for name in columns or () if list(columns or ()).count(name) > 1})
+    if repeated:  # openCypher refuses these; the engine would keep one of the values
+        raise ToolError(
+            f"the column name {repeated[0]!r} is returned twice; give each RETURN item its own "
+            "name, like RETURN 1 AS a, 2 AS b"
+        )
     body = _quote_property_names([_symbol("<>") if t.is_symbol("!=") else t for t in body])
     body = _unique_relationships(body, plan)
     body = _rewrite_labels(body, plan)
