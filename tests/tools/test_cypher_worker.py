@@ -49,14 +49,19 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 def test_a_blow_up_pattern_is_stopped_and_the_worker_replaced() -> None:
     # 25 * 24 ** 6 = 4.8 billion paths before COUNT can answer: minutes of work on either
     # embedded engine.
+    # Whichever bound comes first stops it: the timeout (the worker is killed) or, on a fast
+    # machine, the engine's memory cap (ladybug's buffer pool fills within the 2 s).
     database = GraphDatabase(_dense_graph(25), timeout=2.0)
     try:
-        with pytest.raises(ToolError, match="took longer than 2 s and was stopped"):
+        with pytest.raises(
+            ToolError, match=r"took longer than 2 s and was stopped|buffer pool"
+        ) as info:
             database.run(
                 "MATCH (a:N)-[:TO]->(b:N)-[:TO]->(c:N)-[:TO]->(d:N)-[:TO]->(e:N)-[:TO]->(f:N)"
                 "-[:TO]->(g:N) RETURN COUNT(a)"
             )
-        assert _worker_children() == []  # killed, not left running in the background
+        if "took longer" in str(info.value):
+            assert _worker_children() == []  # killed, not left running in the background
         result = database.run("MATCH (a:N)-[:TO]->(b:N) WHERE a.index = 0 RETURN COUNT(b) AS n")
         assert result.rows == [{"n": 24}]
         assert len(_worker_children()) == 1
