@@ -35,6 +35,9 @@ the place in the schema and what to do, never silently loosened or returned diff
 - a schema past OpenAI's documented size limits (`strict_violations`).
 
 Both public functions are pure: they return new values and leave their inputs untouched.
+`restore_optional` lives in `agentlib._strict_restore` (and is imported from here), and
+the schema algebra both directions share (types, `allOf` merging, unions, `null`) in
+`agentlib._schema_merge`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from agentlib._json_schema import inline_refs
+from agentlib._schema_merge import (
+    ANNOTATIONS,
+    OBJECT_KEYWORDS,
+    TYPE_KEYWORDS,
+    TYPED_KEYWORDS,
+    accepts_null,
+    fits_type,
+    merge,
+    merge_all_of,
+    node_types,
+    union_branches,
+)
+from agentlib._strict_restore import restore_optional
 from agentlib.errors import ConfigurationError
 
 __all__ = [
@@ -110,54 +126,11 @@ MAX_ENUM_VALUES = 1000
 LARGE_ENUM = 250
 MAX_LARGE_ENUM_STRING_LENGTH = 15_000
 
-_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 _OPENAI_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
 )
 # Dropped without a trace: they carry no constraint and only cost tokens.
 _IGNORED = frozenset({"$schema", "$id", "$comment", "discriminator", "$anchor", "readOnly"})
-_OBJECT_KEYWORDS = frozenset(
-    {
-        "properties",
-        "required",
-        "additionalProperties",
-        "patternProperties",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-        "dependentRequired",
-        "dependentSchemas",
-        "unevaluatedProperties",
-    }
-)
-_ARRAY_KEYWORDS = frozenset(
-    {
-        "items",
-        "prefixItems",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "contains",
-        "minContains",
-        "maxContains",
-        "unevaluatedItems",
-    }
-)
-_STRING_KEYWORDS = frozenset(
-    {"minLength", "maxLength", "pattern", "format", "contentEncoding", "contentMediaType"}
-)
-_NUMBER_KEYWORDS = frozenset(
-    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
-)
-_TYPE_KEYWORDS = {
-    "object": _OBJECT_KEYWORDS,
-    "array": _ARRAY_KEYWORDS,
-    "string": _STRING_KEYWORDS,
-    "number": _NUMBER_KEYWORDS,
-    "integer": _NUMBER_KEYWORDS,
-}
-_ALL_TYPED_KEYWORDS = _OBJECT_KEYWORDS | _ARRAY_KEYWORDS | _STRING_KEYWORDS | _NUMBER_KEYWORDS
-_ANNOTATIONS = frozenset({"title", "description", "default", "examples"})
 
 
 def strict_schema(schema: Mapping[str, Any], *, keep: Collection[str] = ()) -> JSONSchema:
@@ -176,13 +149,13 @@ def strict_schema(schema: Mapping[str, Any], *, keep: Collection[str] = ()) -> J
     """
     inlined = inline_refs(schema, recursive=True)
     definitions = inlined.pop("$defs", {})
-    root = _merge_all_of(inlined, "$")
+    root = merge_all_of(inlined, "$")
     if "anyOf" in root or "oneOf" in root:
         raise ConfigurationError(
             "strict mode does not accept a union (`anyOf`/`oneOf`) at the root of the schema; "
             "put the alternatives in a property of an object"
         )
-    if _types(root) != ["object"]:
+    if node_types(root) != ["object"]:
         raise ConfigurationError(
             "strict mode needs an object at the root of the schema, got "
             f"{json.dumps(root.get('type', 'no type'))}; wrap the value in an object"
@@ -218,12 +191,12 @@ class _Converter:
             raise ConfigurationError(
                 f"the schema at {where} is `false` (no value is valid there); remove it"
             )
-        node = _merge_all_of(node, where)
+        node = merge_all_of(node, where)
         if isinstance(node.get("$ref"), str):
             return self._reference(node)
         if "oneOf" in node or "anyOf" in node:
             return self._union(node, where)
-        kinds = _types(node)
+        kinds = node_types(node)
         if not kinds:
             raise ConfigurationError(
                 f"strict mode cannot express the value at {where}: it has no type and nothing "
@@ -242,17 +215,17 @@ class _Converter:
         return {"$ref": node["$ref"]}
 
     def _union(self, node: Mapping[str, Any], where: str) -> JSONSchema:
-        branches = _branches(node, where)
+        branches = union_branches(node, where)
         context = {
             key: value
             for key, value in node.items()
-            if key not in ("anyOf", "oneOf", *_ANNOTATIONS, *_IGNORED)
+            if key not in ("anyOf", "oneOf", *ANNOTATIONS, *_IGNORED)
         }
         moved = {key: node[key] for key in ("default", "examples") if key in node}
         converted: list[JSONSchema] = []
         for index, branch in enumerate(branches):
             place = f"{where}.anyOf[{index}]"
-            merged = _merge(context, branch, place) if context else branch
+            merged = merge(context, branch, place) if context else branch
             if merged is None:
                 continue  # this branch contradicts the keywords beside the union: no value
             result = self.node(merged, place)
@@ -294,7 +267,7 @@ class _Converter:
         return (
             key in _IGNORED
             or key in ("type", "anyOf", "oneOf", "description")
-            or (key in _OBJECT_KEYWORDS and "object" in kinds and key in STRUCTURAL_KEYWORDS)
+            or (key in OBJECT_KEYWORDS and "object" in kinds and key in STRUCTURAL_KEYWORDS)
             or (key == "items" and "array" in kinds)
         )
 
@@ -340,7 +313,7 @@ class _Converter:
             converted = self.node(sub, place)
             if name in required:
                 strict_properties[name] = converted
-            elif not _accepts_null(sub):
+            elif not accepts_null(sub):
                 strict_properties[name] = _nullable(converted)
             elif isinstance(sub, Mapping) and "default" in sub and sub["default"] is None:
                 strict_properties[name] = converted
@@ -359,41 +332,6 @@ class _Converter:
         }
 
 
-def _types(node: Mapping[str, Any]) -> list[str]:
-    """The JSON types a node can take, from `type`, or inferred from its keywords or values."""
-    kind = node.get("type")
-    if isinstance(kind, str):
-        return [kind]
-    if isinstance(kind, list):
-        return [item for item in kind if item in _TYPES]
-    values = node.get("enum", [node["const"]] if "const" in node else None)
-    if isinstance(values, list):
-        seen: list[str] = []
-        for value in values:
-            name = _json_type(value)
-            if name not in seen:
-                seen.append(name)
-        return seen
-    inferred = [name for name, words in _TYPE_KEYWORDS.items() if words & node.keys()]
-    if "number" in inferred and "integer" in inferred:
-        inferred.remove("integer")
-    return inferred
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _check_enum(values: list[Any], where: str) -> None:
     if any(isinstance(value, list | dict) for value in values):
         raise ConfigurationError(
@@ -404,24 +342,19 @@ def _check_enum(values: list[Any], where: str) -> None:
 
 def _only_type(node: Mapping[str, Any], kind: str) -> JSONSchema:
     """The part of a node that applies to one of its types (for splitting a type list)."""
-    own = _TYPE_KEYWORDS.get(kind, frozenset())
+    own = TYPE_KEYWORDS.get(kind, frozenset())
     branch: JSONSchema = {"type": kind}
     for key, value in node.items():
         if key in ("type", "title", "description"):
             continue
-        if key in _ALL_TYPED_KEYWORDS and key not in own:
+        if key in TYPED_KEYWORDS and key not in own:
             continue
         if key == "enum":
-            value = [item for item in value if _fits_type(item, kind)]
-        if key == "const" and not _fits_type(value, kind):
+            value = [item for item in value if fits_type(item, kind)]
+        if key == "const" and not fits_type(value, kind):
             continue
         branch[key] = value
     return branch
-
-
-def _fits_type(value: Any, kind: str) -> bool:
-    name = _json_type(value)
-    return name == kind or (kind == "number" and name == "integer")
 
 
 def _outer(node: Mapping[str, Any]) -> JSONSchema:
@@ -444,118 +377,6 @@ def _nullable(node: JSONSchema) -> JSONSchema:
     if list(inner) == ["anyOf"]:
         return {**outer, "anyOf": [*inner["anyOf"], {"type": "null"}]}
     return {**outer, "anyOf": [inner, {"type": "null"}]}
-
-
-def _merge_all_of(node: Mapping[str, Any], where: str) -> JSONSchema:
-    """Fold `allOf` into its parent: properties and `required` are united, other keys kept."""
-    merged: JSONSchema = {key: value for key, value in node.items() if key != "allOf"}
-    for part in node.get("allOf", ()):
-        if part is True:
-            continue
-        if part is False:
-            raise ConfigurationError(f"the `allOf` at {where} contains `false`: no value fits")
-        result = _merge(merged, _merge_all_of(part, where), where)
-        if result is None:
-            raise ConfigurationError(
-                f"the parts of the `allOf` at {where} contradict each other: no value fits"
-            )
-        merged = result
-    return merged
-
-
-def _merge(first: Mapping[str, Any], second: Any, where: str) -> JSONSchema | None:
-    """Both schemas at once, or None when they cannot both hold (their types do not meet)."""
-    if second is True:
-        return dict(first)
-    if second is False:
-        return None
-    second = _merge_all_of(second, where)
-    merged: JSONSchema = dict(first)
-    for key, value in second.items():
-        if key not in merged:
-            merged[key] = value
-        elif key == "properties":
-            merged["properties"] = _merge_properties(merged["properties"], value)
-        elif key == "required":
-            merged["required"] = [*merged["required"], *(n for n in value if n not in merged[key])]
-        elif key in ("type", "enum"):
-            common = _common(key, merged[key], value)
-            if not common:
-                return None
-            merged[key] = common
-        elif key in ("anyOf", "oneOf"):
-            product = _union_product(merged.pop(key), value, where)
-            if not product:
-                return None
-            merged[key] = product
-        elif key not in _ANNOTATIONS and merged[key] != value:
-            raise ConfigurationError(
-                f"cannot combine the schemas at {where}: they disagree on {key!r}; simplify "
-                "the schema"
-            )
-    return _merge_all_of(merged, where) if "allOf" in merged else merged
-
-
-_MAX_UNION_PRODUCT = 64
-
-
-def _branches(node: Mapping[str, Any], where: str) -> list[Any]:
-    """A node's union branches; `anyOf` and `oneOf` side by side must both hold."""
-    if "anyOf" in node and "oneOf" in node:
-        return _union_product(list(node["anyOf"]), list(node["oneOf"]), where)
-    return list(node.get("anyOf", node.get("oneOf", ())))
-
-
-def _union_product(first: list[Any], second: list[Any], where: str) -> list[JSONSchema]:
-    """Two unions at once: a branch for each pair of branches that can both hold."""
-    if len(first) * len(second) > _MAX_UNION_PRODUCT:
-        raise ConfigurationError(
-            f"the schema at {where} combines two unions of {len(first)} and {len(second)} "
-            "branches; strict mode would need a branch for every pair: simplify the schema"
-        )
-    pairs = (_merge(_merge_all_of(left, where), right, where) for left in first for right in second)
-    return [pair for pair in pairs if pair is not None]
-
-
-def _merge_properties(first: Mapping[str, Any], second: Mapping[str, Any]) -> JSONSchema:
-    properties = dict(first)
-    for name, sub in second.items():
-        same = name not in properties or properties[name] == sub
-        properties[name] = sub if same else {"allOf": [properties[name], sub]}
-    return properties
-
-
-def _common(key: str, first: Any, second: Any) -> Any:
-    """What two `type`s (or two `enum`s) both allow; empty when nothing."""
-    if key == "enum":
-        return [item for item in first if item in second]
-    left = first if isinstance(first, list) else [first]
-    right = second if isinstance(second, list) else [second]
-    common = [kind for kind in left if kind in right]
-    # An integer is a number: `number` and `integer` meet in `integer`.
-    if "integer" not in common and (
-        ("integer" in left and "number" in right) or ("number" in left and "integer" in right)
-    ):
-        common.append("integer")
-    return common[0] if len(common) == 1 else common
-
-
-def _accepts_null(schema: Any) -> bool:
-    if not isinstance(schema, Mapping):
-        return schema is True
-    kind = schema.get("type")
-    if kind == "null" or (isinstance(kind, list) and "null" in kind):
-        return True
-    if "const" in schema:
-        return schema["const"] is None
-    if "enum" in schema:
-        return None in schema["enum"]
-    if kind is not None:
-        return False
-    branches = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
-    if branches:
-        return any(_accepts_null(branch) for branch in branches)
-    return not (_ALL_TYPED_KEYWORDS & schema.keys()) and "$ref" not in schema
 
 
 def strict_violations(schema: Mapping[str, Any]) -> list[str]:
@@ -620,130 +441,3 @@ class _Size:
             self.enum_values += len(values)
             if len(strings) > LARGE_ENUM:
                 self.large_enums.append(sum(len(item) for item in strings))
-
-
-def restore_optional(value: Any, schema: Mapping[str, Any]) -> Any:
-    """Drop the nulls strict mode forced into optional properties, so defaults apply again.
-
-    A property is dropped when its value is `null`, the original `schema` does not require it,
-    and either does not allow `null` for it or gives it `default: null`. Everything else is
-    returned unchanged. Unions are resolved as `strict_schema` sent them: the branch is picked
-    with the keywords beside the union applied to it.
-
-    Args:
-        value: A JSON value produced under `strict_schema(schema)`.
-        schema: The original schema (before `strict_schema`), `$ref`s inlined or not.
-    """
-    inlined = inline_refs(schema, recursive=True) if _has_refs(schema) else dict(schema)
-    return _Restorer(inlined.get("$defs", {})).restore(value, inlined)
-
-
-def _has_refs(schema: Mapping[str, Any]) -> bool:
-    return '"$ref"' in json.dumps(schema)
-
-
-class _Restorer:
-    def __init__(self, definitions: Mapping[str, Any]) -> None:
-        self.definitions = definitions
-        self.root: Any = None
-
-    def resolve(self, schema: Any) -> Any:
-        if isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str):
-            ref: str = schema["$ref"]
-            target = self.root if ref == "#" else self.definitions.get(ref.removeprefix("#/$defs/"))
-            siblings = {key: v for key, v in schema.items() if key != "$ref"}
-            return _merge(target, siblings, "$") if siblings and target else target
-        return schema
-
-    def restore(self, value: Any, schema: Any) -> Any:
-        if self.root is None:
-            self.root = schema
-        schema = self.resolve(schema)
-        if not isinstance(schema, Mapping):
-            return value
-        try:
-            schema = _merge_all_of(schema, "$")
-        except ConfigurationError:
-            return value
-        try:
-            branches = _branches(schema, "$")
-        except ConfigurationError:
-            return value
-        if branches:
-            context = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
-            for branch in branches:
-                try:
-                    merged = _merge(context, self.resolve(branch), "$") if context else branch
-                except ConfigurationError:
-                    continue
-                if merged is not None and _matches(value, self.resolve(merged)):
-                    return self.restore(value, merged)
-            return value
-        if isinstance(value, dict) and isinstance(schema.get("properties"), Mapping):
-            return self._object(value, schema)
-        items = schema.get("items")
-        if isinstance(value, list) and isinstance(items, Mapping):
-            return [self.restore(item, items) for item in value]
-        return value
-
-    def _object(self, value: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-        properties: Mapping[str, Any] = schema["properties"]
-        required = set(schema.get("required", ()))
-        restored: dict[str, Any] = {}
-        for key, item in value.items():
-            sub = self.resolve(properties.get(key))
-            if sub is None:
-                restored[key] = item
-            elif item is None and key not in required and _forced_null(sub):
-                continue
-            else:
-                restored[key] = self.restore(item, sub)
-        return restored
-
-
-def _forced_null(schema: Any) -> bool:
-    """Whether a `null` in this optional property can only mean "absent" (see `strict_schema`)."""
-    if not _accepts_null(schema):
-        return True
-    return isinstance(schema, Mapping) and "default" in schema and schema["default"] is None
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
-
-
-def _matches(value: Any, schema: Any) -> bool:
-    """A shallow check picking the union branch a value was generated under."""
-    if not isinstance(schema, Mapping):
-        return schema is True
-    if "const" in schema:
-        return bool(value == schema["const"])
-    if "enum" in schema:
-        return value in schema["enum"]
-    kinds = _types(schema)
-    if kinds:
-        is_bool = isinstance(value, bool)
-        if not any(
-            isinstance(value, _JSON_TYPES.get(name, ())) and (name == "boolean" or not is_bool)
-            for name in kinds
-        ):
-            return False
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for key in schema.get("required", ()):
-            sub = properties.get(key) if isinstance(properties, Mapping) else None
-            if key not in value or (value[key] is None and not _accepts_null(sub)):
-                return False
-        for key, sub in properties.items() if isinstance(properties, Mapping) else ():
-            fixed = isinstance(sub, Mapping) and ("const" in sub or "enum" in sub)
-            if fixed and key in value and not _matches(value[key], sub):
-                return False
-    branches = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
-    return not branches or any(_matches(value, branch) for branch in branches)

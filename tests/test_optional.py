@@ -116,10 +116,10 @@ CORE |= {"typing_extensions", "agentlib", "demos", "tests"}
 # Imports that are not an extra's entry point, each with the reason.
 ALLOWED = {
     # numba: an optional speed-up of outlines_core, named in its own ConfigurationError.
-    ("agentlib/models/outlines.py", "numba"),
+    ("agentlib/models/_guides.py", "numba"),
     # numpy and torch arrive with the model object the caller passed (llama.cpp, transformers).
-    ("agentlib/models/outlines.py", "numpy"),
-    ("agentlib/models/outlines.py", "torch"),
+    ("agentlib/models/_guides.py", "numpy"),
+    ("agentlib/models/_guides.py", "torch"),
     # A script run by path in a child process (it does not import agentlib); the parent checks.
     ("agentlib/models/_schema_worker.py", "llguidance"),
     ("tools/cypher/_worker.py", "grandcypher"),

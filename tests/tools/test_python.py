@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from agentlib.tools.python import (
     SandboxLimits,
     SandboxPool,
 )
+from tests.tools._proc import children_of, uid_of
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 
@@ -41,37 +42,8 @@ def process_alive(pid: int) -> bool:
     return "zombie" not in state and "(dead)" not in state
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def uid_of(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return -1
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[SandboxPool]:
-    sandbox_pool = SandboxPool()
-    yield sandbox_pool
-    sandbox_pool.close()
-
-
 @pytest.fixture
-async def session(pool: SandboxPool) -> AsyncIterator[PythonSession]:
+async def session(pool: SandboxPool) -> AsyncIterator[PythonSession]:  # pool: tools/conftest.py
     python_session = PythonSession(pool, limits=FAST)
     yield python_session
     await python_session.aclose()

@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import sys
 import venv
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,30 +31,9 @@ MB = 1024 * 1024
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setns, private root)")
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[SandboxPool]:
-    sandbox_pool = SandboxPool()
-    yield sandbox_pool
-    sandbox_pool.close()
-
-
-@pytest.fixture(params=["guarded", "bare"])
-async def session(
-    request: pytest.FixtureRequest, pool: SandboxPool
-) -> AsyncIterator[PythonSession]:
-    if request.param == "guarded":
-        python_session = PythonSession(pool, limits=LIMITS)
-    else:
-        python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
-    yield python_session
-    await python_session.aclose()
-
-
 @pytest.fixture
-async def bare(pool: SandboxPool) -> AsyncIterator[PythonSession]:
-    python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
-    yield python_session
-    await python_session.aclose()
+def sandbox_limits() -> SandboxLimits:
+    return LIMITS  # the `pool`, `session` and `bare` fixtures are in tests/tools/conftest.py
 
 
 def host_shmem_bytes() -> int:

@@ -15,51 +15,26 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agentlib.tools.python import PythonSession, SandboxLimits, SandboxPool
+from tests.tools._proc import children_of, uid_of
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 
 LIMITS = SandboxLimits(timeout=2, cpu_seconds=2, memory_mb=256, threads=8, open_files=32)
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[SandboxPool]:
-    sandbox_pool = SandboxPool()
-    yield sandbox_pool
-    sandbox_pool.close()
-
-
-@pytest.fixture(params=["guarded", "bare"])
-async def session(
-    request: pytest.FixtureRequest, pool: SandboxPool
-) -> AsyncIterator[PythonSession]:
-    if request.param == "guarded":
-        python_session = PythonSession(pool, limits=LIMITS)
-    else:
-        python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
-    yield python_session
-    await python_session.aclose()
-
-
 @pytest.fixture
-async def bare(pool: SandboxPool) -> AsyncIterator[PythonSession]:
-    python_session = PythonSession(pool, limits=LIMITS, allowed_imports=None, audit_hook=False)
-    yield python_session
-    await python_session.aclose()
+def sandbox_limits() -> SandboxLimits:
+    return LIMITS  # the `pool`, `session` and `bare` fixtures are in tests/tools/conftest.py
 
 
 def visible_text(result: object) -> str:
     return repr(result)
-
-
-def uid_of(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
 def processes_of_uid(uid: int) -> set[int]:
@@ -71,20 +46,6 @@ def processes_of_uid(uid: int) -> set[int]:
                     found.add(int(entry.name))
             except (OSError, StopIteration):
                 continue
-    return found
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
     return found
 
 

@@ -14,29 +14,27 @@ carries a session socket (passed with SCM_RIGHTS); the template hands it and the
 settings to a spare, which mounts its working directory, sets resource limits, drops to its own
 uid, applies Landlock and seccomp, installs the import policy and audit hook, reports which
 protections are in force, and then runs calls: each arrives as a socket of its own, passed
-over the session socket, carrying one JSON request in and one JSON reply out (see `_serve`).
-No pickle crosses the boundary. It never imports agentlib and uses only
-the stdlib.
+over the session socket, carrying one JSON request in and one JSON reply out (see
+`_sandbox_run.serve`). No pickle crosses the boundary.
+
+It never imports agentlib and uses only the stdlib, as do its two siblings, which it loads by
+path in the template before forking: `_sandbox_os.py` (the isolation primitives) and
+`_sandbox_run.py` (running the session's calls).
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
 import contextlib
 import gc
 import importlib.util
-import io
 import json
-import linecache
-import math
 import os
 import resource
 import select
 import signal
 import socket
 import sys
-import traceback
 from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any
@@ -74,10 +72,14 @@ _BLOCKED_AUDIT_EVENTS = frozenset(
 )
 
 
-def _load_os_layer() -> ModuleType:
-    # The host runs this file by path under -I, so its folder is not on sys.path.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_os.py")
-    spec = importlib.util.spec_from_file_location("_agentlib_sandbox_os", path)
+def _load_sibling(filename: str) -> ModuleType:
+    """Load a module that sits beside this file (`_sandbox_os.py`, `_sandbox_run.py`).
+
+    The host runs this file by path under -I, so its folder is not on sys.path. The template
+    loads its siblings before forking, so the workers have them without reading the files.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
+    spec = importlib.util.spec_from_file_location(f"_agentlib{filename.removesuffix('.py')}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -186,7 +188,8 @@ def template_main(config: dict[str, Any]) -> None:
     the per-session settings (limits, uid, Landlock, seccomp), not for forks and mounts.
     """
     _preload(config["preload"])
-    os_layer = _load_os_layer()
+    os_layer = _load_sibling("_sandbox_os.py")
+    runner = _load_sibling("_sandbox_run.py")
     read_only = _read_only_paths()
     # Keep the preloaded objects out of every future garbage collection: a collection in a
     # forked worker would otherwise touch (and copy) every page the template shares with it.
@@ -217,14 +220,18 @@ def template_main(config: dict[str, Any]) -> None:
                 # compete with the session that just took a spare for its first call.
                 pending, _, _ = select.select([control], [], [], _REFILL_DELAY)
                 if not pending:
-                    spares.append(_fork_spare(os_layer, read_only, staging, background=True))
+                    spares.append(
+                        _fork_spare(os_layer, runner, read_only, staging, background=True)
+                    )
                     continue
             message, descriptors, _flags, _address = socket.recv_fds(control, 65536, 2)
             if not message:
                 break
             request = json.loads(message)
             if request.get("op") == "spawn" and descriptors:
-                spare = spares.pop(0) if spares else _fork_spare(os_layer, read_only, staging)
+                spare = (
+                    spares.pop(0) if spares else _fork_spare(os_layer, runner, read_only, staging)
+                )
                 pid = _hand_over(spare, request, descriptors[0])
                 if pid:
                     workers.add(pid)
@@ -255,7 +262,7 @@ def _shut_down(spares: list[_Spare], workers: set[int]) -> None:
 
 
 def _fork_spare(
-    os_layer: Any, read_only: list[str], staging: str, *, background: bool = False
+    os_layer: Any, runner: Any, read_only: list[str], staging: str, *, background: bool = False
 ) -> _Spare:
     """Fork the setup process, which unshares namespaces and forks the spare worker."""
     template_end, spare_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -270,7 +277,7 @@ def _fork_spare(
                 # Prepare the spare at low priority so it does not slow running sessions; it
                 # returns to normal priority when handed a session (lowering needs root).
                 os.nice(_SPARE_NICENESS)
-            _setup_process(spare_end, write_end, os_layer, read_only, staging)
+            _setup_process(spare_end, write_end, os_layer, runner, read_only, staging)
             status = 0
         finally:
             os._exit(status)
@@ -297,7 +304,12 @@ def _hand_over(spare: _Spare, request: dict[str, Any], session_fd: int) -> int:
 
 
 def _setup_process(
-    channel: socket.socket, pid_pipe: int, os_layer: Any, read_only: list[str], staging: str
+    channel: socket.socket,
+    pid_pipe: int,
+    os_layer: Any,
+    runner: Any,
+    read_only: list[str],
+    staging: str,
 ) -> None:
     notes: dict[str, str] = {}
     missing: dict[str, str] = {}
@@ -316,7 +328,7 @@ def _setup_process(
         os.close(pid_pipe)
         status = 1
         try:
-            _worker_main(channel, os_layer, read_only, staging, notes, missing)
+            _worker_main(channel, os_layer, runner, read_only, staging, notes, missing)
             status = 0
         finally:
             os._exit(status)
@@ -330,6 +342,7 @@ def _setup_process(
 def _worker_main(
     spare_channel: socket.socket,
     os_layer: Any,
+    runner: Any,
     read_only: list[str],
     staging: str,
     notes: dict[str, str],
@@ -373,7 +386,7 @@ def _worker_main(
     notes["python"] = guard
     channel.sendall(json.dumps({"ready": True, "protections": notes, "missing": missing}).encode())
     channel.sendall(b"\n")
-    _serve(channel, request, wrapping)
+    runner.serve(channel, request, wrapping)
 
 
 def _harden(
@@ -472,183 +485,6 @@ def _install_import_policy(allowed: Collection[str]) -> None:
         return original(name, globals, locals, fromlist, level)
 
     builtins.__import__ = guarded_import  # type: ignore[assignment]
-
-
-# --- the worker: running code -----------------------------------------------------------------
-
-
-class _CappedText(io.TextIOBase):
-    """A text stream that keeps the first `limit` characters and counts the rest."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.parts: list[str] = []
-        self.kept = 0
-        self.total = 0
-
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.total += len(text)
-        room = self.limit - self.kept
-        if room > 0:
-            piece = text[:room]
-            self.parts.append(piece)
-            self.kept += len(piece)
-        return len(text)
-
-    def writable(self) -> bool:
-        return True
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def getvalue(self) -> str:
-        text = "".join(self.parts)
-        if self.total > self.kept:
-            text += f"\n…[output truncated: showing {self.kept} of {self.total} characters]"
-        return text
-
-
-def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"…[truncated: showing {limit} of {len(text)} characters]"
-
-
-def _clean(text: str) -> str:
-    """Replace lone surrogates so the host always receives valid UTF-8."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-class _CpuTimeExceededError(BaseException):
-    """Raised in the session's code when its CPU time for this call runs out."""
-
-
-def _on_cpu_limit(_signal: int, _frame: object) -> None:
-    raise _CpuTimeExceededError("the CPU time limit for this call was exceeded")
-
-
-def _arm_cpu_limit(seconds: int) -> None:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
-    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = math.ceil(used) + seconds
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
-def _disarm_cpu_limit() -> None:
-    # Between calls the soft limit goes back up to the lifetime cap, so no SIGXCPU arrives
-    # while the worker reports.
-    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
-
-
-def _short_traceback(exc: BaseException, filename_prefix: str, max_lines: int) -> str:
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if frame.filename.startswith(filename_prefix)
-    ]
-    lines = ["Traceback (most recent call last):\n"] if frames else []
-    lines += traceback.format_list(frames[-8:])
-    lines += traceback.format_exception_only(type(exc), exc)
-    text = "".join(lines).rstrip()
-    kept = text.splitlines()[-max_lines:]
-    return "\n".join(kept)
-
-
-def _execute(
-    code: str, namespace: dict[str, Any], cell: int, limits: dict[str, Any]
-) -> dict[str, Any]:
-    filename = f"<cell {cell}>"
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    stdout, stderr = (
-        _CappedText(limits["max_output_chars"]),
-        _CappedText(limits["max_output_chars"]),
-    )
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = stdout, stderr
-    value: str | None = None
-    error: str | None = None
-    try:
-        _arm_cpu_limit(limits["cpu_seconds"])
-        tree = ast.parse(code, filename, "exec")
-        last: ast.Expression | None = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body[-1].value)
-            del tree.body[-1]
-        exec(compile(tree, filename, "exec"), namespace)
-        if last is not None:
-            result = eval(compile(last, filename, "eval"), namespace)
-            if result is not None:
-                namespace["_"] = result
-                value = _cap(repr(result), limits["max_value_chars"])
-    except SyntaxError as exc:
-        error = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
-    except _CpuTimeExceededError:
-        error = f"CPU time limit exceeded: the call used more than {limits['cpu_seconds']} s of CPU"
-    except BaseException as exc:  # the session's code may raise anything, SystemExit included
-        error = _short_traceback(exc, "<cell ", 30)
-    finally:
-        sys.stdout, sys.stderr = saved
-        _disarm_cpu_limit()
-    return {
-        "stdout": _clean(stdout.getvalue()),
-        "stderr": _clean(stderr.getvalue()),
-        "value": _clean(value) if value is not None else None,
-        "error": _clean(_cap(error, 4000)) if error is not None else None,
-    }
-
-
-def _serve(channel: socket.socket, limits: dict[str, Any], wrapping: list[bool]) -> None:
-    """Run one call per socket the host passes over `channel`, until the host goes away.
-
-    Each call comes with its own socket (SCM_RIGHTS on a one-byte message): the request is read
-    from it up to the host's end of stream, the reply written to it, and its sending side shut
-    down, so no later write, by the session's code or anyone, can reach that call's reader.
-    The host pairs each reply with its call through that socket, never through the order of
-    replies on a shared stream that the session's code could write to.
-    """
-    signal.signal(signal.SIGXCPU, _on_cpu_limit)
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    cell = 0
-    while True:
-        message, descriptors, _flags, _address = socket.recv_fds(channel, 1, 1)
-        if not message:
-            return  # the host closed the session
-        if not descriptors:
-            continue  # the descriptor did not fit under RLIMIT_NOFILE: the host sees no reply
-        cell += 1
-        wrapping[0] = True
-        try:
-            call = socket.socket(fileno=descriptors[0])
-        finally:
-            wrapping[0] = False
-        with call:
-            _answer(call, namespace, cell, limits)
-
-
-def _answer(
-    call: socket.socket, namespace: dict[str, Any], cell: int, limits: dict[str, Any]
-) -> None:
-    try:
-        call.setblocking(True)
-        request = b""
-        while chunk := call.recv(1 << 20):
-            request += chunk
-        code = json.loads(request)["code"]
-        try:
-            response = _execute(code, namespace, cell, limits)
-        except BaseException as exc:  # a failure while reporting (MemoryError in repr, ...)
-            response = {"stdout": "", "stderr": "", "value": None, "error": f"{type(exc).__name__}"}
-        call.sendall(json.dumps(response).encode() + b"\n")
-        call.shutdown(socket.SHUT_WR)
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # the session's code tampered with the call's socket: the host sees no reply
 
 
 def main() -> None:
