@@ -144,22 +144,40 @@ def _clean(text: Any) -> str:
     return " ".join(str(text or "").split())
 
 
+# Where each engine's result dict keeps a `SearchResult`'s fields (the first key present wins).
+# ddgs returns text results as `{title, href, body}` and news results as
+# `{date, title, body, url, image, source}`; SearXNG `{url, title, content, engine, ...}`,
+# with `publishedDate` for news.
+_DDGS_FIELDS = {
+    "url": ("href", "url"),
+    "snippet": ("body",),
+    "source": ("source",),
+    "published": ("date",),
+}
+_SEARXNG_FIELDS = {"url": ("url",), "snippet": ("content",), "published": ("publishedDate",)}
+_SEARXNG_NEWS_FIELDS = {**_SEARXNG_FIELDS, "source": ("engine",)}
+
+
+def _parse_result(item: Any, fields: Mapping[str, tuple[str, ...]]) -> SearchResult | None:
+    """One engine's result dict as a `SearchResult`; `None` when it is no dict or has no URL."""
+    if not isinstance(item, Mapping):
+        return None
+    values = {
+        name: _clean(next((item[key] for key in keys if item.get(key)), ""))
+        for name, keys in fields.items()
+    }
+    if not values["url"]:
+        return None
+    return SearchResult(title=_clean(item.get("title")) or values["url"], **values)
+
+
 def result_from_ddgs(item: Mapping[str, Any]) -> SearchResult | None:
     """Map one ddgs result dict to a `SearchResult`; `None` when it has no URL.
 
     ddgs returns text results as `{title, href, body}` and news results as
     `{date, title, body, url, image, source}`.
     """
-    url = _clean(item.get("href") or item.get("url"))
-    if not url:
-        return None
-    return SearchResult(
-        title=_clean(item.get("title")) or url,
-        url=url,
-        snippet=_clean(item.get("body")),
-        source=_clean(item.get("source")),
-        published=_clean(item.get("date")),
-    )
+    return _parse_result(item, _DDGS_FIELDS)
 
 
 def ddgs_failure(exc: Exception) -> SearchUnavailableError | None:
@@ -305,19 +323,10 @@ class SearXNGBackend:
         if time_range:
             parameters["time_range"] = time_range
         data = await self._get(parameters)
-        results = []
-        for item in data.get("results", []) if isinstance(data, dict) else []:
-            if isinstance(item, dict) and item.get("url"):
-                results.append(
-                    SearchResult(
-                        title=_clean(item.get("title")) or _clean(item["url"]),
-                        url=_clean(item["url"]),
-                        snippet=_clean(item.get("content")),
-                        source=_clean(item.get("engine")) if kind == "news" else "",
-                        published=_clean(item.get("publishedDate")),
-                    )
-                )
-        return results[:max_results]
+        fields = _SEARXNG_NEWS_FIELDS if kind == "news" else _SEARXNG_FIELDS
+        items = data.get("results", []) if isinstance(data, dict) else []
+        results = (_parse_result(item, fields) for item in items)
+        return [result for result in results if result is not None][:max_results]
 
     async def _get(self, parameters: dict[str, str]) -> Any:
         url = f"{self.base_url}/search"
