@@ -15,7 +15,7 @@ Version 1 (kind `paused_run`, written by earlier releases for approval pauses) i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -187,8 +187,13 @@ def dump(
     trace: Mapping[str, str] | None = None,
     stop_reason: str | None = None,
     error: str | None = None,
+    dumped_steps: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The run as JSON data (see the module docstring)."""
+    """The run as JSON data (see the module docstring).
+
+    `dumped_steps`: `steps` already in their JSON form (a writer keeps them, as steps never
+    change once recorded, so each checkpoint does not convert every step again).
+    """
     from agentlib.memory._format import dump_step, jsonable
 
     return {
@@ -203,7 +208,9 @@ def dump(
         "task": task,
         "messages": [{"role": m.role, "content": m.content} for m in messages],
         "first_shortenable": first_shortenable,
-        "steps": [dump_step(item) for item in steps],
+        "steps": list(dumped_steps)
+        if dumped_steps is not None
+        else [dump_step(item) for item in steps],
         "usage": _usage_dict(usage),
         "paths": list(paths),
         "next_call_id": next_call_id,

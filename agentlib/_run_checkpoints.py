@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentlib import _checkpoint
 from agentlib.errors import ConfigurationError
+from agentlib.memory._format import dump_step
 from agentlib.steps import ApprovalRequest, Observation, StopReason, ToolCall
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ def snapshot(
     decided: Mapping[str, Resolved] | None = None,
     stop_reason: StopReason | None = None,
     error: str | None = None,
+    dumped_steps: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The run as it stands, as checkpoint data."""
+    """The run as it stands, as checkpoint data (`dumped_steps`: see `_checkpoint.dump`)."""
     return _checkpoint.dump(
         run_id=state.run_id,
         agent_name=agent.name,
@@ -60,6 +62,7 @@ def snapshot(
         trace=state.trace.reference() if state.trace is not None else None,
         stop_reason=stop_reason,
         error=error,
+        dumped_steps=dumped_steps,
     )
 
 
@@ -104,6 +107,8 @@ class CheckpointWriter:
         self.state = state
         self.store = store
         self._lock = asyncio.Lock()
+        self._steps: list[dict[str, Any]] = []
+        """The run's steps in their JSON form, so far (recorded steps never change)."""
 
     async def claim(self, *, check_unused: bool) -> None:
         """Write the new run's first checkpoint.
@@ -125,7 +130,9 @@ class CheckpointWriter:
     async def save(self, status: _checkpoint.RunStatus, **parts: Any) -> None:
         """Write the run as it stands now (`parts`: as for `snapshot`)."""
         async with self._lock:  # taken under the lock, so a later snapshot is written later
-            data = snapshot(self.agent, self.state, status, **parts)
+            steps = self.state.steps
+            self._steps.extend(dump_step(step) for step in steps[len(self._steps) :])
+            data = snapshot(self.agent, self.state, status, dumped_steps=self._steps, **parts)
             await asyncio.to_thread(self.store.save_checkpoint, self.state.run_id, data)
 
     async def write(self, data: Mapping[str, Any]) -> None:
