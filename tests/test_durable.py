@@ -286,3 +286,51 @@ def test_a_version_1_approval_checkpoint_still_resumes() -> None:
         old, {"call_1": Approve()}
     )
     assert result.ok and result.steps[0].observations[0].content == "sent 5"
+
+
+def test_the_checkpoint_format_keys_are_pinned() -> None:
+    store = InMemoryStore()
+    agent = Agent(ScriptedModel([call("transfer", amount=5)]), tools=[transfer], checkpoints=store)
+    paused = agent.run("pay", run_id="keys")
+    saved = store.load_checkpoint("keys")
+    assert saved is not None and saved == paused.checkpoint
+    assert sorted(saved) == [
+        "agent_name",
+        "decisions",
+        "elapsed",
+        "error",
+        "first_shortenable",
+        "kind",
+        "last_signature",
+        "messages",
+        "next_call_id",
+        "paths",
+        "pending",
+        "repeats",
+        "run_id",
+        "status",
+        "step",
+        "steps",
+        "stop_reason",
+        "task",
+        "tools",
+        "trace",
+        "usage",
+        "version",
+    ]
+    assert sorted(saved["step"]) == [
+        "calls",
+        "generation_path",
+        "index",
+        "model_seconds",
+        "observations",
+        "raw_output",
+        "retries",
+        "usage",
+    ]
+    assert (saved["version"], saved["kind"], saved["status"], saved["tools"]) == (
+        2,
+        "run",
+        "paused",
+        ["transfer"],
+    )
