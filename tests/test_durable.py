@@ -1,0 +1,170 @@
+"""Durable runs on DBOS: real worker processes on one real PostgreSQL, two of them killed.
+
+The workers are `tests/durable_app.py` processes; runs are enqueued from here with a
+`DBOSClient`, as a producer that runs no workflow would. The tool writes a row per execution
+to `tool_executions`, so the table, not the workers' word, shows what ran and how often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from agentlib import RunResult
+from agentlib.errors import ConfigurationError
+from tests import durable_app as app
+from tests._postgres import PostgresServer
+
+dbos = pytest.importorskip("dbos")
+sa = pytest.importorskip("sqlalchemy")
+
+from agentlib.durable import DurableAgent, DurableWorker  # noqa: E402
+
+pytestmark = pytest.mark.postgres
+
+RUNS = 200
+WORKERS = 4
+KILLED = 2
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="module")
+def databases(postgres: PostgresServer) -> tuple[str, str]:
+    """A DBOS system database and an application database holding `tool_executions`."""
+    system_url = postgres.create_database("durable_system")
+    app_url = postgres.create_database("durable_app")
+    engine = sa.create_engine(app_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(app.CREATE_TABLE))
+    engine.dispose()
+    return _plain(system_url), _plain(app_url)
+
+
+def _shape(result: RunResult[Any]) -> tuple[Any, ...]:
+    """What a run produced, without timings: answer, stop reason, every step and observation."""
+    steps = tuple(
+        (
+            step.index,
+            step.thought,
+            step.raw_output,
+            tuple((call.id, call.tool_name, dict(call.arguments)) for call in step.calls),
+            tuple(
+                (item.call_id, item.tool_name, item.content, item.is_error)
+                for item in step.observations
+            ),
+        )
+        for step in result.steps
+    )
+    return result.output, result.stop_reason, steps
+
+
+def _reference() -> dict[int, tuple[Any, ...]]:
+    """The uninterrupted runs: the same agent, in this process, no DBOS, no database."""
+    agent = app.make_agent(app.plain_record, step_seconds=0.0)
+
+    async def everything() -> list[RunResult[str]]:
+        return await asyncio.gather(*(agent.arun(app.task(number)) for number in range(RUNS)))
+
+    return {number: _shape(result) for number, result in enumerate(asyncio.run(everything()))}
+
+
+def _executions(app_url: str) -> list[tuple[int, int, str]]:
+    engine = sa.create_engine(app_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT run, step, executor_id FROM tool_executions ORDER BY id")
+            ).all()
+    finally:
+        engine.dispose()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_runs_of_killed_workers_finish_elsewhere_with_every_tool_call_run_once(
+    databases: tuple[str, str],
+) -> None:
+    system_url, app_url = databases
+    expected = _reference()
+    with app.workers(WORKERS, system_url, app_url, concurrency=8) as workers:
+        client = dbos.DBOSClient(system_database_url=system_url, application_name=app.APP_NAME)
+        try:
+            handles = {
+                number: client.enqueue(
+                    {
+                        "queue_name": app.QUEUE,
+                        "workflow_name": f"agentlib.{app.AGENT_NAME}",
+                        "workflow_id": f"chaos-{number}",
+                        "app_version": "test-1",
+                    },
+                    app.task(number),
+                )
+                for number in range(RUNS)
+            }
+            # Mid-way: a quarter of the tool calls done, so every worker holds runs in flight.
+            _wait_for(
+                lambda: len(_executions(app_url)) >= RUNS * app.TOOL_STEPS // 4,
+                90,
+                "a quarter of the tool calls",
+            )
+            killed = workers[:KILLED]
+            for process in killed:
+                os.kill(process.pid, signal.SIGKILL)
+            for process in killed:
+                process.wait()
+            results = {number: handle.get_result() for number, handle in handles.items()}
+            pending = client.list_workflows(
+                status="PENDING", executor_id=[f"worker-{index}" for index in range(KILLED)]
+            )
+        finally:
+            client.destroy()
+
+    # 0 lost, and results identical to the uninterrupted runs.
+    assert len(results) == RUNS
+    assert {number: _shape(result) for number, result in results.items()} == expected
+    assert all(result.ok for result in results.values())
+    assert pending == []
+    # 0 duplicated: exactly one execution of each tool call, by the table.
+    executions = _executions(app_url)
+    done = sorted((run, step) for run, step, _ in executions)
+    assert done == sorted((n, s) for n in range(RUNS) for s in range(1, app.TOOL_STEPS + 1))
+    # The kills hit runs mid-way: some run's first call ran on a killed worker and its second
+    # on a survivor, which resumed it from its checkpoint.
+    by_run: dict[int, dict[int, str]] = {}
+    for run, step, executor in executions:
+        by_run.setdefault(run, {})[step] = executor
+    dead = {f"worker-{index}" for index in range(KILLED)}
+    resumed = [
+        run
+        for run, steps in by_run.items()
+        if steps[1] in dead and steps[app.TOOL_STEPS] not in dead
+    ]
+    assert resumed, "no run was interrupted between its tool calls; kill later or slow steps"
+
+
+def test_a_worker_needs_a_postgresql_database() -> None:
+    with pytest.raises(ConfigurationError, match="PostgreSQL system database"):
+        DurableWorker({"name": "agentlib-test", "system_database_url": "sqlite:///x.sqlite"})
+    with pytest.raises(ConfigurationError, match="system_database_url"):
+        DurableWorker({"name": "agentlib-test"})
+
+
+def test_transactional_tools_must_be_tools_of_the_agent() -> None:
+    agent = app.make_agent(app.plain_record, step_seconds=0.0)
+    with pytest.raises(ConfigurationError, match="unknown tools: reocrd; known tools: record"):
+        DurableAgent(agent, name="typo", transactional_tools={"reocrd"})
