@@ -46,7 +46,7 @@ from agentlib.steps import Observation, RunResult, ToolCall
 from agentlib.tool import Tool
 
 with optional_imports("durable", feature="agentlib.durable"):
-    from dbos import DBOS, DBOSConfig, SetWorkflowID
+    from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandleAsync
 
 __all__ = ["DEFAULT_QUEUE", "DurableAgent", "DurableWorker"]
 
@@ -235,7 +235,7 @@ class DurableAgent(Generic[OutputT]):
 
     async def aresult(self, run_id: str) -> RunResult[OutputT]:
         """Wait for the run `run_id` to finish, wherever it runs, and return its result."""
-        handle = await DBOS.retrieve_workflow_async(run_id)
+        handle: WorkflowHandleAsync[RunResult[OutputT]] = await DBOS.retrieve_workflow_async(run_id)
         result: RunResult[OutputT] = await handle.get_result()
         return result
 
@@ -262,10 +262,10 @@ class DurableAgent(Generic[OutputT]):
 
 
 class _CheckpointedRun(_run.Run[Any]):
-    """A run whose two seams are DBOS steps: each model reply and each observation is
-    checkpointed, and replayed from the database when the workflow is recovered.
+    """A run whose two seams are DBOS steps, checkpointed and replayed on recovery.
 
-    Outside a workflow (`DBOS.run_step_async` then calls straight through) it is a plain run.
+    Each model reply and each observation is a step's result. Outside a workflow
+    (`DBOS.run_step_async` then calls straight through) it is a plain run.
     """
 
     def __init__(
@@ -276,7 +276,9 @@ class _CheckpointedRun(_run.Run[Any]):
 
     async def call_model(self, messages: list[Message], output: OutputSchema) -> ModelResponse:
         """The model call as the step `model`; a `Stop` it raises is checkpointed too."""
-        outcome = await DBOS.run_step_async({"name": "model"}, self._model_outcome, messages, output)
+        outcome = await DBOS.run_step_async(
+            {"name": "model"}, self._model_outcome, messages, output
+        )
         if isinstance(outcome, _Stopped):
             raise _run.Stop(outcome.reason, outcome.message)
         return outcome

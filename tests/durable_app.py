@@ -102,22 +102,28 @@ def serve(arguments: argparse.Namespace) -> None:
         arguments.app_url, engine_kwargs={"pool_size": 2, "max_overflow": 0}
     )
 
+    insert = sa.text(
+        "INSERT INTO tool_executions (run, step, executor_id) VALUES (:run, :step, :executor_id)"
+    )
+
     @datasource.transaction()
     def record(run: int, step: int) -> str:
         datasource.sql_session().execute(
-            sa.text(
-                "INSERT INTO tool_executions (run, step, executor_id) "
-                "VALUES (:run, :step, :executor_id)"
-            ),
-            {"run": run, "step": step, "executor_id": executor_id},
+            insert, {"run": run, "step": step, "executor_id": executor_id}
         )
         return plain_record(run, step)
 
+    def record_outside(run: int, step: int) -> str:
+        # --tool-as-step: the write commits on its own, before the step's checkpoint.
+        with datasource.engine.begin() as connection:
+            connection.execute(insert, {"run": run, "step": step, "executor_id": executor_id})
+        return plain_record(run, step)
+
     DurableAgent(
-        make_agent(record, arguments.step_seconds),
+        make_agent(record_outside if arguments.tool_as_step else record, arguments.step_seconds),
         name=AGENT_NAME,
         queue=QUEUE,
-        transactional_tools={"record"},
+        transactional_tools=() if arguments.tool_as_step else {"record"},
     )
     worker = DurableWorker(
         {
@@ -131,7 +137,7 @@ def serve(arguments: argparse.Namespace) -> None:
         queue=QUEUE,
         concurrency=arguments.concurrency,
         polling_interval=0.1,
-        failover_interval=0.5,
+        failover_interval=3600.0 if arguments.no_failover else 0.5,
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -149,6 +155,7 @@ def workers(
     concurrency: int = 8,
     step_seconds: float = 0.05,
     timeout: float = 120.0,
+    options: Sequence[str] = (),
 ) -> Iterator[list[subprocess.Popen[str]]]:
     """Start `count` worker processes and wait until each takes runs; stop them afterwards.
 
@@ -171,6 +178,7 @@ def workers(
                         f"--executor-id=worker-{index}",
                         f"--concurrency={concurrency}",
                         f"--step-seconds={step_seconds}",
+                        *options,
                     ],
                     cwd=root,
                     stdout=subprocess.PIPE,
@@ -217,6 +225,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--executor-id")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--step-seconds", type=float, default=0.05)
+    parser.add_argument(
+        "--tool-as-step",
+        action="store_true",
+        help="run the tool as a plain DBOS step (at-least-once) instead of a transaction",
+    )
+    parser.add_argument(
+        "--no-failover", action="store_true", help="never recover dead workers' runs"
+    )
     serve(parser.parse_args(argv))
 
 

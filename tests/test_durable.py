@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,6 +91,13 @@ def _executions(app_url: str) -> list[tuple[int, int, str]]:
     return [(row[0], row[1], row[2]) for row in rows]
 
 
+def _finished(client: Any) -> int:
+    done = client.list_workflows(
+        status="SUCCESS", workflow_id_prefix="chaos-", load_input=False, load_output=False
+    )
+    return len(done)
+
+
 def _wait_for(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -101,7 +111,8 @@ def test_runs_of_killed_workers_finish_elsewhere_with_every_tool_call_run_once(
 ) -> None:
     system_url, app_url = databases
     expected = _reference()
-    with app.workers(WORKERS, system_url, app_url, concurrency=8) as workers:
+    options = os.environ.get("AGENTLIB_DURABLE_TEST_OPTIONS", "").split()  # to see it fail
+    with app.workers(WORKERS, system_url, app_url, concurrency=8, options=options) as workers:
         client = dbos.DBOSClient(system_database_url=system_url, application_name=app.APP_NAME)
         try:
             handles = {
@@ -127,6 +138,7 @@ def test_runs_of_killed_workers_finish_elsewhere_with_every_tool_call_run_once(
                 os.kill(process.pid, signal.SIGKILL)
             for process in killed:
                 process.wait()
+            _wait_for(lambda: _finished(client) == RUNS, 120, f"all {RUNS} runs to finish")
             results = {number: handle.get_result() for number, handle in handles.items()}
             pending = client.list_workflows(
                 status="PENDING", executor_id=[f"worker-{index}" for index in range(KILLED)]
@@ -155,6 +167,21 @@ def test_runs_of_killed_workers_finish_elsewhere_with_every_tool_call_run_once(
         if steps[1] in dead and steps[app.TOOL_STEPS] not in dead
     ]
     assert resumed, "no run was interrupted between its tool calls; kill later or slow steps"
+
+
+def test_docs_example_runs_on_postgresql(postgres: PostgresServer, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "durable_dbos.py"
+    url = _plain(postgres.create_database("durable_example"))
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DBOS_SYSTEM_DATABASE_URL": url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["Order 42 shipped on Monday.", "['order_status']"]
 
 
 def test_a_worker_needs_a_postgresql_database() -> None:
