@@ -26,6 +26,7 @@ Needs the `durable` extra (`dbos`) and a PostgreSQL database.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import socket
@@ -141,6 +142,26 @@ class DurableWorker:
             raise
         self._liveness.watch(self.failover_interval)
         self._started = True
+
+    async def astart(self) -> None:
+        """`start` from async code (DBOS refuses to launch on a running event loop's thread)."""
+        await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        """`stop` from async code."""
+        await asyncio.to_thread(self.stop)
+
+    async def __aenter__(self) -> DurableWorker:
+        await self.astart()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.astop()
 
     def sweep(self) -> list[str]:
         """Recover the pending runs of dead workers now; returns their run ids."""

@@ -184,6 +184,52 @@ def test_docs_example_runs_on_postgresql(postgres: PostgresServer, tmp_path: Pat
     assert result.stdout.splitlines()[-2:] == ["Order 42 shipped on Monday.", "['order_status']"]
 
 
+async def test_each_model_call_and_tool_call_is_a_checkpointed_step(
+    postgres: PostgresServer,
+) -> None:
+    durable = DurableAgent(app.make_agent(app.plain_record, step_seconds=0.0), name="steps")
+    url = _plain(postgres.create_database("durable_steps"))
+    config = {"name": "agentlib-steps-test", "system_database_url": url}
+    async with DurableWorker(config, polling_interval=0.1) as worker:  # type: ignore[arg-type]
+        assert worker.executor_id != "local"
+        result = await durable.arun(app.task(7), run_id="steps-7")
+        queued = await durable.aresult(await durable.aenqueue(app.task(8)))
+        again = await durable.arun(app.task(999), run_id="steps-7")  # same id: the first run
+        steps = await dbos.DBOS.list_workflow_steps_async("steps-7")
+    assert result.output == "run 7: " + " | ".join(
+        f"Observation (record result):\nrecorded 7.{step}" for step in (1, 2)
+    )
+    assert queued.output is not None and queued.output.startswith("run 8: ")
+    assert again.output == result.output
+    assert [step["function_name"] for step in steps] == [
+        "model",
+        "tool:record",
+        "model",
+        "tool:record",
+        "model",
+    ]
+
+
+def test_an_executor_id_held_by_a_live_worker_is_refused(postgres: PostgresServer) -> None:
+    from agentlib._dbos_failover import Liveness
+
+    url = _plain(postgres.create_database("durable_liveness"))
+    first = Liveness(url, "worker-a", "agentlib-test")
+    first.hold()
+    try:
+        second = Liveness(url, "worker-a", "agentlib-test")
+        with pytest.raises(ConfigurationError, match="'worker-a' is held by a live worker"):
+            second.hold(timeout=0.5)
+        other = Liveness(url, "worker-b", "agentlib-test")
+        other.hold(timeout=0.5)  # another id is free
+        other.release()
+    finally:
+        first.release()
+    again = Liveness(url, "worker-a", "agentlib-test")
+    again.hold(timeout=5)  # freed when its holder let go (or died)
+    again.release()
+
+
 def test_a_worker_needs_a_postgresql_database() -> None:
     with pytest.raises(ConfigurationError, match="PostgreSQL system database"):
         DurableWorker({"name": "agentlib-test", "system_database_url": "sqlite:///x.sqlite"})
