@@ -1,7 +1,7 @@
 """Durable runs on DBOS: throughput over 1, 2, 4 workers, and the per-step cost of durability.
 
 Everything runs against a throwaway PostgreSQL 15 (`tests/_postgres.py`: loopback, fsync off,
-as in the tests) and the agent of `tests/durable_app.py`: each run is 2 tool calls and an
+as in the tests) and the agent of `tests/dbos_app.py`: each run is 2 tool calls and an
 answer (3 model calls), the model a scripted `FunctionModel` sleeping `--step-seconds` per
 call, the tool a DBOS transaction writing one row.
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 from dbos import DBOSClient
 
-from tests import durable_app as app
+from tests import dbos_app as app
 from tests._postgres import postgres_server
 
 

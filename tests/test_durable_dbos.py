@@ -1,6 +1,6 @@
 """Durable runs on DBOS: real worker processes on one real PostgreSQL, two of them killed.
 
-The workers are `tests/durable_app.py` processes; runs are enqueued from here with a
+The workers are `tests/dbos_app.py` processes; runs are enqueued from here with a
 `DBOSClient`, as a producer that runs no workflow would. The tool writes a row per execution
 to `tool_executions`, so the table, not the workers' word, shows what ran and how often.
 """
@@ -20,7 +20,7 @@ import pytest
 
 from agentlib import RunResult
 from agentlib.errors import ConfigurationError
-from tests import durable_app as app
+from tests import dbos_app as app
 from tests._postgres import PostgresServer
 
 dbos = pytest.importorskip("dbos")
@@ -42,8 +42,8 @@ def _plain(url: str) -> str:
 @pytest.fixture(scope="module")
 def databases(postgres: PostgresServer) -> tuple[str, str]:
     """A DBOS system database and an application database holding `tool_executions`."""
-    system_url = postgres.create_database("durable_system")
-    app_url = postgres.create_database("durable_app")
+    system_url = postgres.create_database("dbos_system")
+    app_url = postgres.create_database("dbos_app")
     engine = sa.create_engine(app_url)
     with engine.begin() as connection:
         connection.execute(sa.text(app.CREATE_TABLE))
@@ -170,8 +170,8 @@ def test_runs_of_killed_workers_finish_elsewhere_with_every_tool_call_run_once(
 
 
 def test_docs_example_runs_on_postgresql(postgres: PostgresServer, tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "durable_dbos.py"
-    url = _plain(postgres.create_database("durable_example"))
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dbos_durable.py"
+    url = _plain(postgres.create_database("dbos_example"))
     result = subprocess.run(
         [sys.executable, str(example)],
         cwd=tmp_path,
@@ -188,7 +188,7 @@ async def test_each_model_call_and_tool_call_is_a_checkpointed_step(
     postgres: PostgresServer,
 ) -> None:
     durable = DurableAgent(app.make_agent(app.plain_record, step_seconds=0.0), name="steps")
-    url = _plain(postgres.create_database("durable_steps"))
+    url = _plain(postgres.create_database("dbos_steps"))
     config = {"name": "agentlib-steps-test", "system_database_url": url}
     async with DurableWorker(config, polling_interval=0.1) as worker:  # type: ignore[arg-type]
         assert worker.executor_id != "local"
@@ -213,7 +213,7 @@ async def test_each_model_call_and_tool_call_is_a_checkpointed_step(
 def test_an_executor_id_held_by_a_live_worker_is_refused(postgres: PostgresServer) -> None:
     from agentlib._dbos_failover import Liveness
 
-    url = _plain(postgres.create_database("durable_liveness"))
+    url = _plain(postgres.create_database("dbos_liveness"))
     first = Liveness(url, "worker-a", "agentlib-test")
     first.hold()
     try:

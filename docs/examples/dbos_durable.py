@@ -1,6 +1,6 @@
 """A durable run on DBOS: needs PostgreSQL, named by DBOS_SYSTEM_DATABASE_URL.
 
-    DBOS_SYSTEM_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/support python durable_dbos.py
+    DBOS_SYSTEM_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/support python dbos_durable.py
 
 Start the same file in several processes (each a worker; give none the same executor id) and
 the runs on the queue are spread over them; kill one, and its runs finish on another.

@@ -1,6 +1,6 @@
 """A durable agent application for the distributed-run test and benchmark: one worker process.
 
-    python -m tests.durable_app SYSTEM_DB_URL APP_DB_URL [--executor-id ID] [--concurrency N]
+    python -m tests.dbos_app SYSTEM_DB_URL APP_DB_URL [--executor-id ID] [--concurrency N]
 
 Each run ("run N") takes `TOOL_STEPS` tool calls and an answer. The model is scripted: a
 `FunctionModel` that sleeps `--step-seconds` per call (like a remote server) and decides each
@@ -172,7 +172,7 @@ def workers(
                     [
                         sys.executable,
                         "-m",
-                        "tests.durable_app",
+                        "tests.dbos_app",
                         system_url,
                         app_url,
                         f"--executor-id=worker-{index}",
