@@ -3,8 +3,8 @@
 Between a step's acceptance and its tool calls, `requests_for` finds the calls whose tool
 needs approval and `decide` emits an `ApprovalRequestEvent` for each, then either gets
 decisions from the approver or raises `Paused` (the run stops with `approval_required`).
-`load` reads a paused run's checkpoint back and checks the caller's decisions against it
-before anything runs.
+`load` reads a run's checkpoint back (paused for approval, or running when its process died)
+and checks it, and the caller's decisions, against the agent before anything runs.
 """
 
 from __future__ import annotations
@@ -168,6 +168,25 @@ def edited(calls: tuple[ToolCall, ...], decided: Mapping[str, Resolved]) -> tupl
     )
 
 
+def _check_resumable(checkpoint: _checkpoint.Checkpoint, tool_names: set[str]) -> None:
+    """Raise `ConfigurationError` for a finished run or one of an agent with other tools."""
+    name = f"run {checkpoint.run_id!r}" if checkpoint.run_id else "the run"
+    if checkpoint.status == "finished":
+        raise ConfigurationError(
+            f"{name} already finished ({checkpoint.stop_reason}"
+            f"{': ' + checkpoint.error if checkpoint.error else ''}); there is nothing to "
+            "resume: start a new run"
+        )
+    if checkpoint.tools is not None and set(checkpoint.tools) != tool_names:
+        missing = sorted(set(checkpoint.tools) - tool_names)
+        added = sorted(tool_names - set(checkpoint.tools))
+        raise ConfigurationError(
+            f"{name} was checkpointed by an agent with other tools (this agent lacks "
+            f"{', '.join(missing) or 'none'}; has new {', '.join(added) or 'none'}); "
+            "resume it with an agent that has the tools of the one that ran it"
+        )
+
+
 def load(
     data: Mapping[str, Any],
     decisions: Mapping[str, Decision],
@@ -177,11 +196,13 @@ def load(
     """Read a checkpoint and resolve a decision for each of its pending calls.
 
     Raises:
-        ConfigurationError: Not a checkpoint; a missing, unknown or invalid decision; a
-            tool the agent no longer has.
+        ConfigurationError: Not a checkpoint; a finished run; a checkpoint of an agent with
+            other tools; a missing, unknown or invalid decision.
     """
     checkpoint = _checkpoint.load(data)
     by_name = {item.name: item for item in tools}
+    _check_resumable(checkpoint, set(by_name))
+    step_calls = checkpoint.step.calls if checkpoint.step is not None else ()
     pending = {request.call.id: request for request in checkpoint.pending}
     unknown = sorted(set(decisions) - set(pending))
     if unknown:
@@ -189,7 +210,7 @@ def load(
             f"decisions for calls that do not wait for approval: {', '.join(unknown)}; "
             f"pending: {', '.join(pending) or 'none'}"
         )
-    for call in checkpoint.step.calls:
+    for call in step_calls:
         if call.tool_name not in by_name:
             raise ConfigurationError(
                 f"the paused step calls tool {call.tool_name!r}, which this agent does not "
@@ -197,7 +218,7 @@ def load(
             )
     resolved: dict[str, Resolved] = {}
     for call_id, (approved, arguments, reason) in checkpoint.decisions.items():
-        call = next(c for c in checkpoint.step.calls if c.id == call_id)
+        call = next(c for c in step_calls if c.id == call_id)
         decision: Decision = Approve(arguments) if approved else Deny(reason or "denied")
         resolved[call_id] = resolve(decision, call, by_name[call.tool_name])
     now = time.time()

@@ -18,21 +18,31 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
 from agentlib import _approval_flow, _checkpoint, _tracing
 from agentlib._cancel import CancelToken, retrieve_outcome
-from agentlib._prompting import check_task, fit_to_context, observation_message
+from agentlib._prompting import fit_to_context, observation_message
 from agentlib._retry import RetriesExhausted, generate_until_valid
+from agentlib._run_checkpoints import CheckpointWriter, interrupted, open_step, snapshot
+from agentlib._run_state import (
+    Accepted,
+    RunState,
+    Stop,
+    ended,
+    fresh_state,
+    reserve_tokens,
+    restored_state,
+)
 from agentlib._subagents import ToolScope
 from agentlib.approval import Approver
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
 from agentlib.models.base import Message, ModelResponse, OutputSchema, StreamingModel
-from agentlib.step_format import ParsedStep
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -40,7 +50,6 @@ from agentlib.steps import (
     Observation,
     RunFinishedEvent,
     RunResult,
-    Step,
     StepStartedEvent,
     StopReason,
     TextEvent,
@@ -60,139 +69,6 @@ __all__ = ["Accepted", "Run", "RunState", "Stop"]
 logger = logging.getLogger("agentlib.agent")  # the loop's records keep the logger they had
 
 OutputT = TypeVar("OutputT", default=str)
-
-
-class Stop(Exception):
-    """Ends the loop with a stop reason."""
-
-    def __init__(self, reason: StopReason, message: str | None = None) -> None:
-        super().__init__(message or reason)
-        self.reason = reason
-        self.message = message
-
-
-@dataclass(slots=True)
-class RunState:
-    """What one run has done so far: everything a checkpoint needs, and the run's plumbing."""
-
-    task: str
-    started: float
-    deadline: float | None
-    cancel_token: CancelToken | None
-    messages: list[Message]
-    first_shortenable: int
-    """Messages before this index (system prompt, history, task) are never shortened."""
-    steps: list[Step] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    paths: list[str] = field(default_factory=list)
-    next_call_id: int = 1
-    last_signature: str | None = None
-    repeats: int = 0
-    trace: _tracing.RunTrace | None = None
-    """The run's spans, when the agent traces (see `agentlib._tracing`)."""
-    text: asyncio.Queue[TextEvent] | None = None
-    """Where a streaming model's text goes while a step is generated (None: not streaming)."""
-    step_index: int = 0
-    attempt: int = 0
-    accepted: Accepted | None = None
-    """The step just generated, for the loop to act on."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Accepted:
-    """A valid step from the model, before its tools ran."""
-
-    parsed: ParsedStep
-    calls: tuple[ToolCall, ...]
-    response: ModelResponse
-    retries: int
-    usage: Usage
-    model_seconds: float
-    agent_name: str = ""
-
-    def to_step(self, index: int, **extra: Any) -> Step:
-        return Step(
-            index=index,
-            thought=self.parsed.thought,
-            calls=self.calls,
-            raw_output=self.response.text,
-            retries=self.retries,
-            generation_path=self.response.path,
-            usage=self.usage,
-            model_seconds=self.model_seconds,
-            is_final=self.parsed.is_final,
-            final_answer=self.parsed.answer,
-            handoff=self.parsed.handoff,
-            agent_name=self.agent_name,
-            **extra,
-        )
-
-
-def ended(step: Step) -> tuple[StopReason, Any, str | None] | None:
-    """How the run ends after `step`: with its final answer or its handoff (`None`: it goes on)."""
-    if step.is_final:
-        return "final_answer", step.final_answer, None
-    if step.handoff is not None:
-        return "handoff", None, f"handed over with {step.handoff}"
-    return None
-
-
-def reserve_tokens(agent: Agent[Any]) -> int:
-    """The tokens kept free in the context window for the model's reply."""
-    return (agent.max_tokens_per_step or 1024) + 64
-
-
-def fresh_state(
-    agent: Agent[Any],
-    task: str,
-    history: Sequence[Message],
-    cancel_token: CancelToken | None,
-    started: float,
-) -> RunState:
-    """The state of a new run on `task`, after checking that the task fits the context.
-
-    Raises:
-        ConfigurationError: The task is empty or does not fit the model's context window.
-    """
-    check_task(
-        task,
-        agent.model,
-        system_prompt=agent._system_prompt,
-        reserve_tokens=reserve_tokens(agent),
-    )
-    return RunState(
-        task=task,
-        started=started,
-        deadline=started + agent.time_budget if agent.time_budget is not None else None,
-        cancel_token=cancel_token,
-        messages=[
-            Message(role="system", content=agent._system_prompt),
-            *history,
-            Message(role="user", content=task),
-        ],
-        first_shortenable=len(history) + 2,
-    )
-
-
-def restored_state(
-    agent: Agent[Any], saved: _checkpoint.Checkpoint, cancel_token: CancelToken | None, now: float
-) -> RunState:
-    """The state of a run read back from its checkpoint."""
-    started = now - saved.elapsed  # the time budget counts work, not the wait for approval
-    return RunState(
-        task=saved.task,
-        started=started,
-        deadline=started + agent.time_budget if agent.time_budget is not None else None,
-        cancel_token=cancel_token,
-        messages=list(saved.messages),
-        first_shortenable=saved.first_shortenable,
-        steps=list(saved.steps),
-        usage=saved.usage,
-        paths=list(saved.paths),
-        next_call_id=saved.next_call_id,
-        last_signature=saved.last_signature,
-        repeats=saved.repeats,
-    )
 
 
 def tools_for_run(agent: Agent[Any]) -> tuple[list[Toolset], dict[str, Tool]]:
@@ -239,6 +115,8 @@ class Run(Generic[OutputT]):
     def __init__(self, agent: Agent[OutputT], approver: Approver | None = None) -> None:
         self.agent = agent
         self.approver = approver
+        self.writer: CheckpointWriter | None = None
+        """Writes the run's checkpoints to the agent's store (`None`: no store)."""
 
     # -- the two seams: every model call and every tool call ------------------------------
 
@@ -301,13 +179,16 @@ class Run(Generic[OutputT]):
         *,
         resumed: _approval_flow.Resumed | None = None,
         text: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """The run's events, step by step; the last is a `RunFinishedEvent`.
 
         Raises:
-            ConfigurationError: The task is empty or does not fit the context, before any event.
+            ConfigurationError: The task is empty or does not fit the context, or `run_id`
+                is taken in the checkpoint store, before any event.
+            StoreError: The checkpoint store failed.
         """
-        await self._begin(task, conversation, history, cancel_token, resumed, text=text)
+        await self._begin(task, conversation, history, cancel_token, resumed, text, run_id)
         run_toolsets, self.tools = tools_for_run(self.agent)
         agent, state = self.agent, self.state
         task, cancel_token = state.task, state.cancel_token
@@ -315,12 +196,12 @@ class Run(Generic[OutputT]):
         error: str | None = None
         output: Any = None
         paused: _approval_flow.Paused | None = None
-        first = resumed.checkpoint.step.index if resumed is not None else 1
+        first, in_step = _first_step(state, resumed)
         try:
             for index in range(first, agent.max_steps + 1):
                 if cancel_token is not None and cancel_token.cancelled:
                     raise Stop("cancelled")
-                step_resumed = resumed if index == first else None
+                step_resumed = in_step if index == first else None
                 async for event in self._one_step(index, step_resumed):
                     yield event
                 if conversation is not None:
@@ -344,11 +225,26 @@ class Run(Generic[OutputT]):
             reason, error = "cancelled", "the run's task was cancelled"
         finally:
             await close_run_toolsets(run_toolsets)
+        yield RunFinishedEvent(
+            result=await self._finish(reason, output, error, paused, conversation)
+        )
+
+    async def _finish(
+        self,
+        reason: StopReason,
+        output: Any,
+        error: str | None,
+        paused: _approval_flow.Paused | None,
+        conversation: ConversationLike | None,
+    ) -> RunResult[OutputT]:
+        """The run's result, once its last checkpoint and its conversation turn are saved."""
+        if paused is None and self.writer is not None:
+            await asyncio.shield(self.writer.save("finished", stop_reason=reason, error=error))
         result = self.result(reason, output, error, paused)
-        logger.debug("run finished: %s after %d steps", reason, len(state.steps))
+        logger.debug("run finished: %s after %d steps", reason, len(self.state.steps))
         if conversation is not None:
-            await asyncio.shield(conversation.arecord(task, result))
-        yield RunFinishedEvent(result=result)
+            await asyncio.shield(conversation.arecord(self.state.task, result))
+        return result
 
     async def _begin(
         self,
@@ -357,8 +253,8 @@ class Run(Generic[OutputT]):
         history: Sequence[Message],
         cancel_token: CancelToken | None,
         resumed: _approval_flow.Resumed | None,
-        *,
-        text: bool = False,
+        text: bool,
+        run_id: str | None,
     ) -> None:
         agent = self.agent
         started = time.perf_counter()
@@ -379,6 +275,12 @@ class Run(Generic[OutputT]):
                 resumed_from=resumed.checkpoint.trace if resumed is not None else None,
             )
         self.state = state
+        if resumed is None:
+            state.run_id = run_id or uuid.uuid4().hex
+        if agent.checkpoints is not None:
+            self.writer = CheckpointWriter(agent, state, agent.checkpoints)
+            if resumed is None:
+                await self.writer.claim(check_unused=run_id is not None)
 
     def result(
         self,
@@ -402,6 +304,7 @@ class Run(Generic[OutputT]):
             tools_offered=self.agent.step_format.tool_names,
             pending=paused.requests if paused is not None else (),
             checkpoint=paused.checkpoint if paused is not None else None,
+            run_id=state.run_id,
         )
         if state.trace is not None:
             state.trace.finish(result)
@@ -439,12 +342,27 @@ class Run(Generic[OutputT]):
                 ):
                     yield event
         except _approval_flow.Paused as pause:
-            pause.checkpoint = self._checkpoint(pause, accepted, index)
+            pause.checkpoint = snapshot(
+                agent,
+                state,
+                "paused",
+                step=open_step(accepted, index),
+                pending=pause.requests,
+                decided=pause.decided,
+            )
             state.steps.append(accepted.to_step(index))  # its calls, no results yet
+            if self.writer is not None:
+                await self.writer.write(pause.checkpoint)
             raise
         if decided:
             accepted = replace(accepted, calls=_approval_flow.edited(accepted.calls, decided))
-        async for event in self._act(index, accepted, decided):
+        # A step that was running when its process died (not one paused before its calls ran).
+        running = (
+            resumed.checkpoint.step
+            if resumed is not None and resumed.checkpoint.status == "running"
+            else None
+        )
+        async for event in self._act(index, accepted, decided, running):
             yield event
         if state.trace is not None:
             state.trace.step_finished(state.steps[-1])
@@ -561,8 +479,13 @@ class Run(Generic[OutputT]):
         index: int,
         accepted: Accepted,
         decided: Mapping[str, _approval_flow.Resolved] | None = None,
+        resumed: _checkpoint.OpenStep | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """Run the step's tool calls concurrently and record the step with what they return."""
+        """Run the step's tool calls concurrently and record the step with what they return.
+
+        `resumed`: the step as checkpointed before the process died; its calls with an
+        observation are not run again.
+        """
         agent, state, tools = self.agent, self.state, self.tools
         parsed = accepted.parsed
         echo = Message(role="assistant", content=agent.step_format.echo(parsed))
@@ -578,12 +501,7 @@ class Run(Generic[OutputT]):
         # What sub-agent tools share with this run; `None` (no cost) when no call runs one.
         scope = ToolScope.for_step(state, agent.token_budget, index, accepted.calls, tools)
         try:
-            runs = [
-                self.call_tool(
-                    item, tools[item.tool_name], call.values, (decided or {}).get(item.id)
-                )
-                for item, call in zip(accepted.calls, parsed.calls, strict=True)
-            ]
+            runs = await self._calls(index, accepted, decided or {}, resumed)
             if scope is None:
                 observations = await self.guarded(asyncio.gather(*runs))
             else:
@@ -595,8 +513,6 @@ class Run(Generic[OutputT]):
             state.steps.append(accepted.to_step(index))  # interrupted: its calls, no results
             raise
         tool_seconds = time.perf_counter() - began
-        for observation in observations:
-            yield ToolResultEvent(step=index, observation=observation)
         state.steps.append(
             accepted.to_step(index, observations=tuple(observations), tool_seconds=tool_seconds)
         )
@@ -608,6 +524,60 @@ class Run(Generic[OutputT]):
                 content=observation_message(observations, repeated=state.repeats > 1),
             )
         )
+        if self.writer is not None:
+            await self.writer.save("running")  # before anyone sees the results
+        for observation in observations:
+            yield ToolResultEvent(step=index, observation=observation)
+
+    async def _calls(
+        self,
+        index: int,
+        accepted: Accepted,
+        decided: Mapping[str, _approval_flow.Resolved],
+        resumed: _checkpoint.OpenStep | None,
+    ) -> list[Awaitable[Observation]]:
+        """The step's calls, ready to run; checkpointed first when the agent has a store."""
+        tools = self.tools
+        pairs = zip(accepted.calls, accepted.parsed.calls, strict=True)
+        if self.writer is None and resumed is None:
+            return [
+                self.call_tool(item, tools[item.tool_name], call.values, decided.get(item.id))
+                for item, call in pairs
+            ]
+        done = {o.call_id: o for o in resumed.observations} if resumed is not None else {}
+        if resumed is None and self.writer is not None:
+            # The calls are in flight from here: a crash now makes them `interrupted`.
+            await self.writer.save("running", step=open_step(accepted, index), decided=decided)
+        return [
+            self._checkpointed_call(index, accepted, decided, done, item, call.values, resumed)
+            for item, call in pairs
+        ]
+
+    async def _checkpointed_call(
+        self,
+        index: int,
+        accepted: Accepted,
+        decided: Mapping[str, _approval_flow.Resolved],
+        done: dict[str, Observation],
+        call: ToolCall,
+        values: Mapping[str, Any],
+        resumed: _checkpoint.OpenStep | None,
+    ) -> Observation:
+        """One call of a checkpointed run: never run twice once its observation is saved."""
+        if call.id in done:
+            return done[call.id]
+        item = self.tools[call.tool_name]
+        if resumed is not None and not item.idempotent:
+            observation = interrupted(call)
+        else:
+            observation = await self.call_tool(call, item, values, decided.get(call.id))
+        done[call.id] = observation
+        if len(accepted.calls) > 1 and self.writer is not None:
+            finished = tuple(done[c.id] for c in accepted.calls if c.id in done)
+            await self.writer.save(
+                "running", step=open_step(accepted, index, finished), decided=decided
+            )
+        return observation
 
     async def _run_tool(
         self,
@@ -709,38 +679,10 @@ class Run(Generic[OutputT]):
 
     # -- pausing for approval and resuming (the state in `agentlib._checkpoint`) -----------
 
-    def _checkpoint(
-        self, pause: _approval_flow.Paused, accepted: Accepted, index: int
-    ) -> dict[str, Any]:
-        state = self.state
-        return _checkpoint.dump(
-            task=state.task,
-            messages=state.messages,
-            first_shortenable=state.first_shortenable,
-            steps=state.steps,
-            usage=state.usage,
-            paths=state.paths,
-            next_call_id=state.next_call_id,
-            last_signature=state.last_signature,
-            repeats=state.repeats,
-            elapsed=time.perf_counter() - state.started,
-            step=_checkpoint.PausedStep(
-                index=index,
-                raw_output=accepted.response.text,
-                retries=accepted.retries,
-                generation_path=accepted.response.path,
-                usage=accepted.usage,
-                model_seconds=accepted.model_seconds,
-                calls=accepted.calls,
-            ),
-            pending=pause.requests,
-            decisions={key: item.stored() for key, item in pause.decided.items()},
-            trace=state.trace.reference() if state.trace is not None else None,
-        )
-
     def _accepted_from(self, resumed: _approval_flow.Resumed) -> Accepted:
-        """The paused step, its raw output parsed again against this run's tools."""
+        """The open step, its raw output parsed again against this run's tools."""
         saved = resumed.checkpoint.step
+        assert saved is not None  # only a checkpoint with an open step resumes in it
         try:
             parsed = self.agent.step_format.parse(saved.raw_output, self.tools)
         except ModelOutputError as exc:
@@ -762,6 +704,18 @@ class Run(Generic[OutputT]):
             model_seconds=saved.model_seconds,
             agent_name=self.agent.name,
         )
+
+
+def _first_step(
+    state: RunState, resumed: _approval_flow.Resumed | None
+) -> tuple[int, _approval_flow.Resumed | None]:
+    """The index the loop starts at, and `resumed` if the run resumes inside that step."""
+    if resumed is None:
+        return 1, None
+    step = resumed.checkpoint.step
+    if step is None:  # checkpointed between two steps
+        return len(state.steps) + 1, None
+    return step.index, resumed
 
 
 async def _while_running(

@@ -365,13 +365,17 @@ def run_events(
     approver: Approver | None = None,
     *,
     text: bool = False,
+    run_id: str | None = None,
 ) -> AsyncIterator[AgentEvent]:
-    """The events of a run (following its handoffs); the last is the whole run's result."""
+    """The events of a run (following its handoffs); the last is the whole run's result.
+
+    With handoffs, `run_id` names the first agent's run; each agent's part is a run of its own.
+    """
     if not agent.handoffs:
         return agent._events(
-            task, conversation, history, cancel_token, approver=approver, text=text
+            task, conversation, history, cancel_token, approver=approver, text=text, run_id=run_id
         )
-    return _handoff_events(agent, task, conversation, history, cancel_token, approver, text)
+    return _handoff_events(agent, task, conversation, history, cancel_token, approver, text, run_id)
 
 
 async def _handoff_events(
@@ -382,6 +386,7 @@ async def _handoff_events(
     cancel_token: CancelToken | None,
     approver: Approver | None,
     text: bool,
+    run_id: str | None = None,
 ) -> AsyncIterator[AgentEvent]:
     started = time.perf_counter()
     earlier = list(history)
@@ -400,7 +405,13 @@ async def _handoff_events(
             recorder.offset = offset
         result: RunResult[Any] | None = None
         events = current._events(
-            current_task, recorder, earlier, cancel_token, approver=approver, text=text
+            current_task,
+            recorder,
+            earlier,
+            cancel_token,
+            approver=approver,
+            text=text,
+            run_id=run_id if current is agent else None,
         )
         async with _closing(events):  # a consumer's `break` ends the agent's run
             async for event in events:

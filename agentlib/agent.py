@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
-from agentlib import _approval_flow, _run, _tracing
+from agentlib import _approval_flow, _run, _run_state, _tracing
 from agentlib._cancel import CancelToken
 from agentlib._retry import RetriesExhausted
 from agentlib._subagents import (
@@ -41,6 +41,8 @@ from agentlib.tool import Tool, Toolset, collect_tools
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
+
+    from agentlib.memory.stores import CheckpointStore
 
 __all__ = ["Agent", "CancelToken", "ConversationLike"]
 
@@ -108,6 +110,11 @@ class Agent(Generic[OutputT]):
             the transcript, and answers (see `docs/concepts/multi-agent.md`).
         max_handoffs: The most handoffs one run follows (a bound against agents handing a
             conversation back and forth); the run then stops with `handoff`.
+        checkpoints: A store for the run's state (`SQLStore(url)`, `InMemoryStore()`, any
+            `agentlib.memory.CheckpointStore`): each run writes a versioned checkpoint after
+            every step, and `resume(run_id)` continues it from there in any process; a tool
+            call whose result was checkpointed never runs again (see
+            `docs/concepts/durable.md`).
 
     Raises:
         ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
@@ -144,6 +151,7 @@ class Agent(Generic[OutputT]):
         description: str | None = None,
         handoffs: Iterable[Agent[Any]] = (),
         max_handoffs: int = 5,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         for label, value in (
             ("max_steps", max_steps),
@@ -160,6 +168,13 @@ class Agent(Generic[OutputT]):
             raise ConfigurationError(
                 f"approval_timeout must be a positive number of seconds, got {approval_timeout}"
             )
+        if checkpoints is not None and not callable(getattr(checkpoints, "save_checkpoint", None)):
+            raise ConfigurationError(
+                f"checkpoints must be a checkpoint store (SQLStore, InMemoryStore or another "
+                f"agentlib.memory.CheckpointStore), got {type(checkpoints).__name__}"
+            )
+        self.checkpoints = checkpoints
+        """Where each run's checkpoints go (`None`: runs are not checkpointed)."""
         self.name = check_agent_name(name)
         """The agent's name."""
         self.description = description
@@ -292,6 +307,7 @@ class Agent(Generic[OutputT]):
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
         approver: Approver | None = None,
+        run_id: str | None = None,
     ) -> RunResult[OutputT]:
         """Run the agent on `task` until it answers or a limit stops it.
 
@@ -305,12 +321,20 @@ class Agent(Generic[OutputT]):
             approver: Decides on calls to tools that need approval (see
                 `agentlib.approval`); without one, such a call pauses the run with stop
                 reason `approval_required`.
+            run_id: The run's id (default: a new random one), its key in the agent's
+                checkpoint store: choose it to resume the run from another process even if
+                this one dies before it sees the result.
 
         Returns:
             The result; `result.output` holds the typed answer when `result.ok`.
+
+        Raises:
+            ConfigurationError: The task is empty or too long, or `run_id` is already in
+                the checkpoint store.
+            StoreError: The checkpoint store failed.
         """
         return await self._finished(
-            run_events(self, task, conversation, history, cancel_token, approver)
+            run_events(self, task, conversation, history, cancel_token, approver, run_id=run_id)
         )
 
     @staticmethod
@@ -324,31 +348,39 @@ class Agent(Generic[OutputT]):
 
     async def aresume(
         self,
-        paused: RunResult[Any] | Mapping[str, Any],
+        paused: RunResult[Any] | Mapping[str, Any] | str,
         decisions: Mapping[str, Decision] | None = None,
         *,
         conversation: ConversationLike | None = None,
         cancel_token: CancelToken | None = None,
         approver: Approver | None = None,
     ) -> RunResult[OutputT]:
-        """Continue a run that paused for approval, with a decision for each pending call.
+        """Continue a run from its checkpoint: paused for approval, or cut off by a crash.
 
         Args:
-            paused: The paused run's `RunResult`, or its `checkpoint` (read back from a
-                store, in this process or another: `conversation.checkpoint`).
+            paused: The run's id (`RunResult.run_id`, or the `run_id` given to `arun`),
+                read from this agent's `checkpoints` store, in this process or another;
+                or a paused run's `RunResult`, or its `checkpoint` (`conversation.checkpoint`).
+                A call that was running when the run's process died is reported to the
+                model as interrupted, or run again if its tool is `idempotent`.
             decisions: Call id -> `Approve()`, `Approve(arguments={...})` (an edit) or
                 `Deny("reason the model sees")`, for every call in `result.pending` (a call
-                past `approval_timeout` is denied whatever was decided).
+                past `approval_timeout` is denied whatever was decided); none for a run
+                that did not pause.
             conversation: The conversation the run belongs to: the resumed run completes
                 the same turn.
             cancel_token: A token that stops the run when cancelled.
             approver: Decides on later calls that need approval (otherwise they pause).
 
         Raises:
-            ConfigurationError: `paused` is not a paused run; a decision is missing, names
-                an unknown call or holds arguments the tool rejects; or the paused step no
-                longer fits this agent's tools.
+            ConfigurationError: No run has this id in the store (or the agent has none);
+                the run already finished; `paused` is not a checkpoint, or one of a newer
+                agentlib or of an agent with other tools; a decision is missing, names an
+                unknown call or holds arguments the tool rejects.
+            StoreError: The checkpoint store failed.
         """
+        if isinstance(paused, str):
+            paused = await asyncio.to_thread(self._stored_checkpoint, paused)
         return await self._finished(
             self.stream_resume(
                 paused,
@@ -361,7 +393,7 @@ class Agent(Generic[OutputT]):
 
     def resume(
         self,
-        paused: RunResult[Any] | Mapping[str, Any],
+        paused: RunResult[Any] | Mapping[str, Any] | str,
         decisions: Mapping[str, Decision] | None = None,
         *,
         conversation: ConversationLike | None = None,
@@ -381,7 +413,7 @@ class Agent(Generic[OutputT]):
 
     def stream_resume(
         self,
-        paused: RunResult[Any] | Mapping[str, Any],
+        paused: RunResult[Any] | Mapping[str, Any] | str,
         decisions: Mapping[str, Decision] | None = None,
         *,
         conversation: ConversationLike | None = None,
@@ -393,6 +425,8 @@ class Agent(Generic[OutputT]):
         Raises:
             ConfigurationError: As for `aresume`, before any event.
         """
+        if isinstance(paused, str):
+            paused = self._stored_checkpoint(paused)
         checkpoint = paused.checkpoint if isinstance(paused, RunResult) else paused
         if checkpoint is None:
             raise ConfigurationError(
@@ -411,6 +445,25 @@ class Agent(Generic[OutputT]):
             resumed=resumed,
         )
 
+    def _stored_checkpoint(self, run_id: str) -> dict[str, Any]:
+        """The latest checkpoint of run `run_id` in this agent's store.
+
+        Raises:
+            ConfigurationError: The agent has no store, or the store no such run.
+        """
+        if self.checkpoints is None:
+            raise ConfigurationError(
+                f"to resume run {run_id!r} by its id, the agent needs the store its "
+                "checkpoints were written to: Agent(..., checkpoints=store)"
+            )
+        data = self.checkpoints.load_checkpoint(run_id)
+        if data is None:
+            raise ConfigurationError(
+                f"no run {run_id!r} in the checkpoint store {self.checkpoints!r}; a run's id "
+                "is RunResult.run_id, or the run_id given to run()"
+            )
+        return data
+
     def run(
         self,
         task: str,
@@ -419,6 +472,7 @@ class Agent(Generic[OutputT]):
         history: Sequence[Message] = (),
         cancel_token: CancelToken | None = None,
         approver: Approver | None = None,
+        run_id: str | None = None,
     ) -> RunResult[OutputT]:
         """Synchronous `arun`; call it outside an event loop."""
         return asyncio.run(
@@ -428,6 +482,7 @@ class Agent(Generic[OutputT]):
                 history=history,
                 cancel_token=cancel_token,
                 approver=approver,
+                run_id=run_id,
             )
         )
 
@@ -440,6 +495,7 @@ class Agent(Generic[OutputT]):
         cancel_token: CancelToken | None = None,
         approver: Approver | None = None,
         text: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """Run the agent, yielding events as they happen; the last is a `RunFinishedEvent`.
 
@@ -453,8 +509,11 @@ class Agent(Generic[OutputT]):
             approver: As for `arun`.
             text: Also yield `TextEvent`s: each step's text as the model writes it, token by
                 token, when the model streams (`StreamingModel`: `LocalModel`, `OpenAIModel`).
+            run_id: As for `arun`.
         """
-        return run_events(self, task, conversation, history, cancel_token, approver, text=text)
+        return run_events(
+            self, task, conversation, history, cancel_token, approver, text=text, run_id=run_id
+        )
 
     async def aplan(self, task: str, *, history: Sequence[Message] = ()) -> Step:
         """The model's next step for `task`, validated, without running any tool.
@@ -469,11 +528,11 @@ class Agent(Generic[OutputT]):
             ConfigurationError: The task is empty or does not fit the context window.
         """
         run: _run.Run[OutputT] = _run.Run(self)
-        run.state = _run.fresh_state(self, task, history, None, time.perf_counter())
+        run.state = _run_state.fresh_state(self, task, history, None, time.perf_counter())
         run_toolsets, run.tools = _run.tools_for_run(self)
         try:
             accepted, _events = await run.step(1)
-        except _run.Stop as stop:
+        except _run_state.Stop as stop:
             cause = stop.__cause__
             if stop.reason == "model_error" and isinstance(cause, ModelError):
                 raise cause from None
@@ -504,7 +563,10 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         resumed: _approval_flow.Resumed | None = None,
         text: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """One run of this agent (no handoffs followed) as its events."""
         run: _run.Run[OutputT] = self._run_type(self, approver)
-        return run.events(task, conversation, history, cancel_token, resumed=resumed, text=text)
+        return run.events(
+            task, conversation, history, cancel_token, resumed=resumed, text=text, run_id=run_id
+        )

@@ -211,6 +211,9 @@ class RunResult(Generic[OutputT]):
     """The paused run's state as versioned JSON data (messages, steps, usage, the pending
     step), when `stop_reason` is `approval_required`: `Agent.resume` continues from it, in
     this process or, after it was stored, in another one."""
+    run_id: str = ""
+    """The run's id: with `Agent(checkpoints=store)`, `Agent.resume(run_id)` continues the
+    run from its last checkpoint, in any process."""
     agent_name: str = ""
     """The agent that gave the answer (the last one, after handoffs)."""
     handoffs: tuple[Handoff, ...] = ()

@@ -141,6 +141,10 @@ class Tool:
         requires_approval: Whether a person must approve each call before it runs: `True`,
             or a policy called with the validated arguments that returns whether this call
             needs approval. The run pauses (or asks its approver) when it does.
+        idempotent: Whether running a call twice does no more than running it once. When
+            a checkpointed run's process died during a call (`Agent(checkpoints=...)`), the
+            resumed run runs an idempotent tool's call again; another tool's call is
+            reported to the model as interrupted instead.
     """
 
     arguments_model: type[BaseModel] | None
@@ -153,10 +157,13 @@ class Tool:
         name: str | None = None,
         description: str | None = None,
         requires_approval: ApprovalPolicy = False,
+        idempotent: bool = False,
     ) -> None:
         self.function = function
         self.requires_approval = requires_approval
         """`True`, `False`, or a policy on the validated arguments (see `needs_approval`)."""
+        self.idempotent = idempotent
+        """Whether a call interrupted by a crash may run again on resume."""
         self.name = _check_name(name or function.__name__)
         summary, argument_docs = _parse_docstring(inspect.getdoc(function))
         self.description = description if description is not None else summary
@@ -177,6 +184,7 @@ class Tool:
         function: Callable[..., Any],
         *,
         requires_approval: ApprovalPolicy = False,
+        idempotent: bool = False,
     ) -> Tool:
         """Make a tool from a JSON schema of its arguments, as MCP, OpenAPI and BFCL give them.
 
@@ -195,6 +203,7 @@ class Tool:
                 `**arguments` to accept names that are not Python identifiers. Sync functions
                 run in a worker thread; `async def` functions are awaited.
             requires_approval: As for `Tool`: `True` or a policy on the arguments.
+            idempotent: As for `Tool`: whether an interrupted call may run again on resume.
 
         Raises:
             ConfigurationError: The name is not valid, or `parameters` is not a valid JSON
@@ -203,6 +212,7 @@ class Tool:
         item = cls.__new__(cls)
         item.function = function
         item.requires_approval = requires_approval
+        item.idempotent = idempotent
         item.name = _check_name(name)
         item.description = description
         item._is_method = False
@@ -415,6 +425,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     requires_approval: ApprovalPolicy = False,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -425,6 +436,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     requires_approval: ApprovalPolicy = False,
+    idempotent: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a `Tool` from a function; works bare (`@tool`) or with options (`@tool(name=...)`).
 
@@ -436,6 +448,9 @@ def tool(
         description: What the tool does; defaults to the docstring's summary.
         requires_approval: `True`, or a policy on the validated arguments, when a person must
             approve calls before they run (see the approval concepts page).
+        idempotent: Whether a call interrupted by a crash may run again when the run
+            resumes (see the durable runs concepts page); otherwise it is reported as
+            interrupted.
 
     Example:
         ```python
@@ -449,7 +464,13 @@ def tool(
         return Tool(function, name=name, description=description)
 
     def decorate(inner: Callable[..., Any]) -> Tool:
-        return Tool(inner, name=name, description=description, requires_approval=requires_approval)
+        return Tool(
+            inner,
+            name=name,
+            description=description,
+            requires_approval=requires_approval,
+            idempotent=idempotent,
+        )
 
     return decorate
 

@@ -153,7 +153,7 @@ def test_resuming_what_did_not_pause_or_a_newer_checkpoint_is_a_clear_error(
         agent.resume(done, {})
     with pytest.raises(ConfigurationError, match="newer than this agentlib reads"):
         agent.resume({"version": 99, "kind": "paused_run"}, {})
-    with pytest.raises(ConfigurationError, match="not a paused run"):
+    with pytest.raises(ConfigurationError, match="not a run's checkpoint"):
         agent.resume({"version": 1}, {})
 
 
@@ -356,7 +356,7 @@ def test_resume_in_another_process_from_a_sqlite_store(folder: Path, tmp_path: P
 
     stored = Conversation.open(SQLStore(database), "ops")
     assert stored.turns[-1].stop_reason == "approval_required"
-    assert stored.checkpoint is not None and stored.checkpoint["version"] == 1
+    assert stored.checkpoint is not None and stored.checkpoint["version"] == 2
 
     assert run("resume") == "final_answer cleaned a.log"
     assert not (folder / "a.log").exists() and (folder / "b.log").exists()

@@ -9,6 +9,8 @@
   relevant to the task, through any `SearchIndex`).
 - Stores: `InMemoryStore`, and `SQLStore` for any SQLAlchemy URL (a SQLite file by default;
   PostgreSQL serves many processes). `sqlalchemy` is imported only when a `SQLStore` is made.
+  Both also keep run checkpoints (`CheckpointStore`): `Agent(checkpoints=store)` writes one
+  after each step, and `Agent.resume(run_id)` continues the run from it in any process.
 
 The JSON format (`Conversation.to_dict`, `Turn.to_dict`) carries `"version": 1`; every later
 agentlib release reads version 1. A record that cannot be read is reported as a `LoadProblem`
@@ -29,7 +31,7 @@ from agentlib import _lazy
 from ._format import FORMAT_VERSION, LoadProblem, Turn
 from .conversation import Conversation
 from .index import IndexHit, KeywordHit, KeywordIndex, SearchIndex
-from .stores import ConversationInfo, ConversationStore, InMemoryStore
+from .stores import CheckpointStore, ConversationInfo, ConversationStore, InMemoryStore
 from .strategies import BudgetMemory, MemoryStrategy, RetrievalMemory, SummaryMemory, WindowMemory
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "BudgetMemory",
+    "CheckpointStore",
     "Conversation",
     "ConversationInfo",
     "ConversationStore",

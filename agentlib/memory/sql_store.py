@@ -1,4 +1,6 @@
-"""`SQLStore`: conversations in any SQL database SQLAlchemy reaches (a SQLite file by default).
+"""`SQLStore`: conversations and run checkpoints in any SQL database SQLAlchemy reaches.
+
+A SQLite file by default; PostgreSQL and any other SQLAlchemy URL work the same.
 
 Re-exported as `agentlib.memory.SQLStore`, which loads this module on first use, so sqlalchemy
 is imported only when a store is made. SQLAlchemy's errors stop here: a transaction that still
@@ -11,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,7 +55,7 @@ def _is_transient(exc: DBAPIError) -> bool:
 
 
 class SQLStore:
-    """Conversations in any SQL database SQLAlchemy reaches; a SQLite file by default.
+    """Conversations and run checkpoints in any SQL database SQLAlchemy reaches (SQLite default).
 
     Each turn is one row holding its JSON document, rewritten in one transaction as each step
     finishes, so a crash loses at most the step in flight. Writers may be many threads and
@@ -64,7 +66,8 @@ class SQLStore:
     Args:
         url: A SQLAlchemy URL (`sqlite:///chat.db`, `postgresql+psycopg://user@host/db`) or
             the path of a SQLite file; or an existing `sqlalchemy.Engine` to use as it is.
-        table_prefix: Prefix of the two tables (`<prefix>conversations`, `<prefix>turns`).
+        table_prefix: Prefix of the three tables (`<prefix>conversations`, `<prefix>turns`,
+            and `<prefix>runs` for run checkpoints).
         max_retries: How many times a transaction that met a lock (after SQLite's own 10 s
             busy timeout) or a concurrent insert is tried again.
 
@@ -115,6 +118,14 @@ class SQLStore:
             sa.Column("updated_at", sa.Float, nullable=False),
             sa.Column("data", sa.Text, nullable=False),
             sa.UniqueConstraint("conversation_id", "position"),
+        )
+        self._runs = sa.Table(
+            f"{table_prefix}runs",
+            metadata,
+            sa.Column("id", sa.String(128), primary_key=True),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("updated_at", sa.Float, nullable=False),
+            sa.Column("data", sa.Text, nullable=False),
         )
         self._transact(lambda connection: metadata.create_all(connection), "create its tables")
 
@@ -332,6 +343,48 @@ class SQLStore:
             return bool(deleted.rowcount)
 
         return self._transact(work, f"delete conversation {conversation_id!r}")
+
+    def save_checkpoint(self, run_id: str, checkpoint: Mapping[str, Any]) -> None:
+        """Write the run's checkpoint (one row per run, replaced), in one transaction."""
+        if not 0 < len(run_id) <= 128:
+            raise ConfigurationError(f"a run id must be 1-128 characters, got {run_id!r}")
+        table = self._runs
+        values = {
+            "status": str(checkpoint.get("status", "")),
+            "updated_at": time.time(),
+            "data": json.dumps(checkpoint, ensure_ascii=False),
+        }
+
+        def work(connection: Connection) -> None:
+            updated = connection.execute(
+                table.update().where(table.c.id == run_id).values(**values)
+            )
+            if updated.rowcount == 0:
+                connection.execute(table.insert().values(id=run_id, **values))
+
+        self._transact(work, f"save the checkpoint of run {run_id!r}")
+
+    def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        """The run's latest checkpoint, or `None` when there is no run with this id."""
+        import sqlalchemy as sa
+
+        query = sa.select(self._runs.c.data).where(self._runs.c.id == run_id)
+        text = self._transact(
+            lambda connection: connection.execute(query).scalar_one_or_none(),
+            f"load the checkpoint of run {run_id!r}",
+            read=True,
+        )
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"the checkpoint of run {run_id!r} is not JSON: {exc}"
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"the checkpoint of run {run_id!r} is not a JSON object")
+        return data
 
 
 def _read_turn(row_id: str, text: str) -> Turn:

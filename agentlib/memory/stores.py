@@ -1,12 +1,15 @@
-"""Where conversations are kept: the `ConversationStore` protocol and `InMemoryStore`.
+"""Where conversations and run checkpoints are kept: the store protocols and `InMemoryStore`.
 
-`SQLStore` (any SQLAlchemy URL) is in `sql_store.py`, loaded on first use.
+`SQLStore` (any SQLAlchemy URL) is in `sql_store.py`, loaded on first use. Both stores keep
+conversations (`ConversationStore`) and the checkpoints of runs (`CheckpointStore`, what
+`Agent(checkpoints=store)` writes after each step and `Agent.resume(run_id)` reads).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -14,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from ._format import Turn, utc_now
 from .conversation import Conversation
 
-__all__ = ["ConversationInfo", "ConversationStore", "InMemoryStore"]
+__all__ = ["CheckpointStore", "ConversationInfo", "ConversationStore", "InMemoryStore"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,16 +65,47 @@ class ConversationStore(Protocol):
         ...
 
 
-class InMemoryStore:
-    """Keeps conversations in this process, as JSON documents (so loads are independent copies).
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Keeps each run's latest checkpoint (versioned JSON data), by run id.
 
-    Thread-safe; for tests, docs and short-lived apps.
+    What `Agent(checkpoints=store)` writes after every step and `Agent.resume(run_id)` reads,
+    in this process or another. Methods are synchronous (the run calls them from a worker
+    thread); writers may be concurrent threads or processes.
+    """
+
+    def save_checkpoint(self, run_id: str, checkpoint: Mapping[str, Any]) -> None:
+        """Write the run's checkpoint, replacing the one before, atomically."""
+        ...
+
+    def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        """The run's latest checkpoint, or `None` when the store has no run with this id."""
+        ...
+
+
+class InMemoryStore:
+    """Keeps conversations and run checkpoints in this process, as JSON documents.
+
+    Loads are independent copies. Thread-safe; for tests, docs and short-lived apps.
     """
 
     def __init__(self) -> None:
         self._conversations: dict[str, dict[str, Any]] = {}
         self._turns: dict[str, dict[str, dict[str, Any]]] = {}
+        self._checkpoints: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def save_checkpoint(self, run_id: str, checkpoint: Mapping[str, Any]) -> None:
+        """Write the run's checkpoint, replacing the one before."""
+        text = json.dumps(checkpoint, ensure_ascii=False)
+        with self._lock:
+            self._checkpoints[run_id] = text
+
+    def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        """The run's latest checkpoint, or `None`."""
+        with self._lock:
+            text = self._checkpoints.get(run_id)
+        return None if text is None else dict(json.loads(text))
 
     def save(self, conversation: Conversation) -> None:
         """Write the conversation's metadata and every turn."""
