@@ -343,6 +343,9 @@ class _Stopped:
 def _register(durable: DurableAgent[Any]) -> Any:
     """Register `durable`'s run as a DBOS workflow; return the workflow function."""
     agent = copy.copy(durable.agent)  # the caller's agent keeps making plain runs
+    # DBOS's steps are this run's checkpoints; a checkpoint store as well would refuse the
+    # run id when the workflow is replayed on recovery (it is already in the store).
+    agent.checkpoints = None
     transactional = durable.transactional_tools
 
     def make_run(agent: Agent[Any], approver: Approver | None) -> _run.Run[Any]:
@@ -351,6 +354,7 @@ def _register(durable: DurableAgent[Any]) -> Any:
     agent._run_type = make_run
 
     async def run(task: str) -> RunResult[Any]:
-        return await agent.arun(task)
+        # The workflow id is the run id: the same on every replay, and what callers wait on.
+        return await agent.arun(task, run_id=DBOS.workflow_id)
 
     return DBOS.workflow(name=durable.workflow_name)(run)

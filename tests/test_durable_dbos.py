@@ -201,6 +201,7 @@ async def test_each_model_call_and_tool_call_is_a_checkpointed_step(
     )
     assert queued.output is not None and queued.output.startswith("run 8: ")
     assert again.output == result.output
+    assert result.run_id == again.run_id == "steps-7"
     assert [step["function_name"] for step in steps] == [
         "model",
         "tool:record",
