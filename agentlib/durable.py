@@ -39,6 +39,7 @@ from typing_extensions import TypeVar
 
 from agentlib import _approval_flow, _dbos_failover, _run
 from agentlib._optional import optional_imports
+from agentlib._run_checkpoints import interrupted
 from agentlib.agent import Agent
 from agentlib.approval import Approver
 from agentlib.errors import ConfigurationError
@@ -321,12 +322,32 @@ class _CheckpointedRun(_run.Run[Any]):
         values: Mapping[str, Any],
         decision: _approval_flow.Resolved | None = None,
     ) -> Observation:
-        """The tool call as the step `tool:<name>`, unless the tool is its own transaction."""
+        """The tool call as the step `tool:<name>`, run at most once unless it is idempotent.
+
+        A transactional tool is its own step. An idempotent tool's call is run again when the
+        run is recovered while it was in flight (a DBOS step is at-least-once). Any other call
+        is first marked started (the step `start:<name>`); when the mark replays on recovery
+        but the call has no result, the call was running when its worker died, and its step
+        records it as interrupted instead of running it again, as `Agent.resume` does.
+        """
         if item.name in self.transactional:
             return await super().call_tool(call, item, values, decision)
-        observation: Observation = await DBOS.run_step_async(
-            {"name": f"tool:{item.name}"}, super().call_tool, call, item, values, decision
-        )
+        run_tool = super().call_tool
+        started_here = False
+
+        async def mark_started() -> None:
+            nonlocal started_here
+            started_here = True  # runs only in the execution that starts the call
+
+        if not item.idempotent:
+            await DBOS.run_step_async({"name": f"start:{item.name}"}, mark_started)
+
+        async def once() -> Observation:
+            if item.idempotent or started_here:
+                return await run_tool(call, item, values, decision)
+            return interrupted(call)
+
+        observation: Observation = await DBOS.run_step_async({"name": f"tool:{item.name}"}, once)
         return observation
 
 

@@ -69,10 +69,12 @@ def scripted_model(step_seconds: float) -> FunctionModel:
     return FunctionModel(reply, name="scripted-50ms")
 
 
-def make_agent(record: Callable[[int, int], str], step_seconds: float) -> Agent[str]:
+def make_agent(
+    record: Callable[[int, int], str], step_seconds: float, *, idempotent: bool = False
+) -> Agent[str]:
     """The agent, with `record(run, step)` as what the tool does."""
 
-    @tool(name="record")
+    @tool(name="record", idempotent=idempotent)
     def record_tool(run: int, step: int) -> str:
         """Record that step `step` of run `run` executed.
 
@@ -117,10 +119,16 @@ def serve(arguments: argparse.Namespace) -> None:
         # --tool-as-step: the write commits on its own, before the step's checkpoint.
         with datasource.engine.begin() as connection:
             connection.execute(insert, {"run": run, "step": step, "executor_id": executor_id})
+        if step == arguments.block_on:
+            threading.Event().wait()  # --block-on: hang after the write, until killed
         return plain_record(run, step)
 
     DurableAgent(
-        make_agent(record_outside if arguments.tool_as_step else record, arguments.step_seconds),
+        make_agent(
+            record_outside if arguments.tool_as_step else record,
+            arguments.step_seconds,
+            idempotent=arguments.idempotent,
+        ),
         name=AGENT_NAME,
         queue=QUEUE,
         transactional_tools=() if arguments.tool_as_step else {"record"},
@@ -156,15 +164,19 @@ def workers(
     step_seconds: float = 0.05,
     timeout: float = 120.0,
     options: Sequence[str] = (),
+    first: int = 0,
 ) -> Iterator[list[subprocess.Popen[str]]]:
     """Start `count` worker processes and wait until each takes runs; stop them afterwards.
+
+    They are `worker-<first>`, `worker-<first + 1>`, ...
 
     Their stderr goes to a temporary file each, shown in the error if one fails to start.
     """
     root = Path(__file__).resolve().parents[1]
     logs = Path(tempfile.mkdtemp(prefix="agentlib-durable-"))
     processes: list[subprocess.Popen[str]] = []
-    log_files = [(logs / f"worker-{index}.log").open("w") for index in range(count)]
+    names = [f"worker-{index}" for index in range(first, first + count)]
+    log_files = [(logs / f"{name}.log").open("w") for name in names]
     try:
         for index in range(count):
             processes.append(
@@ -175,7 +187,7 @@ def workers(
                         "tests.dbos_app",
                         system_url,
                         app_url,
-                        f"--executor-id=worker-{index}",
+                        f"--executor-id={names[index]}",
                         f"--concurrency={concurrency}",
                         f"--step-seconds={step_seconds}",
                         *options,
@@ -189,7 +201,7 @@ def workers(
         for index, process in enumerate(processes):
             line = _read_line(process, timeout)
             if not line.startswith("ready"):
-                log = (logs / f"worker-{index}.log").read_text()
+                log = (logs / f"{names[index]}.log").read_text()
                 raise RuntimeError(f"worker {index} did not start ({line!r}):\n{log}")
         yield processes
     finally:
@@ -229,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--tool-as-step",
         action="store_true",
         help="run the tool as a plain DBOS step (at-least-once) instead of a transaction",
+    )
+    parser.add_argument("--idempotent", action="store_true", help="declare the tool idempotent")
+    parser.add_argument(
+        "--block-on", type=int, help="with --tool-as-step: the tool hangs on this step number"
     )
     parser.add_argument(
         "--no-failover", action="store_true", help="never recover dead workers' runs"

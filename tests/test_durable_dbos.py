@@ -202,13 +202,58 @@ async def test_each_model_call_and_tool_call_is_a_checkpointed_step(
     assert queued.output is not None and queued.output.startswith("run 8: ")
     assert again.output == result.output
     assert result.run_id == again.run_id == "steps-7"
+    # A tool that is neither idempotent nor transactional is marked started, then run.
     assert [step["function_name"] for step in steps] == [
         "model",
+        "start:record",
         "tool:record",
         "model",
+        "start:record",
         "tool:record",
         "model",
     ]
+
+
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
+def test_a_call_in_flight_when_its_worker_dies_is_interrupted_unless_idempotent(
+    postgres: PostgresServer, idempotent: bool
+) -> None:
+    label = "idempotent" if idempotent else "plain"
+    system_url = _plain(postgres.create_database(f"dbos_flight_{label}"))
+    app_url = _plain(postgres.create_database(f"dbos_flight_app_{label}"))
+    engine = sa.create_engine(app_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(sa.text(app.CREATE_TABLE))
+    engine.dispose()
+    declared = ["--idempotent"] if idempotent else []
+    client = dbos.DBOSClient(system_database_url=system_url, application_name=app.APP_NAME)
+    try:
+        blocking = [*declared, "--tool-as-step", "--block-on=2"]
+        with app.workers(1, system_url, app_url, options=blocking) as (doomed,):
+            handle = client.enqueue(
+                {
+                    "queue_name": app.QUEUE,
+                    "workflow_name": f"agentlib.{app.AGENT_NAME}",
+                    "workflow_id": "flight-0",
+                },
+                app.task(0),
+            )
+            _wait_for(lambda: len(_executions(app_url)) == 2, 60, "the second call to start")
+            os.kill(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+        with app.workers(1, system_url, app_url, options=[*declared, "--tool-as-step"], first=1):
+            result = handle.get_result()
+    finally:
+        client.destroy()
+    second = result.steps[1].observations[0]
+    steps_run = [(run, step) for run, step, _ in _executions(app_url)]
+    assert result.ok
+    if idempotent:  # run again on the worker that took the run over
+        assert (second.is_error, second.content) == (False, "recorded 0.2")
+        assert steps_run == [(0, 1), (0, 2), (0, 2)]
+    else:  # reported, not repeated: the table holds the one execution that hung
+        assert (second.is_error, second.error_type) == (True, "Interrupted")
+        assert steps_run == [(0, 1), (0, 2)]
 
 
 def test_an_executor_id_held_by_a_live_worker_is_refused(postgres: PostgresServer) -> None:
