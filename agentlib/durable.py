@@ -17,9 +17,10 @@ with DurableWorker({"name": "support-app", "system_database_url": url}):
 ```
 
 What is exactly-once: a model call or tool call whose result was checkpointed is never made
-again. A tool call in flight when its worker died runs again on the worker that resumes the run
-(a DBOS step is at-least-once), unless the tool is a DBOS transaction (`transactional_tools`):
-then its database writes commit together with its checkpoint, and it runs exactly once.
+again. A tool call in flight when its worker died is reported to the model as interrupted, as
+`Agent.resume` does, or run again if its tool is `@tool(idempotent=True)`; a tool that is a DBOS
+transaction (`transactional_tools`) commits its writes together with its checkpoint and runs
+exactly once.
 
 Needs the `durable` extra (`dbos`) and a PostgreSQL database.
 """
