@@ -92,6 +92,10 @@ def per_step(system_url: str, arguments: argparse.Namespace) -> None:
 
     agent = app.make_agent(app.plain_record, step_seconds=0.0)
     durable = DurableAgent(agent, name="per_step")
+    idempotent = DurableAgent(
+        app.make_agent(app.plain_record, step_seconds=0.0, idempotent=True),
+        name="per_step_idempotent",
+    )
     steps = app.TOOL_STEPS + 1  # loop steps per run; model calls: the same; tool calls: 2
 
     async def timed(run: object) -> list[float]:
@@ -114,15 +118,19 @@ def per_step(system_url: str, arguments: argparse.Namespace) -> None:
     with worker:
         plain = asyncio.run(timed(agent.arun))
         checkpointed = asyncio.run(timed(durable.arun))
+        unmarked = asyncio.run(timed(idempotent.arun))
     plain_ms = statistics.median(plain) * 1000
     durable_ms = statistics.median(checkpointed) * 1000
+    idempotent_ms = statistics.median(unmarked) * 1000
     print(
         f"\n{arguments.sequential} sequential runs of {steps} steps "
         f"({steps} model calls, {app.TOOL_STEPS} tool calls), model without latency:\n\n"
         "| run | median time per step |\n| --- | --- |\n"
         f"| plain `Agent.arun` | {plain_ms:.2f} ms |\n"
         f"| `DurableAgent.arun` (DBOS workflow) | {durable_ms:.2f} ms |\n"
-        f"| cost of durability | {durable_ms - plain_ms:.2f} ms per step |"
+        f"| the same, tool `idempotent=True` (no start mark) | {idempotent_ms:.2f} ms |\n"
+        f"| cost of durability | {durable_ms - plain_ms:.2f} ms per step "
+        f"({idempotent_ms - plain_ms:.2f} ms with the idempotent tool) |"
     )
 
 

@@ -111,7 +111,7 @@ def test_runs_of_killed_workers_finish_elsewhere_with_every_tool_call_run_once(
 ) -> None:
     system_url, app_url = databases
     expected = _reference()
-    options = os.environ.get("AGENTLIB_DURABLE_TEST_OPTIONS", "").split()  # to see it fail
+    options = os.environ.get("AGENTLIB_DBOS_TEST_OPTIONS", "").split()  # to see it fail
     with app.workers(WORKERS, system_url, app_url, concurrency=8, options=options) as workers:
         client = dbos.DBOSClient(system_database_url=system_url, application_name=app.APP_NAME)
         try:
