@@ -364,19 +364,33 @@ class _Stopped:
 
 def _register(durable: DurableAgent[Any]) -> Any:
     """Register `durable`'s run as a DBOS workflow; return the workflow function."""
-    agent = copy.copy(durable.agent)  # the caller's agent keeps making plain runs
-    # DBOS's steps are this run's checkpoints; a checkpoint store as well would refuse the
-    # run id when the workflow is replayed on recovery (it is already in the store).
-    agent.checkpoints = None
-    transactional = durable.transactional_tools
-
-    def make_run(agent: Agent[Any], approver: Approver | None) -> _run.Run[Any]:
-        return _CheckpointedRun(agent, approver, transactional)
-
-    agent._run_type = make_run
+    agent = _checkpointed(durable.agent, durable.transactional_tools, {})
 
     async def run(task: str) -> RunResult[Any]:
         # The workflow id is the run id: the same on every replay, and what callers wait on.
         return await agent.arun(task, run_id=DBOS.workflow_id)
 
     return DBOS.workflow(name=durable.workflow_name)(run)
+
+
+def _checkpointed(
+    agent: Agent[Any], transactional: frozenset[str], done: dict[int, Agent[Any]]
+) -> Agent[Any]:
+    """A copy of `agent`, and of every agent it may hand off to, whose runs checkpoint."""
+    if id(agent) in done:  # agents may hand the conversation back and forth
+        return done[id(agent)]
+    copied = copy.copy(agent)  # the caller's agent keeps making plain runs
+    done[id(agent)] = copied
+
+    def make_run(agent: Agent[Any], approver: Approver | None) -> _run.Run[Any]:
+        return _CheckpointedRun(agent, approver, transactional)
+
+    copied._run_type = make_run
+    # DBOS's steps are this run's checkpoints; a checkpoint store as well would refuse the
+    # run id when the workflow is replayed on recovery (it is already in the store).
+    copied.checkpoints = None
+    copied._handoff_branches = {
+        branch: (about, _checkpointed(target, transactional, done))
+        for branch, (about, target) in agent._handoff_branches.items()
+    }
+    return copied

@@ -18,14 +18,16 @@ from typing import Any
 
 import pytest
 
-from agentlib import RunResult
+from agentlib import Agent, RunResult, ScriptedModel
 from agentlib.errors import ConfigurationError
+from agentlib.models.testing import call
 from tests import dbos_app as app
 from tests._postgres import PostgresServer
 
 dbos = pytest.importorskip("dbos")
 sa = pytest.importorskip("sqlalchemy")
 
+from agentlib._dbos_failover import Liveness  # noqa: E402
 from agentlib.durable import DurableAgent, DurableWorker  # noqa: E402
 
 pytestmark = pytest.mark.postgres
@@ -214,6 +216,31 @@ async def test_each_model_call_and_tool_call_is_a_checkpointed_step(
     ]
 
 
+async def test_the_calls_of_an_agent_handed_the_run_are_checkpointed_too(
+    postgres: PostgresServer,
+) -> None:
+    specialist = app.make_agent(app.plain_record, step_seconds=0.0)
+    specialist.name, specialist.description = "specialist", "Records things."
+    triage = Agent(
+        ScriptedModel([call("transfer_to_specialist", "Theirs.")]),
+        handoffs=[specialist],
+        name="triage",
+    )
+    durable = DurableAgent(triage, name="handoff")
+    url = _plain(postgres.create_database("dbos_handoff"))
+    config = {"name": "agentlib-handoff-test", "system_database_url": url}
+    async with DurableWorker(config, polling_interval=0.1):  # type: ignore[arg-type]
+        result = await durable.arun(app.task(3), run_id="handoff-3")
+        steps = await dbos.DBOS.list_workflow_steps_async("handoff-3")
+    assert result.agent_name == "specialist"
+    assert result.output is not None and result.output.startswith("run 3: ")
+    # triage's model call, then the specialist's: its model calls and its tool call.
+    names = [step["function_name"] for step in steps]
+    assert names == ["model", "model", "start:record", "tool:record", "model"]
+    assert [step.agent_name for step in result.steps] == ["triage", "specialist", "specialist"]
+    assert specialist._run_type is Agent._run_type  # the caller's agents stay plain
+
+
 @pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
 def test_a_call_in_flight_when_its_worker_dies_is_interrupted_unless_idempotent(
     postgres: PostgresServer, idempotent: bool
@@ -257,8 +284,6 @@ def test_a_call_in_flight_when_its_worker_dies_is_interrupted_unless_idempotent(
 
 
 def test_an_executor_id_held_by_a_live_worker_is_refused(postgres: PostgresServer) -> None:
-    from agentlib._dbos_failover import Liveness
-
     url = _plain(postgres.create_database("dbos_liveness"))
     first = Liveness(url, "worker-a", "agentlib-test")
     first.hold()
