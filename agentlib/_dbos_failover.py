@@ -8,7 +8,8 @@ that share one PostgreSQL database and nothing else:
 - each worker holds a session-level PostgreSQL advisory lock named after its executor id for
   as long as it lives, on a connection of its own, and lists itself in a small table;
 - PostgreSQL releases the lock the moment the worker's connection ends (the process exited or
-  was killed: the kernel closes its socket; a lost machine: when TCP keepalive gives up);
+  was killed: the kernel closes its socket; a lost machine: when the session's TCP keepalive,
+  set to about 25 s, gives up);
 - every worker periodically tries the locks of the other listed executors: a lock it can take
   belongs to a dead worker, whose pending workflows it hands back to their queue
   (`DBOS.resume_workflow`) while holding that lock, so only one worker recovers them and a
@@ -95,6 +96,10 @@ class Liveness:
         self._connection = sa.create_engine(
             engine_url(self.url), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
         ).connect()
+        # A lost machine sends no FIN: the server's TCP keepalive on this session drops the
+        # connection, and so the lock, after about 10 + 3 x 5 s of silence (not 2 hours).
+        for setting, value in (("idle", 10), ("interval", 5), ("count", 3)):
+            self._connection.execute(sa.text(f"SET tcp_keepalives_{setting} = {value}"))
         self._connection.execute(sa.text(_CREATE))
         deadline = time.monotonic() + timeout
         while not self._try_lock(self._connection, self.executor_id):
