@@ -101,7 +101,7 @@ def serve(arguments: argparse.Namespace) -> None:
 
     executor_id = arguments.executor_id or f"worker-{os.getpid()}"
     datasource = SQLAlchemyDatasource.create(
-        arguments.app_url, engine_kwargs={"pool_size": 2, "max_overflow": 0}
+        arguments.app_url, engine_kwargs={"pool_size": 1, "max_overflow": 0}
     )
 
     insert = sa.text(
@@ -139,7 +139,7 @@ def serve(arguments: argparse.Namespace) -> None:
             "system_database_url": arguments.system_url,
             "executor_id": executor_id,
             "application_version": "test-1",
-            "sys_db_pool_size": 4,
+            "sys_db_pool_size": 3,
             "log_level": "WARNING",
         },
         queue=QUEUE,
