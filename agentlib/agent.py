@@ -120,6 +120,10 @@ class Agent(Generic[OutputT]):
         ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
     """
 
+    _run_type: Callable[[Agent[Any], Approver | None], _run.Run[Any]] = _run.Run
+    """Makes each run: a durable engine (`agentlib.durable`) puts one here whose seams,
+    `Run.call_model` and `Run.call_tool`, are checkpointed; the loop itself is unchanged."""
+
     def __init__(
         self,
         model: Model,
@@ -562,7 +566,7 @@ class Agent(Generic[OutputT]):
         run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """One run of this agent (no handoffs followed) as its events."""
-        run: _run.Run[OutputT] = _run.Run(self, approver)
+        run: _run.Run[OutputT] = self._run_type(self, approver)
         return run.events(
             task, conversation, history, cancel_token, resumed=resumed, text=text, run_id=run_id
         )

@@ -114,10 +114,12 @@ def postgres_server() -> Iterator[PostgresServer]:
             ]
         )
         port = _free_port()
+        # max_connections: the DBOS test runs 4 worker processes of about 7 connections each
+        # (DBOS's pool and listener, the liveness lock, the tool's datasource) at once.
         options = (
             f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={directory} "
             "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
-            "-c shared_buffers=16MB -c max_connections=40"
+            "-c shared_buffers=16MB -c max_connections=100"
         )
         try:
             _run(

@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
 # openai_*.py need an OpenAI-compatible server: tests/models/test_openai.py runs them against
-# its in-process one.
-RUNNABLE = [path for path in EXAMPLES if not path.name.startswith("openai_")]
+# its in-process one. dbos_*.py need PostgreSQL: tests/test_durable_dbos.py runs them.
+RUNNABLE = [path for path in EXAMPLES if not path.name.startswith(("openai_", "dbos_"))]
 
 
 def _example_params() -> list[object]:
