@@ -32,10 +32,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agentlib import _json
-from agentlib._json_schema import bound_and_close
+from agentlib._json_schema import bound_and_close, bound_arrays
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
 from agentlib._schema_values import example_value
+from agentlib._string_constraints import (
+    Path,
+    find_placeholder,
+    is_free_string,
+    tighten,
+    worst_case_bytes,
+)
 from agentlib._tool_descriptions import schema_entry, signature_entry
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
 from agentlib.models.base import FINAL_ANSWER, ActionBranch, OutputSchema, StepActions
@@ -55,6 +62,10 @@ _SCHEMA_NAME = "agent_step"
 _ToolKey = tuple[str, str, str]
 _HandoffKey = tuple[str, str]
 """A handoff branch: `(branch name, description)`."""
+Rejection = tuple[str, Path, str]
+"""A value a failed attempt gave: `(branch name, path in its payload, the string)`."""
+_MAX_ITEMS = 8
+"""With a token budget, the most items given to an array without `maxItems`."""
 _NO_ARGUMENTS: dict[str, Any] = {
     "type": "object",
     "properties": {},
@@ -108,11 +119,13 @@ class StepFormat:
     """
 
     __slots__ = (
+        "_excluded",
         "_handoffs",
         "_keys",
         "_tools",
         "action_key",
         "answer",
+        "constraint",
         "handoff_names",
         "max_tokens",
         "name_key",
@@ -133,6 +146,7 @@ class StepFormat:
         options: StepOptions,
         max_tokens: int | None = None,
         handoffs: tuple[_HandoffKey, ...] = (),
+        excluded: frozenset[Rejection] = frozenset(),
     ) -> None:
         if parallel_calls < 1:
             raise ConfigurationError(f"parallel_calls must be at least 1, got {parallel_calls}")
@@ -156,7 +170,10 @@ class StepFormat:
         self.max_tokens = max_tokens
         self.action_key = "actions" if parallel_calls > 1 else "action"
         self.name_key = options.key_shape
-        self.output = OutputSchema(_SCHEMA_NAME, self._schema(), actions=self._actions())
+        self._excluded = excluded
+        schema, constraint = self._schemas()
+        self.constraint = constraint  # TODO(h25): OutputSchema.constraint after the models merge
+        self.output = OutputSchema(_SCHEMA_NAME, schema, actions=self._actions())
 
     # -- construction ---------------------------------------------------------------------
 
@@ -216,6 +233,27 @@ class StepFormat:
             options=options,
             max_tokens=self.max_tokens,
             handoffs=self._handoffs,
+            excluded=self._excluded,
+        )
+
+    def excluding(self, rejected: Sequence[Rejection]) -> StepFormat:
+        """This format with `rejected` values made impossible under constraint (for a retry).
+
+        The step's schema is unchanged; only `output.constraint` (what token-level
+        constraint engines enforce) refuses each string at its place, so a retry after a
+        validation failure cannot write the failed value again.
+        """
+        excluded = self._excluded | frozenset(rejected)
+        if excluded == self._excluded:
+            return self
+        return StepFormat(
+            self._keys,
+            self.answer,
+            parallel_calls=self.parallel_calls,
+            options=self.options,
+            max_tokens=self.max_tokens,
+            handoffs=self._handoffs,
+            excluded=excluded,
         )
 
     def _payload_key(self, name: str) -> str:
@@ -239,8 +277,23 @@ class StepFormat:
             return self.answer.json_schema
         return _answer_object(self.answer.json_schema)
 
+    def _with_items(self, name: str, payload: Mapping[str, Any], calls: int) -> dict[str, Any]:
+        """`payload` with `maxItems` on every array without one, fitted to the token budget.
+
+        The most items (up to `_MAX_ITEMS`) for which `calls` such actions, strings empty,
+        take at most half the budget; at least one item (more only if `minItems` says so).
+        """
+        if self.max_tokens is None or '"array"' not in json.dumps(payload):
+            return dict(payload)
+        for items in range(_MAX_ITEMS, 1, -1):
+            bounded = bound_arrays(payload, items)
+            _, fixed = _string_costs(bounded)
+            if self._skeleton_length(name, bounded, calls) + calls * fixed <= self.max_tokens // 2:
+                return bounded
+        return bound_arrays(payload, 1)
+
     def _skeleton_length(self, name: str, payload: Mapping[str, Any], calls: int) -> int:
-        """The characters of a step of `calls` such actions with every free string empty."""
+        """The UTF-8 bytes of a step of `calls` such actions with every free string empty."""
         empty = _skeleton(payload)
         if name != FINAL_ANSWER:
             action = self.call_action(name, empty if isinstance(empty, dict) else {})
@@ -248,19 +301,20 @@ class StepFormat:
             action = self.final_action(empty)  # the payload is the answer itself
         else:
             action = self.final_action(empty.get("answer") if isinstance(empty, dict) else None)
-        return len(self._line("", [action] * calls))
+        return len(self._line("", [action] * calls).encode())
 
     def _bounds(self, payloads: Sequence[tuple[str, Mapping[str, Any], int]]) -> list[int]:
         """The thought's bound, then each payload's string bound, fitted to `max_tokens`.
 
-        The budget is shared by the thought (at most a quarter of it, and at most half of
-        what the widest branch's syntax leaves), then by each branch's free strings (its
-        `calls` calls per step). It counts one token per character: every vocabulary token
-        holds at least one character of ASCII text, and the constrained decoder allows no
-        control-character escapes (an escaped quote, backslash, newline or tab still takes
-        two characters). Not covered: numbers (unbounded digits), arrays without `maxItems`
-        (counted once), non-ASCII text (up to 4 tokens a character), and toolsets whose
-        syntax alone fills the budget.
+        Counted in UTF-8 bytes, the worst case in tokens: every vocabulary token holds at
+        least one byte (checked on the SmolLM2 vocabulary in the tests). A free string of `n`
+        characters takes at most `worst_case_bytes(n)`: under constraint at most a quarter of
+        its characters may be escaped or non-ASCII (`agentlib._string_constraints`). The
+        budget is shared by the thought (at most a quarter of it, and at most half of what
+        the widest branch's syntax leaves), then by each branch's free strings (its `calls`
+        calls per step). Arrays have `maxItems` by then (`bound_arrays`). Not covered:
+        numbers (unbounded digits), strings with a pattern or format (counted empty), and
+        toolsets whose syntax alone fills the budget.
         """
         thought = self.options.max_thought_length
         strings = self.options.max_string_length
@@ -273,23 +327,65 @@ class StepFormat:
         ]
         if self.options.thought != "none":
             widest = max((skeleton + calls * fixed for skeleton, _, fixed, calls in costs))
-            thought = max(1, min(thought, budget // 4, (budget - widest) // 2))
+            thought = min(thought, _fitting(min(budget // 4, (budget - widest) // 2)))
         bounds = [thought]
+        spent = _content_bytes(thought) if self.options.thought != "none" else 0
         for skeleton, free, fixed, calls in costs:
-            room = budget - thought - skeleton - calls * fixed
-            bounds.append(max(1, min(strings, room // max(1, calls * free))))
+            room = budget - spent - skeleton - calls * fixed
+            bounds.append(min(strings, _fitting(room // max(1, calls * free))))
         return bounds
 
-    def _schema(self) -> dict[str, Any]:
-        payloads = [(name, parameters, self.parallel_calls) for name, _, parameters in self._tools]
-        payloads.append((FINAL_ANSWER, self._final_payload(), 1))
+    def _schemas(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The step's schema, and the stricter one for constraint engines (`tighten`)."""
+        payloads = [
+            (name, self._with_items(name, parameters, self.parallel_calls), self.parallel_calls)
+            for name, _, parameters in self._tools
+        ]
+        payloads.append((FINAL_ANSWER, self._with_items(FINAL_ANSWER, self._final_payload(), 1), 1))
         thought_bound, *string_bounds = self._bounds(payloads)
         self.thought_length = thought_bound
         self.string_length = max(string_bounds)
-        branches = [
-            self._branch_schema(name, bound_and_close(payload, bound))
+        bounded = [
+            (name, bound_and_close(payload, bound))
             for (name, payload, _), bound in zip(payloads, string_bounds, strict=True)
         ]
+        thought = {"type": "string", "maxLength": thought_bound}
+        schema = self._assemble(
+            thought, [self._branch_schema(name, payload) for name, payload in bounded]
+        )
+        constraint = self._assemble(
+            tighten(thought, placeholders=False),
+            [
+                self._branch_schema(
+                    name,
+                    tighten(
+                        payload,
+                        placeholders=name != FINAL_ANSWER,
+                        excluded=self._excluded_in(name),
+                    ),
+                )
+                for name, payload in bounded
+            ],
+        )
+        return schema, constraint
+
+    def _excluded_in(self, name: str) -> dict[Path, list[str]]:
+        """The rejected values of branch `name`, by path in its payload (`tighten`'s shape)."""
+        found: dict[Path, list[str]] = {}
+        prefix = self._final_prefix() if name == FINAL_ANSWER else ()
+        for branch, path, value in sorted(self._excluded):
+            if branch == name:
+                found.setdefault((*prefix, *path), []).append(value)
+        return found
+
+    def _final_prefix(self) -> Path:
+        """Where the answer sits in the final branch's payload."""
+        return () if self.name_key == "tool" else ("answer",)
+
+    def _assemble(
+        self, thought: dict[str, Any], branches: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The step object from the thought's schema and every branch (tools, then final)."""
         *calls, final = branches
         handoffs = [self._branch_schema(name, _NO_ARGUMENTS) for name in self.handoff_names]
         action: dict[str, Any]
@@ -304,9 +400,9 @@ class StepFormat:
                 "minItems": 1,
                 "maxItems": 1,
             }
-            branches = [alone]
+            shapes = [alone]
             if calls:
-                branches.insert(
+                shapes.insert(
                     0,
                     {
                         "type": "array",
@@ -315,9 +411,8 @@ class StepFormat:
                         "maxItems": self.parallel_calls,
                     },
                 )
-            action = {"anyOf": branches}
+            action = {"anyOf": shapes}
         properties: dict[str, Any] = {}
-        thought = {"type": "string", "maxLength": thought_bound}
         if self.options.thought == "before":
             properties["thought"] = thought
         properties[self.action_key] = action
@@ -581,7 +676,17 @@ class StepFormat:
         try:
             values = tools[name].validate(arguments)
         except ToolError as exc:
-            raise _invalid(str(exc), raw) from exc
+            raise _Rejected(str(exc), raw_output=raw, rejected=_rejections(name, exc)) from exc
+        found = find_placeholder(arguments, tools[name].parameters)
+        if found is not None:
+            path, value = found
+            raise _Rejected(
+                f"tool '{name}': argument '{'.'.join(path)}' is {value!r}, a placeholder "
+                "copied from a template, not a value; write the real value from the task or "
+                "an observation",
+                raw_output=raw,
+                rejected=((name, path, value),),
+            )
         return ParsedCall(name=name, arguments=arguments, values=values)
 
     def _parse_answer(self, action: dict[str, Any], raw: str) -> Any:
@@ -601,7 +706,12 @@ class StepFormat:
         try:
             return self.answer.validate(value)
         except OutputValidationError as exc:
-            raise _invalid(f"invalid final answer: {exc}", raw) from exc
+            rejected = (
+                ((FINAL_ANSWER, (), value),) if isinstance(value, str) else ()
+            ) + _rejections(FINAL_ANSWER, exc)
+            raise _Rejected(
+                f"invalid final answer: {exc}", raw_output=raw, rejected=rejected
+            ) from exc
 
 
 def _step_of(thought: str, parsed: Sequence[ParsedCall | tuple[Any] | str], raw: str) -> ParsedStep:
@@ -677,7 +787,9 @@ def _string_costs(schema: Any) -> tuple[int, int]:
     is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
     if is_string:
         if "maxLength" in schema:
-            return 0, int(schema["maxLength"])
+            length = int(schema["maxLength"])
+            # A capped free string, or any character at UTF-8's widest (4 bytes).
+            return 0, _content_bytes(length) if is_free_string(schema) else 4 * length
         if any(key in schema for key in ("enum", "const", "pattern", "format")):
             return 0, 0  # short or shaped: counted in the skeleton
         return 1, 0
@@ -695,6 +807,21 @@ def _string_costs(schema: Any) -> tuple[int, int]:
         sub_free, sub_fixed = _string_costs(schema["items"])
         free, fixed = free + count * sub_free, fixed + count * sub_fixed
     return free, fixed
+
+
+def _content_bytes(length: int) -> int:
+    """The most bytes a free string of `length` characters takes inside its quotes."""
+    return worst_case_bytes(length) - 2
+
+
+def _fitting(room: int) -> int:
+    """The longest free string (at least 1 character) whose content fits `room` bytes."""
+    length = max(1, room * 4 // 7)  # a quarter of the characters may take 4 bytes
+    while _content_bytes(length + 1) <= room:
+        length += 1
+    while length > 1 and _content_bytes(length) > room:
+        length -= 1
+    return length
 
 
 def _answer_object(answer_schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -735,6 +862,35 @@ def extract_json(text: str) -> Any:
 
 def _invalid(message: str, raw: str) -> ModelOutputError:
     return ModelOutputError(message, raw_output=raw)
+
+
+class _Rejected(ModelOutputError):
+    """An invalid step whose failed string values are known (for a narrowed retry)."""
+
+    def __init__(self, message: str, *, raw_output: str, rejected: tuple[Rejection, ...]):
+        super().__init__(message, raw_output=raw_output)
+        self.rejected = rejected
+
+
+def rejected_values(error: BaseException) -> tuple[Rejection, ...]:
+    """The string values a failed step gave where validation refused them (maybe none)."""
+    return error.rejected if isinstance(error, _Rejected) else ()
+
+
+def _rejections(branch: str, error: BaseException) -> tuple[Rejection, ...]:
+    """The string inputs pydantic refused, from the `ValidationError` behind `error`."""
+    cause = error.__cause__
+    errors = getattr(cause, "errors", None)
+    if not callable(errors):
+        return ()
+    found = []
+    for item in errors():
+        value = item.get("input")
+        location = item.get("loc", ())
+        if isinstance(value, str) and location:
+            path = tuple("*" if isinstance(part, int) else str(part) for part in location)
+            found.append((branch, path, value))
+    return tuple(found)
 
 
 def _jsonable(value: Any) -> Any:

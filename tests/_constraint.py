@@ -8,11 +8,13 @@ answered without a model. The grammar is the one `OutlinesModel` compiles
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-__all__ = ["ByteConstraint", "as_generated"]
+__all__ = ["ByteConstraint", "SmolLM2Constraint", "as_generated", "smollm2"]
 
 _EOS = 256
 
@@ -62,3 +64,52 @@ class ByteConstraint:
 def as_generated(value: Any) -> str:
     """`value` laid out as the constraint generates JSON (`", "` and `": "`, no other space)."""
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+@functools.cache
+def smollm2() -> tuple[Any, Any]:
+    """`(llguidance tokenizer, llama.cpp vocabulary-only model)` of the embedded SmolLM2."""
+    import llama_cpp
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    from agentlib.models.local import default_model_path
+
+    llama = llama_cpp.Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)
+    with warnings.catch_warnings():
+        # llguidance's vocabulary reader calls a function llama-cpp-python deprecated.
+        warnings.filterwarnings("ignore", "llama_token_get_attr", DeprecationWarning)
+        tokenizer = lltokenizer_from_vocab(llama_cpp.llama_model_get_vocab(llama.model))
+    return tokenizer, llama
+
+
+class SmolLM2Constraint:
+    """`schema` compiled as `OutlinesModel` compiles it, on the real SmolLM2 vocabulary.
+
+    `accepts(text)` feeds the matcher the tokens SmolLM2's tokenizer makes of `text`, then
+    its end-of-sequence token, as generation would.
+    """
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        from llguidance import LLMatcher
+
+        from agentlib.models.outlines import llguidance_grammar
+
+        self.tokenizer, self.llama = smollm2()
+        grammar = llguidance_grammar(schema)
+        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
+        if is_error:
+            raise ValueError("; ".join(messages))
+        self._matcher = LLMatcher(self.tokenizer, grammar, log_level=0)
+        if self._matcher.is_error():
+            raise ValueError(self._matcher.get_error())
+
+    def tokens(self, text: str) -> list[int]:
+        """SmolLM2's own tokens for `text` (as llama.cpp tokenizes a prompt)."""
+        return list(self.llama.tokenize(text.encode(), add_bos=False, special=False))
+
+    def accepts(self, text: str) -> bool:
+        """Whether the constraint lets exactly `text` through (and then stop)."""
+        matcher = self._matcher.deep_copy()
+        if not matcher.consume_tokens(self.tokens(text)):
+            return False
+        return bool(matcher.is_accepting() and matcher.consume_token(self.tokenizer.eos_token))
