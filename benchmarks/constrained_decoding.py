@@ -36,8 +36,9 @@ from _synthetic_tools import synthetic_tools
 
 from agentlib import Message, OutputSchema
 from agentlib.actions import build_step_schema
+from agentlib.models._guides import Metered
 from agentlib.models.local import LocalModel
-from agentlib.models.outlines import OutlinesModel, _Metered
+from agentlib.models.outlines import OutlinesModel
 
 PROMPT = [
     Message(role="system", content="You are a travel writer."),
@@ -93,7 +94,7 @@ def decode_speed(local: LocalModel, repeats: int, tokens: int) -> list[tuple[str
     messages = [{"role": m.role, "content": m.content} for m in PROMPT]
 
     def passthrough() -> tuple[float, int]:
-        meter = _Metered(None, "numpy")
+        meter = Metered(None, "numpy")
         started = time.perf_counter()
         completion = llama.create_chat_completion(
             messages=messages,

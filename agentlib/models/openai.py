@@ -26,8 +26,10 @@ not cut short by `max_tokens`) is returned as-is for the caller's validation and
 reported with `path="prompted"` (nothing kept it to the schema) and
 `finish_reason="schema_ignored"`, and logged as a warning naming the server.
 
-Errors from the SDK are translated here, at the boundary, into `ModelError` with
-`status_code` and `retryable`; the rest of agentlib never sees an `openai` exception.
+Errors from the SDK are translated at this boundary (`agentlib.models._openai_errors`) into
+`ModelError` with `status_code` and `retryable`; the rest of agentlib never sees an `openai`
+exception. What each mode puts in the request, and how tools mode's calls become the step's
+text again, is `agentlib.models._openai_modes`.
 """
 
 from __future__ import annotations
@@ -36,9 +38,7 @@ import importlib
 import json
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Literal, TypeAlias
 
@@ -47,22 +47,26 @@ import openai
 
 from agentlib import _json
 from agentlib._formats import format_checker
-from agentlib._strict import restore_optional, strict_schema
-from agentlib._tool_names import safe_tool_names
+from agentlib._strict import restore_optional
 from agentlib.errors import ConfigurationError, ModelError
+from agentlib.models._openai_errors import (
+    malformed,
+    mentions_invalid_schema,
+    mentions_response_format,
+    one_line,
+    translate_error,
+)
+from agentlib.models._openai_modes import Prepared, prepare, step_from_calls
 from agentlib.models.base import (
     GenerationPath,
     Message,
     ModelCapabilities,
     ModelResponse,
     OutputSchema,
-    StepActions,
     TextCallback,
 )
 
 __all__ = ["OpenAIMode", "OpenAIModel"]
-
-JSONSchema = dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +84,6 @@ _FALLBACK = {"json_schema": "json_object", "json_object": "prompted"}
 _PLACEHOLDER_KEY = "not-needed"
 """Sent to servers given by `base_url` when no key exists: local servers ignore it, and the SDK
 refuses to start without one."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """The schema-related part of one request, computed once per (schema, mode)."""
-
-    mode: str
-    options: dict[str, Any]
-    checked_schema: Mapping[str, Any] | None  # what the server promised to enforce
-    actions: StepActions | None = None  # the agent step's branches, in tools mode
 
 
 class OpenAIModel:
@@ -150,7 +144,7 @@ class OpenAIModel:
         self._timeout = timeout
         self._active_mode: str = "json_schema" if mode == "auto" else mode
         self._strict_keywords = frozenset(strict_keywords or ())
-        self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._prepared: dict[tuple[str, str], Prepared] = {}
         self._validators: dict[str, Any] = {}
         self._capabilities = ModelCapabilities(
             supports_json_schema=mode != "prompted",
@@ -192,19 +186,8 @@ class OpenAIModel:
                 message says which and what to do.
             ConfigurationError: `output` uses something strict mode cannot express.
         """
-        while True:
-            prepared = self._prepare(output)
-            request = self._request(messages, prepared, max_tokens, stream=False)
-            try:
-                completion = await self._client.chat.completions.create(**request)
-            except openai.OpenAIError as exc:
-                error = self._translate(exc)
-                if self._fall_back(prepared, error):
-                    continue
-                raise error from exc
-            except ValueError as exc:  # the SDK lets a body that is not JSON through as is
-                raise _malformed(self.base_url, exc) from exc
-            return self._response(completion, output, prepared)
+        prepared, completion = await self._create(messages, output, max_tokens, stream=False)
+        return self._response(completion, output, prepared)
 
     async def astream(
         self,
@@ -221,30 +204,21 @@ class OpenAIModel:
         Raises:
             ModelError: As `agenerate`.
         """
-        while True:
-            prepared = self._prepare(output)
-            request = self._request(messages, prepared, max_tokens, stream=True)
-            try:
-                stream = await self._client.chat.completions.create(**request)
-            except openai.OpenAIError as exc:
-                error = self._translate(exc)
-                if self._fall_back(prepared, error):
-                    continue
-                raise error from exc
-            break
-        calls: dict[int, list[str]] = {}
+        prepared, stream = await self._create(messages, output, max_tokens, stream=True)
+        gathered = _Gathered()
         try:
             async for chunk in stream:
-                for text in self._chunk_texts(chunk, calls):
+                texts = gathered.add(chunk)
+                if gathered.refusal:
+                    raise ModelError(f"the model refused: {one_line(''.join(gathered.refusal))}")
+                for text in texts:
                     yield text
         except openai.OpenAIError as exc:
             raise self._translate(exc) from exc
         except ValueError as exc:
-            raise _malformed(self.base_url, exc) from exc
-        if prepared.actions is not None:
-            rebuilt = [(names[0], "".join(names[1:])) for _, names in sorted(calls.items())]
-            if rebuilt:
-                yield _step_from_calls("", rebuilt, prepared.actions)
+            raise malformed(self.base_url, exc) from exc
+        if prepared.actions is not None and gathered.calls:
+            yield step_from_calls("", gathered.tool_calls(), prepared.actions)
 
     async def agenerate_streaming(
         self,
@@ -262,19 +236,9 @@ class OpenAIModel:
         Raises:
             ModelError: As `agenerate`.
         """
-        while True:
-            prepared = self._prepare(output)
-            request = self._request(messages, prepared, max_tokens, stream=True)
-            if _is_openai(self.base_url):  # other servers may reject the option
-                request["stream_options"] = {"include_usage": True}
-            try:
-                stream = await self._client.chat.completions.create(**request)
-            except openai.OpenAIError as exc:
-                error = self._translate(exc)
-                if self._fall_back(prepared, error):
-                    continue
-                raise error from exc
-            break
+        prepared, stream = await self._create(
+            messages, output, max_tokens, stream=True, stream_usage=True
+        )
         gathered = _Gathered()
         try:
             async for chunk in stream:
@@ -283,44 +247,51 @@ class OpenAIModel:
         except openai.OpenAIError as exc:
             raise self._translate(exc) from exc
         except ValueError as exc:
-            raise _malformed(self.base_url, exc) from exc
+            raise malformed(self.base_url, exc) from exc
         return self._response(gathered.completion(self.model), output, prepared)
-
-    def _chunk_texts(self, chunk: Any, calls: dict[int, list[str]]) -> list[str]:
-        choices = getattr(chunk, "choices", None) or []
-        texts: list[str] = []
-        for choice in choices:
-            delta = choice.delta
-            if delta is None:
-                continue
-            if getattr(delta, "refusal", None):
-                raise ModelError(f"the model refused: {_one_line(delta.refusal)}")
-            for call in getattr(delta, "tool_calls", None) or []:
-                parts = calls.setdefault(call.index, [""])
-                if call.function is not None:
-                    if call.function.name:
-                        parts[0] = call.function.name
-                    if call.function.arguments:
-                        parts.append(call.function.arguments)
-            if delta.content:
-                texts.append(delta.content)
-        return texts
 
     # -- the request --------------------------------------------------------------------------
 
-    def _prepare(self, output: OutputSchema | None) -> _Prepared:
+    async def _create(
+        self,
+        messages: Sequence[Message],
+        output: OutputSchema | None,
+        max_tokens: int | None,
+        *,
+        stream: bool,
+        stream_usage: bool = False,
+    ) -> tuple[Prepared, Any]:
+        """Send the request; in `auto` mode, step down and resend while the format is rejected.
+
+        Returns the request's `Prepared` and the SDK's completion (a stream when `stream`).
+        """
+        while True:
+            prepared = self._prepare(output)
+            request = self._request(messages, prepared, max_tokens, stream=stream)
+            if stream_usage and _is_openai(self.base_url):  # other servers may reject it
+                request["stream_options"] = {"include_usage": True}
+            try:
+                return prepared, await self._client.chat.completions.create(**request)
+            except openai.OpenAIError as exc:
+                error = self._translate(exc)
+                if not self._fall_back(prepared, error):
+                    raise error from exc
+            except ValueError as exc:  # the SDK lets a body that is not JSON through as is
+                raise malformed(self.base_url, exc) from exc
+
+    def _prepare(self, output: OutputSchema | None) -> Prepared:
         mode = self._active_mode if output is not None else "prompted"
         key = (output.key if output is not None else "", mode)
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = _prepare(output, mode, self._strict_keywords)
+            prepared = prepare(output, mode, self._strict_keywords)
             self._prepared[key] = prepared
         return prepared
 
     def _request(
         self,
         messages: Sequence[Message],
-        prepared: _Prepared,
+        prepared: Prepared,
         max_tokens: int | None,
         *,
         stream: bool,
@@ -341,15 +312,15 @@ class OpenAIModel:
             request["stream"] = True
         return request
 
-    def _fall_back(self, prepared: _Prepared, error: ModelError) -> bool:
+    def _fall_back(self, prepared: Prepared, error: ModelError) -> bool:
         """In `auto` mode, step down when the server rejects the `response_format` itself."""
         message = str(error)
         rejected = (
             error.status_code in (400, 422, 500)
-            and _mentions_response_format(message)
+            and mentions_response_format(message)
             # A server that understood the format but refused this schema: stepping down
             # would only hide the problem.
-            and not _mentions_invalid_schema(message)
+            and not mentions_invalid_schema(message)
         )
         next_mode = _FALLBACK.get(prepared.mode)
         if self.mode != "auto" or not rejected or next_mode is None:
@@ -367,7 +338,7 @@ class OpenAIModel:
     # -- the reply ----------------------------------------------------------------------------
 
     def _response(
-        self, completion: Any, output: OutputSchema | None, prepared: _Prepared
+        self, completion: Any, output: OutputSchema | None, prepared: Prepared
     ) -> ModelResponse:
         choices = getattr(completion, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:
@@ -379,7 +350,7 @@ class OpenAIModel:
         choice = choices[0]
         message = choice.message
         if getattr(message, "refusal", None):
-            raise ModelError(f"the model refused: {_one_line(message.refusal)}")
+            raise ModelError(f"the model refused: {one_line(message.refusal)}")
         finish_reason = choice.finish_reason
         if finish_reason == "content_filter":
             raise ModelError(
@@ -389,7 +360,7 @@ class OpenAIModel:
         tool_calls = getattr(message, "tool_calls", None) or []
         if prepared.actions is not None and tool_calls:
             calls = [(call.function.name, call.function.arguments) for call in tool_calls]
-            text = _step_from_calls(text, calls, prepared.actions)
+            text = step_from_calls(text, calls, prepared.actions)
         elif prepared.mode == "tools" and tool_calls:
             text = tool_calls[0].function.arguments or ""
         path = _PATHS[prepared.mode]
@@ -442,9 +413,7 @@ class OpenAIModel:
         return bool(validator.is_valid(value))
 
     def _translate(self, exc: openai.OpenAIError) -> ModelError:
-        return _translate_error(
-            exc, model=self.model, base_url=self.base_url, timeout=self._timeout
-        )
+        return translate_error(exc, model=self.model, base_url=self.base_url, timeout=self._timeout)
 
 
 class _Gathered:
@@ -480,11 +449,15 @@ class _Gathered:
                 texts.append(delta.content)
         return texts
 
+    def tool_calls(self) -> list[tuple[str, str]]:
+        """The gathered tool calls as (name, arguments text), in the server's order."""
+        return [(name, arguments) for _, (name, arguments) in sorted(self.calls.items())]
+
     def completion(self, model: str) -> Any:
         """The gathered completion, with the attributes a non-streamed one has."""
         tool_calls = [
             SimpleNamespace(function=SimpleNamespace(name=name, arguments=arguments))
-            for _, (name, arguments) in sorted(self.calls.items())
+            for name, arguments in self.tool_calls()
         ]
         message = SimpleNamespace(
             content="".join(self.content),
@@ -496,25 +469,6 @@ class _Gathered:
             usage=self.usage,
             model=self.model or model,
         )
-
-
-def _step_from_calls(
-    content: str, calls: Sequence[tuple[str, str | None]], actions: StepActions
-) -> str:
-    """Turn native tool calls back into the step's text (the step format writes it)."""
-    # Tools were sent under names the server accepts (`math.factorial` as `math_factorial`).
-    safe_names = safe_tool_names(branch.name for branch in actions.branches)
-    original = {sent: name for name, sent in safe_names.items()}
-    decoded: list[tuple[str, Mapping[str, Any]]] = []
-    for sent_name, raw_arguments in calls:
-        try:
-            arguments = _json.loads(raw_arguments or "{}")
-        except json.JSONDecodeError:
-            arguments = None
-        if not isinstance(arguments, dict):
-            return raw_arguments or ""  # left for the caller's validation to report
-        decoded.append((original.get(sent_name, sent_name), arguments))
-    return actions.assemble(content, decoded)
 
 
 def _build_client(
@@ -568,176 +522,5 @@ def _http_client() -> Any:
     return openai.DefaultAsyncHttpxClient()
 
 
-def _prepare(output: OutputSchema | None, mode: str, keep: frozenset[str]) -> _Prepared:
-    if output is None or mode == "prompted":
-        return _Prepared(mode="prompted", options={}, checked_schema=None)
-    strict = strict_schema(output.schema, keep=keep)
-    if mode == "json_object":
-        return _Prepared(
-            mode=mode,
-            options={"response_format": {"type": "json_object", "schema": strict}},
-            checked_schema=strict,
-        )
-    if mode == "json_schema":
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": _schema_name(output.name), "strict": True, "schema": strict},
-        }
-        return _Prepared(
-            mode=mode, options={"response_format": response_format}, checked_schema=strict
-        )
-    return _prepare_tools(output, strict, keep)
-
-
-def _prepare_tools(output: OutputSchema, strict: JSONSchema, keep: frozenset[str]) -> _Prepared:
-    """Native tools: one function per step branch, or one forced function for other schemas."""
-    mode = "tools"
-    actions = output.actions
-    if actions is None:
-        name = _schema_name(output.name)
-        function = {"name": name, "parameters": strict, "strict": True}
-        forced = {
-            "tools": [{"type": "function", "function": function}],
-            "tool_choice": {"type": "function", "function": {"name": name}},
-        }
-        return _Prepared(mode=mode, options=forced, checked_schema=strict)
-    tools = []
-    safe_names = safe_tool_names(branch.name for branch in actions.branches)
-    for branch in actions.branches:
-        function = {
-            "name": safe_names[branch.name],
-            "description": branch.description,
-            "parameters": strict_schema(branch.parameters, keep=keep),
-            "strict": True,
-        }
-        tools.append({"type": "function", "function": function})
-    options: dict[str, Any] = {
-        "tools": tools,
-        "tool_choice": "required",
-        # Strict schemas are not guaranteed for parallel calls: allow them only when a step
-        # may hold several actions.
-        "parallel_tool_calls": actions.parallel_calls > 1,
-    }
-    return _Prepared(mode=mode, options=options, checked_schema=strict, actions=actions)
-
-
-def _schema_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
-    return cleaned or "output"
-
-
 def _is_openai(base_url: str) -> bool:
     return "api.openai.com" in base_url
-
-
-def _mentions_response_format(message: str) -> bool:
-    lowered = message.lower()
-    return "response_format" in lowered or "json_schema" in lowered
-
-
-def _malformed(base_url: str, exc: ValueError) -> ModelError:
-    return ModelError(
-        f"malformed response from {base_url}: the body is not valid JSON ({_one_line(exc)}); "
-        "check that the server is OpenAI-compatible",
-        retryable=True,
-    )
-
-
-def _mentions_invalid_schema(message: str) -> bool:
-    return "invalid schema" in message.lower()
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _server_message(exc: openai.APIError) -> str:
-    """The server's own error text, from the usual JSON shapes, on one line."""
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict):
-            for key in ("message", "detail", "msg"):
-                if error.get(key):
-                    return _one_line(error[key])
-        elif isinstance(error, str):
-            return _one_line(error)
-        if body.get("detail"):
-            return _one_line(body["detail"])
-    elif isinstance(body, str) and body.strip():
-        return _one_line(body)
-    return _one_line(exc.message)
-
-
-def _translate_error(
-    exc: openai.OpenAIError, *, model: str, base_url: str, timeout: float | None = None
-) -> ModelError:
-    """Turn an `openai` SDK exception into one clear `ModelError` line saying what to do."""
-    if isinstance(exc, openai.APITimeoutError):
-        waited = f" after {timeout:g} s" if timeout is not None else ""
-        return ModelError(
-            f"the request to {base_url} timed out{waited}; the server may be overloaded or the "
-            "model slow: raise timeout= or ask for fewer tokens",
-            retryable=True,
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        reason = f" ({_one_line(cause)})" if cause else ""
-        return ModelError(
-            f"cannot reach the server at {base_url}{reason}; start the server, or fix base_url "
-            "(or OPENAI_BASE_URL)",
-            retryable=True,
-        )
-    if isinstance(exc, openai.APIResponseValidationError):
-        return ModelError(
-            f"malformed response from {base_url}: {_one_line(exc.message)}; check that the "
-            "server is OpenAI-compatible",
-            status_code=exc.status_code,
-            retryable=True,
-        )
-    if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, model=model, base_url=base_url)
-    if isinstance(exc, openai.APIError):
-        return ModelError(
-            f"malformed response from {base_url}: {_one_line(exc.message)}", retryable=True
-        )
-    return ModelError(f"the OpenAI client failed: {_one_line(exc)}")
-
-
-def _status_error(exc: openai.APIStatusError, *, model: str, base_url: str) -> ModelError:
-    status = exc.status_code
-    detail = _server_message(exc)
-    if status == 401:
-        text = (
-            f"{base_url} rejected the API key (401: {detail}); set a valid key in "
-            "OPENAI_API_KEY or pass api_key="
-        )
-    elif status == 403:
-        text = f"{base_url} denied access (403: {detail}); check the key's permissions"
-    elif status == 404:
-        text = (
-            f"model {model!r} was not found at {base_url} (404: {detail}); check the model "
-            "name, and that base_url ends with /v1"
-        )
-    elif status == 429:
-        text = f"rate limited by {base_url} (429: {detail}); wait and retry, or slow down"
-    elif _mentions_invalid_schema(detail):
-        text = (
-            f"{base_url} rejected the schema ({status}: {detail}); simplify the output type, or "
-            "leave the keyword it names out of strict_keywords= so it moves into descriptions"
-        )
-    elif status >= 500 and not _mentions_response_format(detail):
-        text = f"the server at {base_url} failed ({status}: {detail}); retry later"
-    elif _mentions_response_format(detail):
-        text = (
-            f"{base_url} rejected the structured-output request ({status}: {detail}); this "
-            "server may not support this response_format: use mode='auto', "
-            "mode='json_object' or mode='prompted'"
-        )
-    else:
-        text = f"{base_url} rejected the request ({status}: {detail})"
-    retryable = status in (408, 409, 429) or (
-        status >= 500 and not _mentions_response_format(detail)
-    )
-    return ModelError(text, status_code=status, retryable=retryable)

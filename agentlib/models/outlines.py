@@ -15,8 +15,9 @@ Backends, chosen by measurement on SmolLM2-135M with Outlines 1.3.3 (see
 - `outlines_core`: builds a full regex index per schema (slow for large unions) and silently
   ignores keywords it does not support.
 
-Schemas that come from users go through `compile_schema_guarded` first: it compiles them in
-a separate process under a time and memory bound.
+The compilers, guides and logits processors of both backends live in
+`agentlib.models._guides`. Schemas that come from users go through `compile_schema_guarded`
+first: it compiles them in a separate process under a time and memory bound.
 
 Generation is blocking, so it runs in a worker thread, one at a time per model: llama.cpp
 contexts are not thread-safe.
@@ -25,25 +26,21 @@ contexts are not thread-safe.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
-import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal
 
 from agentlib._optional import optional_imports
 from agentlib._output import output_spec, request_schema
 from agentlib.errors import ConfigurationError, ModelError
-from agentlib.models._schema_check import (
-    LLGUIDANCE_OVERRIDES,
-    compile_schema_guarded,
-    constraint_schema,
-)
+from agentlib.models._guides import Guide, Metered, make_compiler
+from agentlib.models._guides import llguidance_grammar as llguidance_grammar  # importable here
+from agentlib.models._schema_check import compile_schema_guarded
 from agentlib.models.base import (
     Message,
     ModelCapabilities,
@@ -60,9 +57,6 @@ logger = logging.getLogger(__name__)
 ConstraintBackend = Literal["llguidance", "outlines_core"]
 """The token-level constraint engines `OutlinesModel` can use for JSON schemas."""
 
-# outlines_core takes a whitespace regex instead of separators; one optional space keeps the
-# model close to the `", "` / `": "` layout it saw in training, and bounds it.
-_OUTLINES_CORE_WHITESPACE = r"[ ]?"
 _GUIDE_CACHE_SIZE = 64
 # Generation-length keyword per Outlines model class; llama.cpp and MLX use `max_tokens`.
 _MAX_TOKENS_KEYWORD = {"Transformers": "max_new_tokens", "TransformersMultiModal": "max_new_tokens"}
@@ -91,235 +85,6 @@ class GuideCacheInfo:
     """Guides currently cached."""
     compile_seconds: float
     """Total time spent compiling."""
-
-
-class _Processor(Protocol):
-    """What llama.cpp / transformers call once per generated token (an Outlines processor)."""
-
-    def __call__(self, input_ids: Any, logits: Any) -> Any: ...
-
-
-class _Guide(Protocol):
-    """A schema compiled for one backend: makes a fresh, unstarted processor per generation."""
-
-    def start(self) -> _Metered: ...
-
-
-class _Metered:
-    """Wraps a constraint for one generation and counts what llama.cpp or transformers did.
-
-    Called once per sampled token with all token ids so far (prompt first), so it learns the
-    prompt's length on the first call and the number of generated tokens from the calls.
-    """
-
-    def __init__(self, inner: Any | None, tensor_library_name: str) -> None:
-        from outlines.processors.base_logits_processor import OutlinesLogitsProcessor
-
-        outer = self
-
-        class _Adapter(OutlinesLogitsProcessor):
-            def process_logits(self, input_ids: Any, logits: Any) -> Any:
-                return outer.process(input_ids, logits)
-
-        self.processor: _Processor = _Adapter(tensor_library_name)
-        self._inner = inner
-        self.prompt_tokens = 0
-        self.calls = 0
-
-    def process(self, input_ids: Any, logits: Any) -> Any:
-        if self.calls == 0:
-            self.prompt_tokens = int(input_ids.shape[-1])
-        self.calls += 1
-        if self._inner is None:
-            return logits
-        return self._inner.process_logits(input_ids, logits)
-
-    @property
-    def finished(self) -> bool | None:
-        """Whether the constraint reached an accepting end (None when not known)."""
-        is_accepting = getattr(self._inner, "is_accepting", None)
-        return is_accepting() if callable(is_accepting) else None
-
-
-class _LLGuidanceProcessor:
-    """Masks logits with an llguidance matcher copied from a compiled one (no recompilation)."""
-
-    def __init__(self, compiled: Any, vocab_size: int, tensor_library_name: str) -> None:
-        self._compiled = compiled
-        self._vocab_size = vocab_size
-        self._tensor_library_name = tensor_library_name
-        self._matchers: list[Any] = []
-        self._bitmask: Any = None
-        self.error = ""
-
-    def is_accepting(self) -> bool:
-        return bool(self._matchers) and all(matcher.is_accepting() for matcher in self._matchers)
-
-    def process_logits(self, input_ids: Any, logits: Any) -> Any:
-        with optional_imports("local", feature="the llguidance backend"):
-            import llguidance.numpy
-
-        batch = int(input_ids.shape[0])
-        if not self._matchers:
-            # A deep copy of the compiled matcher shares its grammar and lexer: ~1 µs.
-            self._matchers = [self._compiled.deep_copy() for _ in range(batch)]
-            self._bitmask = llguidance.numpy.allocate_token_bitmask(batch, self._vocab_size)
-        else:
-            for index, matcher in enumerate(self._matchers):
-                if not matcher.consume_token(int(input_ids[index, -1])):
-                    self.error = matcher.get_error()
-        for index, matcher in enumerate(self._matchers):
-            llguidance.numpy.fill_next_token_bitmask(matcher, self._bitmask, index)
-        return self._apply(logits)
-
-    def _apply(self, logits: Any) -> Any:
-        import numpy as np
-
-        width = int(logits.shape[-1])
-        # Same result as llguidance.numpy's repeat/tile kernel, ~2.5x faster (measured 0.27 vs
-        # 0.71 ms for SmolLM2's 49,152 tokens).
-        allowed = np.unpackbits(self._bitmask.view(np.uint8), axis=1, bitorder="little")
-        allowed = allowed[:, :width]
-        if self._tensor_library_name == "numpy":
-            if allowed.shape[1] < width:
-                logits[:, allowed.shape[1] :] = -np.inf
-            logits[:, : allowed.shape[1]][allowed == 0] = -np.inf
-            return logits
-        import torch
-
-        mask = torch.from_numpy(allowed == 0).to(logits.device)
-        if mask.shape[1] < width:
-            logits[:, mask.shape[1] :] = float("-inf")
-        logits[:, : mask.shape[1]].masked_fill_(mask, float("-inf"))
-        return logits
-
-
-@dataclass(frozen=True, slots=True)
-class _LLGuidanceGuide:
-    compiled: Any
-    vocab_size: int
-    tensor_library_name: str
-
-    def start(self) -> _Metered:
-        inner = _LLGuidanceProcessor(self.compiled, self.vocab_size, self.tensor_library_name)
-        return _Metered(inner, self.tensor_library_name)
-
-
-@dataclass(frozen=True, slots=True)
-class _OutlinesCoreGuide:
-    processor: Any
-    tensor_library_name: str
-
-    def start(self) -> _Metered:
-        # The processor holds the compiled index; reset() only drops per-generation state.
-        self.processor.reset()
-        return _Metered(self.processor, self.tensor_library_name)
-
-
-def llguidance_grammar(schema: Mapping[str, Any]) -> str:
-    """The llguidance grammar for `schema`: fixed separators, no free whitespace, few escapes.
-
-    Strings may escape only a quote, a backslash, a newline and a tab: with llguidance's
-    default a small model filled a 300-character thought with control-character escapes
-    (`u001b` after a backslash: 6 characters, several tokens each) until the step ran out of
-    tokens (issue 25, item 2). Without them a character costs at most two JSON characters, so
-    the step format's string bounds keep a step within its token budget.
-
-    Numbers are kept finite (`constraint_schema`): llguidance's JSON grammar otherwise allows
-    `1e999`, which is no double. The options are `LLGUIDANCE_OVERRIDES`, shared with
-    `check_schema`.
-    """
-    with optional_imports("local", feature="the llguidance backend"):
-        from llguidance import LLMatcher
-
-    grammar: str = LLMatcher.grammar_from_json_schema(
-        constraint_schema(schema, "llguidance"), overrides=cast(Any, LLGUIDANCE_OVERRIDES)
-    )
-    return grammar
-
-
-class _Compiler(Protocol):
-    tensor_library_name: str
-
-    def compile(self, schema: OutputSchema) -> _Guide: ...
-
-
-class _LLGuidanceCompiler:
-    def __init__(self, outlines_model: Any) -> None:
-        with optional_imports("local", feature="the llguidance backend"):
-            import llguidance  # noqa: F401  (first: absent, it is a missing extra)
-            from outlines.backends.llguidance import LLGuidanceBackend
-        with warnings.catch_warnings():
-            # llguidance's llama.cpp vocabulary reader calls a function llama-cpp-python
-            # deprecated; harmless, and outside our control.
-            warnings.filterwarnings(
-                "ignore", message=r"llama_token_get_attr is deprecated", category=DeprecationWarning
-            )
-            backend = LLGuidanceBackend(outlines_model)
-        self.tokenizer = backend.llg_tokenizer
-        self.tensor_library_name: str = outlines_model.tensor_library_name
-
-    def compile(self, schema: OutputSchema) -> _Guide:
-        with optional_imports("local", feature="the llguidance backend"):
-            from llguidance import LLMatcher
-
-        grammar = llguidance_grammar(schema.schema)
-        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
-        if is_error:
-            raise ConfigurationError(_unsupported_message(schema.name, "llguidance", messages))
-        matcher = LLMatcher(self.tokenizer, grammar, log_level=0)
-        if matcher.is_error():
-            raise ConfigurationError(
-                _unsupported_message(schema.name, "llguidance", [matcher.get_error()])
-            )
-        return _LLGuidanceGuide(matcher, self.tokenizer.vocab_size, self.tensor_library_name)
-
-
-class _OutlinesCoreCompiler:
-    def __init__(self, outlines_model: Any) -> None:
-        from outlines.backends.outlines_core import OutlinesCoreBackend
-
-        if outlines_model.tensor_library_name == "numpy":
-            # outlines_core's numpy kernels (llama.cpp models) are written in numba.
-            try:
-                import numba  # noqa: F401
-            except ImportError as exc:
-                raise ConfigurationError(
-                    "the outlines_core backend needs the 'numba' package for llama.cpp models; "
-                    "install it with: pip install numba (or use backend='llguidance')"
-                ) from exc
-        self.backend = OutlinesCoreBackend(outlines_model)
-        self.tensor_library_name: str = outlines_model.tensor_library_name
-
-    def compile(self, schema: OutputSchema) -> _Guide:
-        try:
-            processor = self.backend.get_json_schema_logits_processor(
-                json.dumps(dict(schema.schema)), _OUTLINES_CORE_WHITESPACE
-            )
-        except Exception as exc:  # outlines_core raises ValueError/TypeError/its own errors
-            raise ConfigurationError(
-                f"the outlines_core backend cannot compile the schema '{schema.name}': {exc}; "
-                "simplify the schema or use backend='llguidance'"
-            ) from exc
-        return _OutlinesCoreGuide(processor, self.tensor_library_name)
-
-
-def _unsupported_message(name: str, backend: str, messages: Sequence[str]) -> str:
-    detail = "; ".join(messages) or "unknown error"
-    return (
-        f"the {backend} backend cannot enforce the schema '{name}': {detail}; remove or "
-        "rewrite those keywords (they would otherwise be silently ignored)"
-    )
-
-
-def _make_compiler(backend: str, outlines_model: Any) -> _Compiler:
-    if backend == "llguidance":
-        return _LLGuidanceCompiler(outlines_model)
-    if backend == "outlines_core":
-        return _OutlinesCoreCompiler(outlines_model)
-    raise ConfigurationError(
-        f"unknown constraint backend {backend!r}; use 'llguidance' or 'outlines_core'"
-    )
 
 
 class OutlinesModel:
@@ -371,7 +136,7 @@ class OutlinesModel:
         """The wrapped Outlines model."""
         self.backend: ConstraintBackend = backend
         """The constraint engine in use."""
-        self._compiler = _make_compiler(backend, outlines_model)
+        self._compiler = make_compiler(backend, outlines_model)
         self._name = name or _model_name(outlines_model)
         self._capabilities = ModelCapabilities(
             supports_json_schema=True,
@@ -388,7 +153,7 @@ class OutlinesModel:
         self._llama: Any = (
             outlines_model.model if type(outlines_model).__name__ == "LlamaCpp" else None
         )
-        self._guides: OrderedDict[str, _Guide] = OrderedDict()
+        self._guides: OrderedDict[str, Guide] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._generation_lock = _generation_lock(
             self._llama if self._llama is not None else outlines_model
@@ -470,7 +235,7 @@ class OutlinesModel:
             prepared.schema, backend=backend, timeout=timeout, memory_mb=memory_mb
         )
 
-    def _guide(self, output: OutputSchema) -> _Guide:
+    def _guide(self, output: OutputSchema) -> Guide:
         with self._cache_lock:
             guide = self._guides.get(output.key)
             if guide is not None:
@@ -525,7 +290,7 @@ class OutlinesModel:
     def _generate(
         self,
         messages: Sequence[Message],
-        guide: _Guide | None,
+        guide: Guide | None,
         max_tokens: int | None,
         on_text: TextCallback | None = None,
     ) -> ModelResponse:
@@ -546,7 +311,7 @@ class OutlinesModel:
         return response
 
     def _generate_llamacpp(
-        self, messages: Sequence[Message], metered: _Metered | None, limit: int
+        self, messages: Sequence[Message], metered: Metered | None, limit: int
     ) -> ModelResponse:
         """Generate with llama.cpp itself, keeping the KV cache of the shared prompt prefix.
 
@@ -580,14 +345,14 @@ class OutlinesModel:
     def _stream_llamacpp(
         self,
         messages: Sequence[Message],
-        metered: _Metered | None,
+        metered: Metered | None,
         limit: int,
         on_text: TextCallback,
     ) -> ModelResponse:
         """`_generate_llamacpp` with `stream=True`; the meter counts the tokens it sampled."""
         from llama_cpp import LogitsProcessorList
 
-        meter = metered or _Metered(None, self._compiler.tensor_library_name)
+        meter = metered or Metered(None, self._compiler.tensor_library_name)
         chunks = self._llama.create_chat_completion(
             messages=[{"role": message.role, "content": message.content} for message in messages],
             logits_processor=LogitsProcessorList([meter.processor]),
@@ -614,13 +379,13 @@ class OutlinesModel:
         )
 
     def _generate_outlines(
-        self, messages: Sequence[Message], metered: _Metered | None, limit: int
+        self, messages: Sequence[Message], metered: Metered | None, limit: int
     ) -> ModelResponse:
         from outlines.inputs import Chat
 
         chat = Chat([{"role": message.role, "content": message.content} for message in messages])
         # Free text is metered too, to learn the token counts Outlines does not return.
-        meter = metered or _Metered(None, self._compiler.tensor_library_name)
+        meter = metered or Metered(None, self._compiler.tensor_library_name)
         kwargs = {**self._inference_kwargs, self._max_tokens_keyword: limit}
         text = self.outlines_model.generate(chat, meter.processor, **kwargs)
         return ModelResponse(
@@ -633,7 +398,7 @@ class OutlinesModel:
         )
 
 
-def _finish_reason(metered: _Metered, limit: int) -> str:
+def _finish_reason(metered: Metered, limit: int) -> str:
     if metered.finished is True:
         return "stop"
     return "length" if metered.calls >= limit else "stop"
