@@ -125,7 +125,6 @@ class StepFormat:
         "_tools",
         "action_key",
         "answer",
-        "constraint",
         "handoff_names",
         "max_tokens",
         "name_key",
@@ -172,8 +171,9 @@ class StepFormat:
         self.name_key = options.key_shape
         self._excluded = excluded
         schema, constraint = self._schemas()
-        self.constraint = constraint  # TODO(h25): OutputSchema.constraint after the models merge
-        self.output = OutputSchema(_SCHEMA_NAME, schema, actions=self._actions())
+        self.output = OutputSchema(
+            _SCHEMA_NAME, schema, actions=self._actions(), constraint=constraint
+        )
 
     # -- construction ---------------------------------------------------------------------
 

@@ -67,8 +67,8 @@ def as_generated(value: Any) -> str:
 
 
 @functools.cache
-def smollm2() -> tuple[Any, Any]:
-    """`(llguidance tokenizer, llama.cpp vocabulary-only model)` of the embedded SmolLM2."""
+def smollm2() -> Any:
+    """The llguidance tokenizer of the embedded SmolLM2 (its GGUF file's vocabulary)."""
     import llama_cpp
     from llguidance.llamacpp import lltokenizer_from_vocab
 
@@ -79,7 +79,11 @@ def smollm2() -> tuple[Any, Any]:
         # llguidance's vocabulary reader calls a function llama-cpp-python deprecated.
         warnings.filterwarnings("ignore", "llama_token_get_attr", DeprecationWarning)
         tokenizer = lltokenizer_from_vocab(llama_cpp.llama_model_get_vocab(llama.model))
-    return tokenizer, llama
+    _keep.append(llama)  # the tokenizer reads llama.cpp's vocabulary: keep it loaded
+    return tokenizer
+
+
+_keep: list[Any] = []
 
 
 class SmolLM2Constraint:
@@ -94,7 +98,7 @@ class SmolLM2Constraint:
 
         from agentlib.models.outlines import llguidance_grammar
 
-        self.tokenizer, self.llama = smollm2()
+        self.tokenizer = smollm2()
         grammar = llguidance_grammar(schema)
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
         if is_error:
@@ -104,8 +108,8 @@ class SmolLM2Constraint:
             raise ValueError(self._matcher.get_error())
 
     def tokens(self, text: str) -> list[int]:
-        """SmolLM2's own tokens for `text` (as llama.cpp tokenizes a prompt)."""
-        return list(self.llama.tokenize(text.encode(), add_bos=False, special=False))
+        """SmolLM2's own tokens for `text` (llama.cpp's tokenizer, through llguidance)."""
+        return list(self.tokenizer.tokenize_str(text))
 
     def accepts(self, text: str) -> bool:
         """Whether the constraint lets exactly `text` through (and then stop)."""

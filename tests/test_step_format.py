@@ -433,7 +433,7 @@ def _widest(schema: dict[str, Any]) -> Any:
 def test_every_smollm2_token_holds_at_least_one_byte() -> None:
     # Why a step's UTF-8 bytes bound its tokens, whatever tokenization the constraint allows.
     pytest.importorskip("llama_cpp")
-    tokenizer, _ = smollm2()
+    tokenizer = smollm2()
     lengths = [
         len(tokenizer.decode_bytes([token]))
         for token in range(tokenizer.vocab_size)
@@ -463,8 +463,8 @@ def test_a_step_at_its_bounds_fits_the_budget_on_smollm2(
     step_format = StepFormat.build(
         tools, output_type, parallel_calls=parallel_calls, options=options, max_tokens=max_tokens
     )
-    text = as_generated(_widest(dict(step_format.constraint)))
-    constraint = SmolLM2Constraint(step_format.constraint)
+    text = as_generated(_widest(dict(step_format.output.enforced)))
+    constraint = SmolLM2Constraint(step_format.output.enforced)
     assert constraint.accepts(text)  # the constraint admits this step: the bound is reached
     assert len(text.encode()) <= max_tokens  # the worst tokenization: a byte a token
     assert len(constraint.tokens(text)) <= max_tokens  # SmolLM2's own tokenization

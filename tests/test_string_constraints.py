@@ -123,7 +123,7 @@ def step_format() -> StepFormat:
 
 @pytest.fixture(scope="module")
 def constraint(step_format: StepFormat) -> SmolLM2Constraint:
-    return SmolLM2Constraint(step_format.constraint)
+    return SmolLM2Constraint(step_format.output.enforced)
 
 
 def test_the_constraint_refuses_placeholder_arguments_and_accepts_values(
@@ -148,7 +148,7 @@ def test_strings_with_a_pattern_and_answers_are_left_alone(
 def test_the_step_schema_itself_is_unchanged(step_format: StepFormat) -> None:
     # Only the constraint carries the patterns: a server's strict schema and the prompt don't.
     assert NOT_PLACEHOLDER not in json.dumps(step_format.output.schema)
-    assert json.dumps(NOT_PLACEHOLDER) in json.dumps(step_format.constraint)
+    assert json.dumps(NOT_PLACEHOLDER) in json.dumps(step_format.output.constraint)
 
 
 def test_at_most_a_quarter_of_a_string_may_be_wide(
@@ -203,11 +203,11 @@ def test_a_rejected_value_is_impossible_in_the_narrowed_constraint(
 ) -> None:
     narrowed = step_format.excluding([("weather", ("city",), "Parsi")])
     assert narrowed.output.schema == step_format.output.schema
-    narrowed_constraint = SmolLM2Constraint(narrowed.constraint)
+    narrowed_constraint = SmolLM2Constraint(narrowed.output.enforced)
     assert not narrowed_constraint.accepts(_call(step_format, "weather", city="Parsi"))
     assert narrowed_constraint.accepts(_call(step_format, "weather", city="Paris"))
     assert narrowed_constraint.accepts(_call(step_format, "weather", city="Parsi2"))
     answer = step_format.excluding([(FINAL_ANSWER, (), "no idea")])
-    answer_constraint = SmolLM2Constraint(answer.constraint)
+    answer_constraint = SmolLM2Constraint(answer.output.enforced)
     assert not answer_constraint.accepts(_final(step_format, "no idea"))
     assert answer_constraint.accepts(_final(step_format, "no idea yet"))

@@ -101,19 +101,28 @@ class OutputSchema:
         key: The cache key; by default a digest of the schema (property order included: it is
             generation order for constrained decoding).
         actions: For the agent's step, its branches as data (see `StepActions`).
+        constraint: A stricter schema for token-level constraint engines, admitting a subset
+            of what `schema` admits (the step format's: no placeholder arguments, bounded
+            bytes, a failed value excluded on a retry); `None`: `schema` itself. Servers'
+            strict modes and prompts use `schema`.
     """
 
     name: str
     schema: Mapping[str, Any]
     key: str = field(default="", compare=False)
     actions: StepActions | None = field(default=None, compare=False)
+    constraint: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
-            digest = hashlib.sha256(
-                json.dumps(self.schema, separators=(",", ":")).encode()
-            ).hexdigest()[:24]
-            object.__setattr__(self, "key", digest)
+            both = [self.schema, self.constraint] if self.constraint is not None else self.schema
+            digest = hashlib.sha256(json.dumps(both, separators=(",", ":")).encode()).hexdigest()
+            object.__setattr__(self, "key", digest[:24])
+
+    @property
+    def enforced(self) -> Mapping[str, Any]:
+        """What a token-level constraint engine enforces: `constraint`, else `schema`."""
+        return self.schema if self.constraint is None else self.constraint
 
     def __hash__(self) -> int:
         return hash(self.key)
