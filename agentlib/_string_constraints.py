@@ -1,4 +1,4 @@
-"""What constrained decoding may write in a free string: no placeholder, bounded bytes, no repeat.
+r"""What constrained decoding may write in a free string: no placeholder, bounded bytes, no repeat.
 
 A *free* string is one whose schema says only `type: string` (and perhaps a `maxLength`): no
 `pattern`, `format`, `enum` or `const` of its own. The step format gives the schemas it hands
@@ -164,7 +164,8 @@ def tighten(
         placeholders: Whether free strings may not be only a placeholder (tool arguments).
         excluded: Values free strings at these paths may not take (a failed attempt's).
     """
-    return _tighten(dict(schema), (), placeholders, excluded or {})
+    result: dict[str, Any] = _tighten(dict(schema), (), placeholders, excluded or {})
+    return result
 
 
 def _tighten(
@@ -189,18 +190,24 @@ def _tighten(
         ]
     if not is_free_string(node):
         return out
-    patterns = []
-    if isinstance(node.get("maxLength"), int):
-        patterns.append(_wide_cap_pattern(node["maxLength"]))
-    if placeholders:
-        patterns.append(NOT_PLACEHOLDER)
-    if excluded.get(path):
-        patterns.append(excluding(excluded[path]))
+    patterns = _patterns(node, placeholders, excluded.get(path, ()))
     if patterns:
         out["pattern"] = patterns[0]
     if len(patterns) > 1:
         out["allOf"] = [*out.get("allOf", []), *({"pattern": item} for item in patterns[1:])]
     return out
+
+
+def _patterns(node: Mapping[str, Any], placeholders: bool, excluded: Sequence[str]) -> list[str]:
+    """The patterns a free string gets (all must match: the first as `pattern`, then `allOf`)."""
+    patterns = []
+    if isinstance(node.get("maxLength"), int):
+        patterns.append(_wide_cap_pattern(node["maxLength"]))
+    if placeholders:
+        patterns.append(NOT_PLACEHOLDER)
+    if excluded:
+        patterns.append(excluding(excluded))
+    return patterns
 
 
 def find_placeholder(value: Any, schema: Any, path: Path = ()) -> tuple[Path, str] | None:
@@ -216,27 +223,38 @@ def find_placeholder(value: Any, schema: Any, path: Path = ()) -> tuple[Path, st
         if free and all(is_free_string(item) for item in free) and is_placeholder(value):
             return path, value
         return None
-    for key in ("anyOf", "oneOf", "allOf"):
-        for branch in schema.get(key, ()):
-            found = find_placeholder(value, branch, path)
-            if found is not None:
-                return found
+    branches = [
+        (value, branch, path)
+        for key in ("anyOf", "oneOf", "allOf")
+        for branch in schema.get(key, ())
+    ]
+    for item, sub, where in [*branches, *_children(value, schema, path)]:
+        found = find_placeholder(item, sub, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _children(value: Any, schema: Mapping[str, Any], path: Path) -> list[tuple[Any, Any, Path]]:
+    """`(item, its schema, its path)` for each property or item of `value`."""
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         extra = schema.get("additionalProperties")
-        for name, item in value.items():
-            sub = properties.get(name, extra if isinstance(extra, Mapping) else None)
-            found = find_placeholder(item, sub, (*path, str(name)))
-            if found is not None:
-                return found
-    elif isinstance(value, list):
+        return [
+            (
+                item,
+                properties.get(name, extra if isinstance(extra, Mapping) else None),
+                (*path, name),
+            )
+            for name, item in value.items()
+        ]
+    if isinstance(value, list):
         prefix = schema.get("prefixItems", [])
-        for index, item in enumerate(value):
-            sub = prefix[index] if index < len(prefix) else schema.get("items")
-            found = find_placeholder(item, sub, (*path, "*"))
-            if found is not None:
-                return found
-    return None
+        return [
+            (item, prefix[index] if index < len(prefix) else schema.get("items"), (*path, "*"))
+            for index, item in enumerate(value)
+        ]
+    return []
 
 
 def _string_schemas(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:

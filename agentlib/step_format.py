@@ -382,9 +382,7 @@ class StepFormat:
         """Where the answer sits in the final branch's payload."""
         return () if self.name_key == "tool" else ("answer",)
 
-    def _assemble(
-        self, thought: dict[str, Any], branches: list[dict[str, Any]]
-    ) -> dict[str, Any]:
+    def _assemble(self, thought: dict[str, Any], branches: list[dict[str, Any]]) -> dict[str, Any]:
         """The step object from the thought's schema and every branch (tools, then final)."""
         *calls, final = branches
         handoffs = [self._branch_schema(name, _NO_ARGUMENTS) for name in self.handoff_names]

@@ -24,7 +24,7 @@ from agentlib._output import (
     request_schema,
 )
 from agentlib._prompts import template
-from agentlib._retry import RetriesExhausted, generate_until_valid
+from agentlib._retry import Failure, RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
 from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
 from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH
@@ -166,7 +166,7 @@ async def agenerate_result(
     messages = _messages(prompt, schema, instructions)
     tokens = [0, 0]
 
-    async def ask(history: list[Message], _previous: ModelResponse | None) -> ModelResponse:
+    async def ask(history: list[Message], _failure: Failure | None) -> ModelResponse:
         response = await model.agenerate(history, output=schema, max_tokens=max_tokens)
         tokens[0] += response.input_tokens
         tokens[1] += response.output_tokens

@@ -204,9 +204,7 @@ def test_budgeted_bounds_snapshot() -> None:
         "query"
     ]
     answer = schema["properties"]["action"]["anyOf"][1]["properties"]["answer"]
-    assert (thought["maxLength"], query["maxLength"], answer["maxLength"]) == snapshot(
-        (37, 59, 73)
-    )
+    assert (thought["maxLength"], query["maxLength"], answer["maxLength"]) == snapshot((37, 59, 73))
 
 
 # -- the prompt ------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ __all__ = [
     "ModelResponse",
     "OutputSchema",
     "Role",
+    "Sampling",
+    "SamplingModel",
     "StepActions",
     "StreamingModel",
     "TextCallback",
@@ -145,6 +147,26 @@ class ModelCapabilities:
     """The server has native (strict) tool calling."""
     context_window: int = 8192
     """The context size in tokens; the loop keeps prompts within it."""
+    supports_sampling: bool = False
+    """`agenerate` takes `sampling=` (see `SamplingModel`): a retry may sample."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sampling:
+    """How to sample one generation, overriding the model's own settings for that request.
+
+    The loop asks for it on a retry after an invalid step, so the retry need not repeat a
+    greedy reply token for token; the seed keeps the run reproducible.
+    """
+
+    temperature: float
+    """The sampling temperature (0: greedy)."""
+    seed: int | None = None
+    """The sampling seed; `None` leaves it to the backend (not reproducible)."""
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be at least 0, got {self.temperature}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +248,39 @@ class StreamingModel(Model, Protocol):
 
         The pieces, joined, equal the returned `text`.
         """
+        ...
+
+
+@runtime_checkable
+class SamplingModel(Model, Protocol):
+    """A `Model` whose generations take a per-request `Sampling` (optional).
+
+    A model says so with `capabilities.supports_sampling`; the loop passes `sampling=` only
+    then, so a model without the parameter keeps working. `LocalModel`, `OutlinesModel` and
+    `OpenAIModel` have it, on `agenerate_streaming` too.
+    """
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> ModelResponse:
+        """`Model.agenerate`, sampled as `sampling` says (the model's own settings if `None`)."""
+        ...
+
+    async def agenerate_streaming(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: TextCallback,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> ModelResponse:
+        """`StreamingModel.agenerate_streaming`, sampled as `sampling` says."""
         ...
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_STRING_LENGTH",
     "DEFAULT_MAX_THOUGHT_LENGTH",
     "DEFAULT_PROFILE",
+    "DEFAULT_RETRY_TEMPERATURE",
     "PROFILES",
     "ModelProfile",
     "StepOptions",
@@ -40,6 +41,8 @@ DEFAULT_MAX_THOUGHT_LENGTH = 300
 """The default bound on a step's thought, in characters."""
 DEFAULT_MAX_STRING_LENGTH = 4000
 """The default bound on every string a schema leaves unbounded (steps and `generate`)."""
+DEFAULT_RETRY_TEMPERATURE = 0.7
+"""The default temperature of a sampled retry (a common sampling default; not measured)."""
 
 DEFAULT_FINAL_ANSWER_WORDING = (
     'When you know the answer, use the tool "final_answer" with the answer under "answer".'
@@ -120,6 +123,10 @@ class ModelProfile:
     """Instructions added before the caller's own."""
     examples: tuple[WorkedExample, ...] = ()
     """Worked examples, each shown when the agent has its tool."""
+    retry_temperature: float | None = DEFAULT_RETRY_TEMPERATURE
+    """The sampling temperature of a retry after an invalid step, on models that take one
+    (`capabilities.supports_sampling`); the seed is the attempt's number. `None`: retries
+    decode as the first attempt did."""
 
 
 DEFAULT_PROFILE = ModelProfile()
