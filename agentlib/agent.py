@@ -29,6 +29,7 @@ from agentlib._subagents import (
     handoff_branches,
     run_events,
 )
+from agentlib._tool_first import agenerate_tool_first
 from agentlib.approval import Approver, Decision
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
 from agentlib.models.base import Message, Model, ModelResponse, OutputSchema, StreamingModel
@@ -971,7 +972,9 @@ class Agent(Generic[OutputT]):
         self, state: _RunState, messages: list[Message], output: OutputSchema
     ) -> ModelResponse:
         limit = self.max_tokens_per_step
-        if state.text is not None and isinstance(self.model, StreamingModel):
+        if self.step_format.options.decoding == "tool_first":  # two generations per step
+            call = agenerate_tool_first(self.model, self.step_format, messages, max_tokens=limit)
+        elif state.text is not None and isinstance(self.model, StreamingModel):
             loop, queue = asyncio.get_running_loop(), state.text
             step, attempt = state.step_index, state.attempt
 

@@ -101,18 +101,21 @@ class OutputSchema:
         key: The cache key; by default a digest of the schema (property order included: it is
             generation order for constrained decoding).
         actions: For the agent's step, its branches as data (see `StepActions`).
+        grammar: An llguidance Lark grammar that replaces the schema for backends that
+            enforce grammars (`supports_cfg`), when the reply is not plain JSON (the
+            `<tool_call>` step format); the schema stays what the other backends get.
     """
 
     name: str
     schema: Mapping[str, Any]
     key: str = field(default="", compare=False)
     actions: StepActions | None = field(default=None, compare=False)
+    grammar: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
-            digest = hashlib.sha256(
-                json.dumps(self.schema, separators=(",", ":")).encode()
-            ).hexdigest()[:24]
+            text = json.dumps(self.schema, separators=(",", ":")) + (self.grammar or "")
+            digest = hashlib.sha256(text.encode()).hexdigest()[:24]
             object.__setattr__(self, "key", digest)
 
     def __hash__(self) -> int:
