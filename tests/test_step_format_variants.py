@@ -174,3 +174,32 @@ def test_tool_first_choice_that_names_no_branch_is_retried_with_the_parsers_mess
     result = Agent(FunctionModel(model), tools=TOOLS, step_options=TOOL_FIRST).run("Paris?")
     assert result.ok and result.output == "ok"
     assert result.steps[0].retries == 1
+
+
+# -- the embedded model, end to end ------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides", [{"tool_format": "tool_call", "thought": "none"}, {"decoding": "tool_first"}]
+)
+def test_the_embedded_model_calls_the_calculator_in_each_variant(overrides: dict[str, Any]) -> None:
+    """Real SmolLM2 under each variant's constraint: a valid call of the right tool, then a stop."""
+    pytest.importorskip("llama_cpp")
+    from dataclasses import replace
+
+    from agentlib import LocalModel
+    from agentlib.tools.calculator import calculator
+
+    model = LocalModel()
+    agent = Agent(
+        model,
+        tools=[calculator],
+        max_steps=3,
+        step_options=replace(model.profile.step, **overrides),
+    )
+    result = agent.run("What is 17 * 23?")
+    assert result.stop_reason != "invalid_output", result.error
+    first = result.steps[0]
+    assert [c.tool_name for c in first.calls] == ["calculator"]
+    assert first.observations[0].content == "391"
