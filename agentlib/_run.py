@@ -29,6 +29,7 @@ from agentlib._cancel import CancelToken, retrieve_outcome
 from agentlib._prompting import check_task, fit_to_context, observation_message
 from agentlib._retry import Failure, RetriesExhausted, generate_until_valid
 from agentlib._subagents import ToolScope
+from agentlib._tool_first import agenerate_tool_first
 from agentlib.approval import Approver
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
 from agentlib.models.base import (
@@ -262,7 +263,9 @@ class Run(Generic[OutputT]):
         """
         agent, state = self.agent, self.state
         model, limit = agent.model, agent.max_tokens_per_step
-        if state.text is not None and isinstance(model, StreamingModel):
+        if agent.step_format.options.decoding == "tool_first":  # two generations per step
+            call = agenerate_tool_first(model, agent.step_format, messages, max_tokens=limit)
+        elif state.text is not None and isinstance(model, StreamingModel):
             loop, queue = asyncio.get_running_loop(), state.text
             step, attempt = state.step_index, state.attempt
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agentlib import _json
+from agentlib import _tool_call_format as tool_call_format
 from agentlib._json_schema import bound_and_close, bound_arrays
 from agentlib._output import OutputSpec, OutputValidationError, output_spec
 from agentlib._prompts import template
@@ -119,6 +120,7 @@ class StepFormat:
     """
 
     __slots__ = (
+        "_call_branches",
         "_excluded",
         "_handoffs",
         "_keys",
@@ -168,11 +170,17 @@ class StepFormat:
         self.options = options
         self.max_tokens = max_tokens
         self.action_key = "actions" if parallel_calls > 1 else "action"
-        self.name_key = options.key_shape
+        # The `<tool_call>` blocks hold `{"name": ..., "arguments": ...}`, as in training.
+        self.name_key = "name" if options.tool_format == "tool_call" else options.key_shape
         self._excluded = excluded
+        self._call_branches: tuple[list[dict[str, Any]], dict[str, Any]] = ([], {})
         schema, constraint = self._schemas()
         self.output = OutputSchema(
-            _SCHEMA_NAME, schema, actions=self._actions(), constraint=constraint
+            _SCHEMA_NAME,
+            schema,
+            actions=self._actions(),
+            constraint=constraint,
+            grammar=self._grammar(),
         )
 
     # -- construction ---------------------------------------------------------------------
@@ -254,6 +262,21 @@ class StepFormat:
             max_tokens=self.max_tokens,
             handoffs=self._handoffs,
             excluded=excluded,
+        )
+
+    def only(self, name: str | None) -> StepFormat:
+        """This format with one tool (or handoff) left, or none (`None`): the final answer.
+
+        Tool-first decoding (`agentlib._tool_first`) writes a step's arguments under it, after
+        the tool was chosen, so the model sees that tool's description alone.
+        """
+        return StepFormat(
+            tuple(key for key in self._keys if key[0] == name),
+            self.answer,
+            parallel_calls=self.parallel_calls,
+            options=self.options,
+            max_tokens=self.max_tokens,
+            handoffs=tuple(item for item in self._handoffs if item[0] == name),
         )
 
     def _payload_key(self, name: str) -> str:
@@ -350,23 +373,22 @@ class StepFormat:
             for (name, payload, _), bound in zip(payloads, string_bounds, strict=True)
         ]
         thought = {"type": "string", "maxLength": thought_bound}
-        schema = self._assemble(
-            thought, [self._branch_schema(name, payload) for name, payload in bounded]
-        )
-        constraint = self._assemble(
-            tighten(thought, placeholders=False),
-            [
-                self._branch_schema(
-                    name,
-                    tighten(
-                        payload,
-                        placeholders=name != FINAL_ANSWER,
-                        excluded=self._excluded_in(name),
-                    ),
-                )
-                for name, payload in bounded
-            ],
-        )
+        plain = [self._branch_schema(name, payload) for name, payload in bounded]
+        strict = [
+            self._branch_schema(
+                name,
+                tighten(
+                    payload, placeholders=name != FINAL_ANSWER, excluded=self._excluded_in(name)
+                ),
+            )
+            for name, payload in bounded
+        ]
+        handoffs = [self._branch_schema(name, _NO_ARGUMENTS) for name in self.handoff_names]
+        # The `<tool_call>` grammar (`_grammar`) embeds the strict calls; its plain-text answer
+        # keeps the schema's bound (the format has its own answer lexeme).
+        self._call_branches = ([*strict[:-1], *handoffs], plain[-1])
+        schema = self._assemble(thought, plain, handoffs)
+        constraint = self._assemble(tighten(thought, placeholders=False), strict, handoffs)
         return schema, constraint
 
     def _excluded_in(self, name: str) -> dict[Path, list[str]]:
@@ -382,10 +404,14 @@ class StepFormat:
         """Where the answer sits in the final branch's payload."""
         return () if self.name_key == "tool" else ("answer",)
 
-    def _assemble(self, thought: dict[str, Any], branches: list[dict[str, Any]]) -> dict[str, Any]:
+    def _assemble(
+        self,
+        thought: dict[str, Any],
+        branches: list[dict[str, Any]],
+        handoffs: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         """The step object from the thought's schema and every branch (tools, then final)."""
         *calls, final = branches
-        handoffs = [self._branch_schema(name, _NO_ARGUMENTS) for name in self.handoff_names]
         action: dict[str, Any]
         if self.parallel_calls == 1:
             action = {"anyOf": [*calls, *handoffs, final]}
@@ -423,6 +449,14 @@ class StepFormat:
             "required": list(properties),
             "additionalProperties": False,
         }
+
+    def _grammar(self) -> str | None:
+        """The `<tool_call>` format's grammar (`None` for the JSON format: its schema is it)."""
+        if self.options.tool_format != "tool_call":
+            return None
+        calls, final = self._call_branches
+        answer = final["properties"]["arguments"]["properties"]["answer"]
+        return tool_call_format.grammar(calls, answer, parallel_calls=self.parallel_calls)
 
     def _actions(self) -> StepActions:
         branches = [
@@ -485,6 +519,12 @@ class StepFormat:
             else self.call_action(name, arguments)
             for name, arguments in calls
         ]
+        return self.render_step(thought, actions)
+
+    def render_step(self, thought: str, actions: Sequence[Mapping[str, Any]]) -> str:
+        """A step's text in this format, from its thought and its action objects."""
+        if self.options.tool_format == "tool_call":
+            return tool_call_format.render(actions)
         return json.dumps(self.step(thought, actions), ensure_ascii=False, default=str)
 
     def echo(self, parsed: ParsedStep) -> str:
@@ -495,7 +535,7 @@ class StepFormat:
             actions = [self.call_action(parsed.handoff, {})]
         else:
             actions = [self.call_action(call.name, call.arguments) for call in parsed.calls]
-        return json.dumps(self.step(parsed.thought, actions), default=str, ensure_ascii=False)
+        return self.render_step(parsed.thought, actions)
 
     # -- the prompt -----------------------------------------------------------------------
 
@@ -506,7 +546,8 @@ class StepFormat:
         usable = [item for item in examples if item.tool in self.tool_names]
         shown = [self.render_example(item) for item in usable]
         preamble = "\n\n".join(part for part in (*shown, instructions or "") if part)
-        return template("react").substitute(
+        name = "react_tool_call" if self.options.tool_format == "tool_call" else "react"
+        return template(name).substitute(
             instructions=preamble,
             step_format=self.describe(usable[0] if usable else None),
             rules=self.rules(),
@@ -545,10 +586,12 @@ class StepFormat:
         return "\n".join(lines)
 
     def _line(self, thought: str, actions: Sequence[Mapping[str, Any]]) -> str:
-        return json.dumps(self.step(thought, actions), ensure_ascii=False)
+        return self.render_step(thought, actions)
 
     def rules(self) -> str:
         """The rules of the format, as prompt lines."""
+        if self.options.tool_format == "tool_call":
+            return tool_call_format.rules(self.answer.json_schema)
         lines = []
         if self.options.thought != "none":
             lines.append(
@@ -572,29 +615,36 @@ class StepFormat:
         lines = []
         for name, description, parameters in self._tools:
             summary = description or "(no description)"
-            if self.options.tool_descriptions == "signature":
+            if self.options.tool_format == "tool_call":
+                lines.append(tool_call_format.tool_entry(name, summary, parameters))
+            elif self.options.tool_descriptions == "signature":
                 lines.append(signature_entry(name, summary, parameters))
             else:
                 lines.append(schema_entry(name, summary, parameters))
             if self.options.tool_examples:
-                call = self.step("", [self.call_action(name, example_value(parameters))])
-                lines.append(f"  example: {json.dumps(call, ensure_ascii=False)}")
+                call = self.render_step("", [self.call_action(name, example_value(parameters))])
+                lines.append(f"  example: {call}")
         for name, description in self._handoffs:
-            lines.append(schema_entry(name, description, _NO_ARGUMENTS))
+            if self.options.tool_format == "tool_call":
+                lines.append(tool_call_format.tool_entry(name, description, _NO_ARGUMENTS))
+            else:
+                lines.append(schema_entry(name, description, _NO_ARGUMENTS))
         return "\n".join(lines)
 
     def render_example(self, example: WorkedExample) -> str:
         """A worked example (task, call, observation, answer) in this format's shape."""
-        call = self.step(example.thought, [self.call_action(example.tool, example.arguments)])
-        answer = self.step(example.answer_thought, [self.final_action(example.answer)])
+        call = self.render_step(
+            example.thought, [self.call_action(example.tool, example.arguments)]
+        )
+        answer = self.render_step(example.answer_thought, [self.final_action(example.answer)])
         return "\n".join(
             [
                 "Example:",
                 f"Task: {example.task}",
-                json.dumps(call, ensure_ascii=False),
+                call,
                 f"Observation ({example.tool} result):",
                 example.observation,
-                json.dumps(answer, ensure_ascii=False),
+                answer,
             ]
         )
 
@@ -607,6 +657,12 @@ class StepFormat:
             ModelOutputError: The step is invalid; the message names the tool, the field and
                 the problem, ready to be shown to the model on a retry.
         """
+        if self.options.tool_format == "tool_call":
+            blocks, answer = tool_call_format.split_reply(text)
+            if answer is None:
+                return self._parse_blocks(blocks, tools, text)
+            if not _is_json_step(answer, self.action_key):  # JSON steps: schema-only backends
+                return ParsedStep(thought="", is_final=True, answer=self._parse_text_answer(answer))
         keys = [self.action_key] if self.options.thought == "none" else ["thought", self.action_key]
         try:
             data = extract_json(text)
@@ -687,6 +743,42 @@ class StepFormat:
             )
         return ParsedCall(name=name, arguments=arguments, values=values)
 
+    def _parse_blocks(
+        self, blocks: Sequence[str], tools: Mapping[str, Tool], raw: str
+    ) -> ParsedStep:
+        """The `<tool_call>` blocks of a reply, each one action."""
+        if not blocks:
+            raise _invalid(
+                "a <tool_call> block must hold one JSON object and end with </tool_call>", raw
+            )
+        if len(blocks) > self.parallel_calls:
+            raise _invalid(
+                f"at most {self.parallel_calls} <tool_call> block(s) per step, got {len(blocks)}",
+                raw,
+            )
+        actions = []
+        for block in blocks:
+            try:
+                actions.append(_json.loads(block))
+            except json.JSONDecodeError as exc:
+                raise _invalid(f"a <tool_call> block is not JSON ({exc.msg})", raw) from exc
+        return _step_of("", [self._parse_action(item, tools, raw) for item in actions], raw)
+
+    def _parse_text_answer(self, text: str) -> Any:
+        """A reply with no `<tool_call>`: the final answer, as text or as the answer's JSON."""
+        if not text:
+            raise _invalid("the reply is empty: call a tool or give the answer", text)
+        value: Any = text
+        if tool_call_format.answer_bound(self.answer.json_schema) is None:
+            try:
+                value = extract_json(text)
+            except ValueError as exc:
+                raise _invalid(f"the answer must be JSON: {exc}", text) from exc
+        try:
+            return self.answer.validate(value)
+        except OutputValidationError as exc:
+            raise _invalid(f"invalid final answer: {exc}", text) from exc
+
     def _parse_answer(self, action: dict[str, Any], raw: str) -> Any:
         payload_key = self._payload_key(FINAL_ANSWER)
         extra = sorted(set(action) - {self.name_key, payload_key})
@@ -726,6 +818,15 @@ def _step_of(thought: str, parsed: Sequence[ParsedCall | tuple[Any] | str], raw:
         return ParsedStep(thought=thought, is_final=True, answer=finals[0][0])
     calls = tuple(item for item in parsed if isinstance(item, ParsedCall))
     return ParsedStep(thought=thought, calls=calls)
+
+
+def _is_json_step(text: str, action_key: str) -> bool:
+    """Whether `text` is a JSON step (`{"action": ...}`), not an answer."""
+    try:
+        data = extract_json(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and action_key in data and set(data) <= {action_key, "thought"}
 
 
 def _tool_key(item: Tool) -> _ToolKey:

@@ -38,14 +38,15 @@ class ByteConstraint:
 
     _tokenizer: Any = None
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], *, lark: str | None = None) -> None:
         from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
 
         from agentlib.models.outlines import llguidance_grammar
 
         if ByteConstraint._tokenizer is None:
             ByteConstraint._tokenizer = LLTokenizer(TokenizerWrapper(_ByteVocabulary()))
-        grammar = llguidance_grammar(schema)
+        # `lark`: an `OutputSchema.grammar`, compiled instead of the schema (as OutlinesModel does)
+        grammar = LLMatcher.grammar_from_lark(lark) if lark else llguidance_grammar(schema)
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self._tokenizer)
         if is_error:
             raise ValueError("; ".join(messages))

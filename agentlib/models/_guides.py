@@ -204,7 +204,11 @@ class _LLGuidanceCompiler:
         with optional_imports("local", feature="the llguidance backend"):
             from llguidance import LLMatcher
 
-        grammar = llguidance_grammar(schema.enforced)
+        grammar = (
+            LLMatcher.grammar_from_lark(schema.grammar)
+            if schema.grammar is not None
+            else llguidance_grammar(schema.enforced)
+        )
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
         if is_error:
             raise ConfigurationError(_unsupported_message(schema.name, "llguidance", messages))

@@ -107,6 +107,9 @@ class OutputSchema:
             of what `schema` admits (the step format's: no placeholder arguments, bounded
             bytes, a failed value excluded on a retry); `None`: `schema` itself. Servers'
             strict modes and prompts use `schema`.
+        grammar: An llguidance Lark grammar that replaces the schema for backends that
+            enforce grammars (`supports_cfg`), when the reply is not plain JSON (the
+            `<tool_call>` step format); the schema stays what the other backends get.
     """
 
     name: str
@@ -114,12 +117,14 @@ class OutputSchema:
     key: str = field(default="", compare=False)
     actions: StepActions | None = field(default=None, compare=False)
     constraint: Mapping[str, Any] | None = field(default=None, compare=False)
+    grammar: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
             both = [self.schema, self.constraint] if self.constraint is not None else self.schema
-            digest = hashlib.sha256(json.dumps(both, separators=(",", ":")).encode()).hexdigest()
-            object.__setattr__(self, "key", digest[:24])
+            text = json.dumps(both, separators=(",", ":")) + (self.grammar or "")
+            digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+            object.__setattr__(self, "key", digest)
 
     @property
     def enforced(self) -> Mapping[str, Any]:
