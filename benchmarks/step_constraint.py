@@ -45,7 +45,9 @@ def smollm2_tokenizer() -> tuple[Any, Any]:
     return tokenizer, llama
 
 
-def measure(schema: Mapping[str, Any], text: str, tokenizer: Any, repeats: int) -> tuple[float, float]:
+def measure(
+    schema: Mapping[str, Any], text: str, tokenizer: Any, repeats: int
+) -> tuple[float, float]:
     """(compile ms, mask µs per token), medians over `repeats`."""
     import llguidance.numpy
     from llguidance import LLMatcher
