@@ -727,3 +727,35 @@ def test_retries_stay_greedy_when_the_profile_says_so_or_the_model_cannot_sample
     # ScriptedModel does not take `sampling=`: the retry must not pass it.
     scripted = ScriptedModel([call("book", city="Parsi"), final("done")])
     assert Agent(scripted, tools=[book]).run("go").ok
+
+
+_FLIGHTS: list[str] = []
+
+
+def _refuse_the_first(city: str) -> str:
+    _FLIGHTS.append(city)
+    if len(_FLIGHTS) == 1:
+        raise ValueError(f"no flights to {city} today; pick another city")
+    return city
+
+
+@tool
+def fly(city: Annotated[str, AfterValidator(_refuse_the_first)]) -> str:
+    """Book a flight to a city.
+
+    Args:
+        city: The destination city.
+    """
+    return f"booked a flight to {city}"
+
+
+@pytest.mark.slow
+def test_the_embedded_model_s_retry_cannot_repeat_a_refused_argument() -> None:
+    """Real SmolLM2, greedy: the first city it writes is refused; the retry must differ."""
+    from agentlib import LocalModel
+
+    _FLIGHTS.clear()
+    result = Agent(LocalModel(), tools=[fly], max_steps=2).run("Book me a flight to Paris.")
+    assert len(_FLIGHTS) >= 2, (result.stop_reason, result.error)
+    assert _FLIGHTS[1] != _FLIGHTS[0]  # excluded under constraint (and sampled), not repeated
+    assert result.stop_reason != "invalid_output", result.error
