@@ -14,6 +14,7 @@ from agentlib.errors import ConfigurationError
 
 __all__ = [
     "bound_and_close",
+    "bound_arrays",
     "bound_strings",
     "close_objects",
     "finite_numbers",
@@ -412,4 +413,21 @@ def bound_and_close(schema: Mapping[str, Any], max_length: int) -> JSONSchema:
     result: JSONSchema = _map_subschemas(
         dict(schema), lambda node: _close(_bound(node, max_length))
     )
+    return result
+
+
+def bound_arrays(schema: Mapping[str, Any], max_items: int) -> JSONSchema:
+    """Give every array without `maxItems` a bound (at least its `minItems`).
+
+    An unbounded array lets a constrained step run past its token budget one item at a time.
+    """
+
+    def bound(node: dict[str, Any]) -> dict[str, Any]:
+        kind = node.get("type")
+        is_array = kind == "array" or (isinstance(kind, list) and "array" in kind)
+        if is_array and "maxItems" not in node:
+            node["maxItems"] = max(max_items, int(node.get("minItems", 0)))
+        return node
+
+    result: JSONSchema = _map_subschemas(dict(schema), bound)
     return result

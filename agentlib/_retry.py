@@ -1,10 +1,11 @@
 """Ask a model until its reply passes a check: the one retry loop of the loop and `generate`.
 
 Each invalid reply is shown back to the model with the exact error as the last message (where
-the model reads it last), and the caller may change the request for the retry (a narrower
-constraint, see `Ask`). A reply identical to an earlier invalid one means the model cannot
-progress (greedy decoding reproduces the same text from nearly the same prompt): the loop
-stops at once instead of spending the remaining retries on the same tokens.
+the model reads it last), and the caller may change the request for the retry from the
+`Failure` it gets (a constraint that excludes the failed value, a sampled generation). A reply
+identical to an earlier invalid one means the model cannot progress (greedy decoding
+reproduces the same text from nearly the same prompt): the loop stops at once instead of
+spending the remaining retries on the same tokens.
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ from typing import Generic, TypeVar
 from agentlib.errors import ModelOutputError
 from agentlib.models.base import Message, ModelResponse
 
-__all__ = ["Ask", "RetriesExhausted", "Validated", "generate_until_valid"]
+__all__ = ["Ask", "Failure", "RetriesExhausted", "Validated", "generate_until_valid"]
 
 T = TypeVar("T")
 
-Ask = Callable[[list[Message], "ModelResponse | None"], Awaitable[ModelResponse]]
-"""`(messages, previous invalid response or None) -> response`: one model call."""
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """The invalid attempt a retry follows."""
+
+    response: ModelResponse
+    """The invalid response."""
+    error: Exception
+    """Why `check` refused it (a `ModelOutputError` or `ValueError`)."""
+    attempt: int
+    """Its number (1 for the first generation)."""
+
+
+Ask = Callable[[list[Message], "Failure | None"], Awaitable[ModelResponse]]
+"""`(messages, the previous invalid attempt or None) -> response`: one model call."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +92,7 @@ async def generate_until_valid(
     """
     history = list(messages)
     seen: set[str] = set()
-    previous: ModelResponse | None = None
+    previous: Failure | None = None
     for attempt in range(1, retries + 2):
         response = await ask(history, previous)
         try:
@@ -95,7 +109,7 @@ async def generate_until_valid(
             if not will_retry:
                 raise RetriesExhausted(error, response, attempt, repeated=repeated) from exc
             seen.add(response.text)
-            previous = response
+            previous = Failure(response=response, error=exc, attempt=attempt)
             history = [
                 *history,
                 Message(role="assistant", content=response.text),

@@ -21,14 +21,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from typing_extensions import TypeVar
 
 from agentlib import _approval_flow, _checkpoint, _tracing
 from agentlib._cancel import CancelToken, retrieve_outcome
 from agentlib._prompting import fit_to_context, observation_message
-from agentlib._retry import RetriesExhausted, generate_until_valid
+from agentlib._retry import Failure, RetriesExhausted, generate_until_valid
 from agentlib._run_checkpoints import CheckpointWriter, interrupted, open_step, snapshot
 from agentlib._run_state import (
     Accepted,
@@ -40,9 +40,18 @@ from agentlib._run_state import (
     restored_state,
 )
 from agentlib._subagents import ToolScope
+from agentlib._tool_first import agenerate_tool_first
 from agentlib.approval import Approver
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
-from agentlib.models.base import Message, ModelResponse, OutputSchema, StreamingModel
+from agentlib.models.base import (
+    Message,
+    ModelResponse,
+    OutputSchema,
+    Sampling,
+    SamplingModel,
+    StreamingModel,
+)
+from agentlib.step_format import Rejection, rejected_values
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -120,8 +129,12 @@ class Run(Generic[OutputT]):
 
     # -- the two seams: every model call and every tool call ------------------------------
 
-    async def call_model(self, messages: list[Message], output: OutputSchema) -> ModelResponse:
+    async def call_model(
+        self, messages: list[Message], output: OutputSchema, sampling: Sampling | None = None
+    ) -> ModelResponse:
         """Ask the model for one reply under `output`, within the run's budgets.
+
+        `sampling` is passed on only to a model that takes it (`supports_sampling`).
 
         Raises:
             Stop: The backend failed (`model_error`), the time budget ran out or the run was
@@ -129,7 +142,9 @@ class Run(Generic[OutputT]):
         """
         agent, state = self.agent, self.state
         model, limit = agent.model, agent.max_tokens_per_step
-        if state.text is not None and isinstance(model, StreamingModel):
+        if agent.step_format.options.decoding == "tool_first":  # two generations per step
+            call = agenerate_tool_first(model, agent.step_format, messages, max_tokens=limit)
+        elif state.text is not None and isinstance(model, StreamingModel):
             loop, queue = asyncio.get_running_loop(), state.text
             step, attempt = state.step_index, state.attempt
 
@@ -137,8 +152,17 @@ class Run(Generic[OutputT]):
                 event = TextEvent(step=step, delta=delta, attempt=attempt)
                 loop.call_soon_threadsafe(queue.put_nowait, event)
 
-            call = model.agenerate_streaming(
-                messages, on_text=on_text, output=output, max_tokens=limit
+            if sampling is not None:
+                call = cast(SamplingModel, model).agenerate_streaming(
+                    messages, on_text=on_text, output=output, max_tokens=limit, sampling=sampling
+                )
+            else:
+                call = model.agenerate_streaming(
+                    messages, on_text=on_text, output=output, max_tokens=limit
+                )
+        elif sampling is not None:
+            call = cast(SamplingModel, model).agenerate(
+                messages, output=output, max_tokens=limit, sampling=sampling
             )
         else:
             call = model.agenerate(messages, output=output, max_tokens=limit)
@@ -401,11 +425,16 @@ class Run(Generic[OutputT]):
         )
         usage = Usage()
         model_seconds = 0.0
+        rejected: list[Rejection] = []
 
-        async def ask(history: list[Message], previous: ModelResponse | None) -> ModelResponse:
+        async def ask(history: list[Message], failure: Failure | None) -> ModelResponse:
             nonlocal usage, model_seconds
             began = time.perf_counter()
-            response = await self.call_model(history, self._output_after(previous))
+            if failure is not None:
+                rejected.extend(rejected_values(failure.error))
+            response = await self.call_model(
+                history, self._output_after(failure, rejected), self._sampling_after(failure)
+            )
             state.attempt += 1
             model_seconds += time.perf_counter() - began
             usage = usage + Usage(
@@ -461,18 +490,31 @@ class Run(Generic[OutputT]):
         )
         return accepted, events
 
-    def _output_after(self, previous: ModelResponse | None) -> OutputSchema:
-        """The step schema for the next attempt: narrower after a reply cut by the token limit.
+    def _output_after(self, failure: Failure | None, rejected: Sequence[Rejection]) -> OutputSchema:
+        """The step schema for the next attempt, narrowed after an invalid one.
 
-        A reply cut short under constraint would be cut again at the same point; halving the
-        string bounds excludes the over-long choice, so the retry can differ.
+        A reply cut short under constraint would be cut again at the same point: halving the
+        string bounds excludes the over-long choice. A string value validation refused
+        (`rejected`, every one of this step's attempts so far) is excluded from the
+        constraint, so a greedy retry cannot write it again (issue 25, item 3).
         """
         agent = self.agent
-        if previous is None or previous.finish_reason != "length":
-            return agent.step_format.output
-        if agent._narrowed is None:
-            agent._narrowed = agent.step_format.narrowed()
-        return agent._narrowed.output
+        step_format = agent.step_format
+        if failure is not None and failure.response.finish_reason == "length":
+            if agent._narrowed is None:
+                agent._narrowed = agent.step_format.narrowed()
+            step_format = agent._narrowed
+        return step_format.excluding(rejected).output if rejected else step_format.output
+
+    def _sampling_after(self, failure: Failure | None) -> Sampling | None:
+        """A retry is sampled (profile's temperature, the attempt as seed) where models allow."""
+        agent = self.agent
+        temperature = agent.profile.retry_temperature
+        if failure is None or temperature is None:
+            return None
+        if not agent.model.capabilities.supports_sampling:
+            return None
+        return Sampling(temperature=temperature, seed=failure.attempt)
 
     async def _act(
         self,

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from agentlib._output import (
     WRAPPED_KEY,
@@ -24,10 +24,17 @@ from agentlib._output import (
     request_schema,
 )
 from agentlib._prompts import template
-from agentlib._retry import RetriesExhausted, generate_until_valid
+from agentlib._retry import Failure, RetriesExhausted, generate_until_valid
 from agentlib.errors import ConfigurationError, ModelOutputError, ToolError
-from agentlib.models.base import Message, Model, ModelResponse, OutputSchema
-from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH
+from agentlib.models.base import (
+    Message,
+    Model,
+    ModelResponse,
+    OutputSchema,
+    Sampling,
+    SamplingModel,
+)
+from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH, DEFAULT_RETRY_TEMPERATURE
 from agentlib.step_format import extract_json
 
 __all__ = ["Generation", "agenerate", "agenerate_result", "generate", "generate_result"]
@@ -166,8 +173,15 @@ async def agenerate_result(
     messages = _messages(prompt, schema, instructions)
     tokens = [0, 0]
 
-    async def ask(history: list[Message], _previous: ModelResponse | None) -> ModelResponse:
-        response = await model.agenerate(history, output=schema, max_tokens=max_tokens)
+    async def ask(history: list[Message], failure: Failure | None) -> ModelResponse:
+        if failure is not None and model.capabilities.supports_sampling:
+            # A retry is sampled (seeded) so that it need not repeat a greedy reply.
+            sampling = Sampling(temperature=DEFAULT_RETRY_TEMPERATURE, seed=failure.attempt)
+            response = await cast(SamplingModel, model).agenerate(
+                history, output=schema, max_tokens=max_tokens, sampling=sampling
+            )
+        else:
+            response = await model.agenerate(history, output=schema, max_tokens=max_tokens)
         tokens[0] += response.input_tokens
         tokens[1] += response.output_tokens
         return response

@@ -8,11 +8,13 @@ answered without a model. The grammar is the one `OutlinesModel` compiles
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-__all__ = ["ByteConstraint", "as_generated"]
+__all__ = ["ByteConstraint", "SmolLM2Constraint", "as_generated", "smollm2"]
 
 _EOS = 256
 
@@ -36,14 +38,15 @@ class ByteConstraint:
 
     _tokenizer: Any = None
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], *, lark: str | None = None) -> None:
         from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
 
         from agentlib.models.outlines import llguidance_grammar
 
         if ByteConstraint._tokenizer is None:
             ByteConstraint._tokenizer = LLTokenizer(TokenizerWrapper(_ByteVocabulary()))
-        grammar = llguidance_grammar(schema)
+        # `lark`: an `OutputSchema.grammar`, compiled instead of the schema (as OutlinesModel does)
+        grammar = LLMatcher.grammar_from_lark(lark) if lark else llguidance_grammar(schema)
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self._tokenizer)
         if is_error:
             raise ValueError("; ".join(messages))
@@ -62,3 +65,56 @@ class ByteConstraint:
 def as_generated(value: Any) -> str:
     """`value` laid out as the constraint generates JSON (`", "` and `": "`, no other space)."""
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+@functools.cache
+def smollm2() -> Any:
+    """The llguidance tokenizer of the embedded SmolLM2 (its GGUF file's vocabulary)."""
+    import llama_cpp
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    from agentlib.models.local import default_model_path
+
+    llama = llama_cpp.Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)
+    with warnings.catch_warnings():
+        # llguidance's vocabulary reader calls a function llama-cpp-python deprecated.
+        warnings.filterwarnings("ignore", "llama_token_get_attr", DeprecationWarning)
+        tokenizer = lltokenizer_from_vocab(llama_cpp.llama_model_get_vocab(llama.model))
+    _keep.append(llama)  # the tokenizer reads llama.cpp's vocabulary: keep it loaded
+    return tokenizer
+
+
+_keep: list[Any] = []
+
+
+class SmolLM2Constraint:
+    """`schema` compiled as `OutlinesModel` compiles it, on the real SmolLM2 vocabulary.
+
+    `accepts(text)` feeds the matcher the tokens SmolLM2's tokenizer makes of `text`, then
+    its end-of-sequence token, as generation would.
+    """
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        from llguidance import LLMatcher
+
+        from agentlib.models.outlines import llguidance_grammar
+
+        self.tokenizer = smollm2()
+        grammar = llguidance_grammar(schema)
+        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
+        if is_error:
+            raise ValueError("; ".join(messages))
+        self._matcher = LLMatcher(self.tokenizer, grammar, log_level=0)
+        if self._matcher.is_error():
+            raise ValueError(self._matcher.get_error())
+
+    def tokens(self, text: str) -> list[int]:
+        """SmolLM2's own tokens for `text` (llama.cpp's tokenizer, through llguidance)."""
+        return list(self.tokenizer.tokenize_str(text))
+
+    def accepts(self, text: str) -> bool:
+        """Whether the constraint lets exactly `text` through (and then stop)."""
+        matcher = self._matcher.deep_copy()
+        if not matcher.consume_tokens(self.tokens(text)):
+            return False
+        return bool(matcher.is_accepting() and matcher.consume_token(self.tokenizer.eos_token))

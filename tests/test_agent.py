@@ -5,10 +5,10 @@ import dataclasses
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import pytest
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from agentlib import (
     Agent,
@@ -31,7 +31,10 @@ from agentlib import (
     Toolset,
     tool,
 )
+from agentlib.models.base import ModelCapabilities, ModelResponse, Sampling
+from agentlib.models.profiles import DEFAULT_PROFILE, DEFAULT_RETRY_TEMPERATURE
 from agentlib.models.testing import call, final
+from tests._constraint import SmolLM2Constraint, as_generated
 
 
 @tool
@@ -636,9 +639,123 @@ def test_the_profile_of_a_model_shapes_the_prompt_and_the_step() -> None:
     agent = Agent(model, tools=[calculator])
     assert agent.profile is PROFILES["smollm2"]
     assert "Task: What is 6 + 4?" in agent._system_prompt
-    thought = agent.step_format.output.schema["properties"]["thought"]
+    unfitted = Agent(model, tools=[calculator], max_tokens_per_step=None)  # no budget to fit
+    thought = unfitted.step_format.output.schema["properties"]["thought"]
     assert thought["maxLength"] == PROFILES["smollm2"].step.max_thought_length
     plain = Agent(FunctionModel(lambda messages, output: final("4")), tools=[calculator])
     assert "Task: What is 6 + 4?" not in plain._system_prompt
     assert Agent(model, tools=[add]).profile.examples  # shown only with its tool:
     assert "Task: What is 6 + 4?" not in Agent(model, tools=[add])._system_prompt
+
+
+def _known_city(city: str) -> str:
+    if city not in ("Paris", "Oslo"):
+        raise ValueError(f"no flights to {city}; we fly to Paris and Oslo")
+    return city
+
+
+@tool
+def book(city: Annotated[str, AfterValidator(_known_city)]) -> str:
+    """Book a flight.
+
+    Args:
+        city: Where to.
+    """
+    return f"booked {city}"
+
+
+class _SamplingModel:
+    """A user's own model (no agentlib base class) that takes `sampling=`; records requests."""
+
+    name = "sampling-test"
+    capabilities = ModelCapabilities(supports_sampling=True)
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.requests: list[tuple[OutputSchema | None, Sampling | None, list[Message]]] = []
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> ModelResponse:
+        self.requests.append((output, sampling, list(messages)))
+        return ModelResponse(text=self.replies.pop(0), path="scripted")
+
+
+def _step_text(agent: Agent[Any], city: str) -> str:
+    step_format = agent.step_format
+    return as_generated(
+        step_format.step("I book it.", [step_format.call_action("book", {"city": city})])
+    )
+
+
+def _final_text(agent: Agent[Any]) -> str:
+    return as_generated(agent.step_format.step("Done.", [agent.step_format.final_action("done")]))
+
+
+@pytest.mark.parametrize("failed", ["Parsi", "{{city}}"])
+def test_a_retry_after_a_refused_value_excludes_it_and_is_sampled(failed: str) -> None:
+    pytest.importorskip("llama_cpp")
+    model = _SamplingModel([])
+    agent = Agent(model, tools=[book], max_tokens_per_step=400)
+    model.replies = [_step_text(agent, failed), _step_text(agent, "Paris"), _final_text(agent)]
+    result = agent.run("Fly me to Paris")
+    assert result.ok and result.steps[0].retries == 1
+    (first, first_sampling, _), (second, second_sampling, messages), _ = model.requests
+    assert first is not None and second is not None
+    assert first_sampling is None  # the first attempt decodes as the model is set up
+    assert second_sampling == Sampling(temperature=DEFAULT_RETRY_TEMPERATURE, seed=1)
+    assert second.schema == first.schema  # what servers and prompts see is unchanged
+    assert failed in messages[-1].content  # the error, last, names the refused value
+    if failed == "Parsi":  # the placeholder is refused by every constraint already
+        assert SmolLM2Constraint(first.enforced).accepts(_step_text(agent, failed))
+    assert not SmolLM2Constraint(second.enforced).accepts(_step_text(agent, failed))
+    assert SmolLM2Constraint(second.enforced).accepts(_step_text(agent, "Paris"))
+
+
+def test_retries_stay_greedy_when_the_profile_says_so_or_the_model_cannot_sample() -> None:
+    model = _SamplingModel([])
+    profile = dataclasses.replace(DEFAULT_PROFILE, retry_temperature=None)
+    agent = Agent(model, tools=[book], profile=profile)
+    model.replies = [_step_text(agent, "Parsi"), _final_text(agent)]
+    assert agent.run("go").ok
+    assert [sampling for _, sampling, _ in model.requests] == [None, None]
+    # ScriptedModel does not take `sampling=`: the retry must not pass it.
+    scripted = ScriptedModel([call("book", city="Parsi"), final("done")])
+    assert Agent(scripted, tools=[book]).run("go").ok
+
+
+_FLIGHTS: list[str] = []
+
+
+def _refuse_the_first(city: str) -> str:
+    _FLIGHTS.append(city)
+    if len(_FLIGHTS) == 1:
+        raise ValueError(f"no flights to {city} today; pick another city")
+    return city
+
+
+@tool
+def fly(city: Annotated[str, AfterValidator(_refuse_the_first)]) -> str:
+    """Book a flight to a city.
+
+    Args:
+        city: The destination city.
+    """
+    return f"booked a flight to {city}"
+
+
+@pytest.mark.slow
+def test_the_embedded_model_s_retry_cannot_repeat_a_refused_argument() -> None:
+    """Real SmolLM2, greedy: the first city it writes is refused; the retry must differ."""
+    from agentlib import LocalModel
+
+    _FLIGHTS.clear()
+    result = Agent(LocalModel(), tools=[fly], max_steps=2).run("Book me a flight to Paris.")
+    assert len(_FLIGHTS) >= 2, (result.stop_reason, result.error)
+    assert _FLIGHTS[1] != _FLIGHTS[0]  # excluded under constraint (and sampled), not repeated
+    assert result.stop_reason != "invalid_output", result.error

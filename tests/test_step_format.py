@@ -15,6 +15,7 @@ from agentlib import Agent, ModelOutputError, ScriptedModel, Tool, tool
 from agentlib.models.profiles import StepOptions
 from agentlib.models.testing import call, final, parallel
 from agentlib.step_format import FINAL_ANSWER, StepFormat
+from tests._constraint import SmolLM2Constraint, as_generated, smollm2
 from tests.test_actions import Filter, search
 
 
@@ -203,9 +204,7 @@ def test_budgeted_bounds_snapshot() -> None:
         "query"
     ]
     answer = schema["properties"]["action"]["anyOf"][1]["properties"]["answer"]
-    assert (thought["maxLength"], query["maxLength"], answer["maxLength"]) == snapshot(
-        (64, 101, 127)
-    )
+    assert (thought["maxLength"], query["maxLength"], answer["maxLength"]) == snapshot((37, 59, 73))
 
 
 # -- the prompt ------------------------------------------------------------------------------
@@ -399,3 +398,71 @@ def test_every_step_a_generated_toolset_admits_parses(
     step = data.draw(values_of(dict(step_format.output.schema)))
     parsed = step_format.parse(json.dumps(step), {item.name: item for item in tools})
     assert parsed.is_final or 1 <= len(parsed.calls) <= parallel_calls
+
+
+# -- the token budget on SmolLM2's vocabulary --------------------------------------------------
+
+
+def _widest(schema: dict[str, Any]) -> Any:
+    """The costliest value the constraint admits: strings at their bound, a quarter of their
+    characters 4-byte emoji, arrays at `maxItems`, the widest branch."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return max(schema["enum"], key=lambda item: len(json.dumps(item, ensure_ascii=False)))
+    if "anyOf" in schema:
+        return max(
+            (_widest(item) for item in schema["anyOf"]),
+            key=lambda item: len(json.dumps(item, ensure_ascii=False).encode()),
+        )
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next(item for item in kind if item != "null")
+    if kind == "object":
+        return {name: _widest(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_widest(schema["items"])] * schema["maxItems"]
+    if kind == "string":
+        length = schema["maxLength"]
+        return "😀" * (length // 4) + "x" * (length - length // 4)
+    return {"integer": 1, "number": 1.5, "boolean": False, "null": None}[str(kind)]
+
+
+def test_every_smollm2_token_holds_at_least_one_byte() -> None:
+    # Why a step's UTF-8 bytes bound its tokens, whatever tokenization the constraint allows.
+    pytest.importorskip("llama_cpp")
+    tokenizer = smollm2()
+    lengths = [
+        len(tokenizer.decode_bytes([token]))
+        for token in range(tokenizer.vocab_size)
+        if not tokenizer.is_special_token(token)
+    ]
+    assert len(lengths) > 49_000 and min(lengths) >= 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tools=GENERATED_TOOLSETS,
+    output_type=st.sampled_from([str, Address, list[Address], list[str]]),
+    parallel_calls=st.integers(1, 3),
+    options=OPTIONS,
+    max_tokens=st.integers(256, 2048),
+)
+def test_a_step_at_its_bounds_fits_the_budget_on_smollm2(
+    tools: list[Tool],
+    output_type: Any,
+    parallel_calls: int,
+    options: StepOptions,
+    max_tokens: int,
+) -> None:
+    # Non-ASCII text and arrays without `maxItems` (list[str], list[Address]) included.
+    pytest.importorskip("llama_cpp")
+    assume(max_tokens >= 200 * parallel_calls)
+    step_format = StepFormat.build(
+        tools, output_type, parallel_calls=parallel_calls, options=options, max_tokens=max_tokens
+    )
+    text = as_generated(_widest(dict(step_format.output.enforced)))
+    constraint = SmolLM2Constraint(step_format.output.enforced)
+    assert constraint.accepts(text)  # the constraint admits this step: the bound is reached
+    assert len(text.encode()) <= max_tokens  # the worst tokenization: a byte a token
+    assert len(constraint.tokens(text)) <= max_tokens  # SmolLM2's own tokenization

@@ -21,6 +21,8 @@ from agentlib import (
     generate,
     generate_result,
 )
+from agentlib.models.base import ModelCapabilities, ModelResponse, Sampling
+from agentlib.models.profiles import DEFAULT_RETRY_TEMPERATURE
 
 
 class Person(BaseModel):
@@ -108,6 +110,29 @@ def test_retry_shows_the_exact_validation_error() -> None:
     assert result.path == "scripted"
     feedback = model.requests[1].messages[-1].content
     assert "field 'age'" in feedback and '"old"' in feedback
+
+
+def test_a_retry_is_sampled_on_a_model_that_takes_sampling() -> None:
+    samplings: list[Sampling | None] = []
+
+    class Sampled:  # a user's model, no agentlib base class
+        name = "sampled"
+        capabilities = ModelCapabilities(supports_json_schema=True, supports_sampling=True)
+
+        async def agenerate(
+            self,
+            messages: Sequence[Message],
+            *,
+            output: OutputSchema | None = None,
+            max_tokens: int | None = None,
+            sampling: Sampling | None = None,
+        ) -> ModelResponse:
+            samplings.append(sampling)
+            age = "old" if sampling is None else 36
+            return ModelResponse(text=json.dumps({"name": "Ada", "age": age}), path="scripted")
+
+    assert generate(Sampled(), Person, "Ada").age == 36
+    assert samplings == [None, Sampling(temperature=DEFAULT_RETRY_TEMPERATURE, seed=1)]
 
 
 def test_still_invalid_after_retries_raises_with_the_raw_output() -> None:

@@ -201,6 +201,6 @@ def test_every_bfcl_v4_step_schema_compiles_for_constrained_decoding() -> None:
     tools = [Tool.from_openai(spec, book) for spec in _bfcl_specs()]
     for start in range(0, len(tools), 5):  # five tools per step, as in BFCL's multiple category
         step = build_step_schema(tools[start : start + 5], str, parallel_calls=4)
-        grammar = llguidance_grammar(step.output.schema)
+        grammar = llguidance_grammar(step.output.enforced)  # what OutlinesModel compiles
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
         assert (is_error, messages) == (False, []), [tool.name for tool in tools[start : start + 5]]

@@ -16,6 +16,8 @@ from agentlib.models.base import (
     ModelCapabilities,
     ModelResponse,
     OutputSchema,
+    Sampling,
+    SamplingModel,
 )
 from agentlib.models.testing import FunctionModel, ScriptedModel, TestModel
 
@@ -35,6 +37,8 @@ __all__ = [
     "OpenAIModel",
     "OutlinesModel",
     "OutputSchema",
+    "Sampling",
+    "SamplingModel",
     "ScriptedModel",
     "TestModel",
 ]

@@ -204,7 +204,11 @@ class _LLGuidanceCompiler:
         with optional_imports("local", feature="the llguidance backend"):
             from llguidance import LLMatcher
 
-        grammar = llguidance_grammar(schema.schema)
+        grammar = (
+            LLMatcher.grammar_from_lark(schema.grammar)
+            if schema.grammar is not None
+            else llguidance_grammar(schema.enforced)
+        )
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
         if is_error:
             raise ConfigurationError(_unsupported_message(schema.name, "llguidance", messages))
@@ -233,6 +237,8 @@ class _OutlinesCoreCompiler:
         self.tensor_library_name: str = outlines_model.tensor_library_name
 
     def compile(self, schema: OutputSchema) -> Guide:
+        # `schema.schema`, not `enforced`: the step format's extra patterns are intersections
+        # that outlines_core, which builds a full regex index, cannot compile in useful time.
         try:
             processor = self.backend.get_json_schema_logits_processor(
                 json.dumps(dict(schema.schema)), _OUTLINES_CORE_WHITESPACE

@@ -22,6 +22,8 @@ __all__ = [
     "ModelResponse",
     "OutputSchema",
     "Role",
+    "Sampling",
+    "SamplingModel",
     "StepActions",
     "StreamingModel",
     "TextCallback",
@@ -101,19 +103,33 @@ class OutputSchema:
         key: The cache key; by default a digest of the schema (property order included: it is
             generation order for constrained decoding).
         actions: For the agent's step, its branches as data (see `StepActions`).
+        constraint: A stricter schema for token-level constraint engines, admitting a subset
+            of what `schema` admits (the step format's: no placeholder arguments, bounded
+            bytes, a failed value excluded on a retry); `None`: `schema` itself. Servers'
+            strict modes and prompts use `schema`.
+        grammar: An llguidance Lark grammar that replaces the schema for backends that
+            enforce grammars (`supports_cfg`), when the reply is not plain JSON (the
+            `<tool_call>` step format); the schema stays what the other backends get.
     """
 
     name: str
     schema: Mapping[str, Any]
     key: str = field(default="", compare=False)
     actions: StepActions | None = field(default=None, compare=False)
+    constraint: Mapping[str, Any] | None = field(default=None, compare=False)
+    grammar: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
-            digest = hashlib.sha256(
-                json.dumps(self.schema, separators=(",", ":")).encode()
-            ).hexdigest()[:24]
+            both = [self.schema, self.constraint] if self.constraint is not None else self.schema
+            text = json.dumps(both, separators=(",", ":")) + (self.grammar or "")
+            digest = hashlib.sha256(text.encode()).hexdigest()[:24]
             object.__setattr__(self, "key", digest)
+
+    @property
+    def enforced(self) -> Mapping[str, Any]:
+        """What a token-level constraint engine enforces: `constraint`, else `schema`."""
+        return self.schema if self.constraint is None else self.constraint
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -136,6 +152,26 @@ class ModelCapabilities:
     """The server has native (strict) tool calling."""
     context_window: int = 8192
     """The context size in tokens; the loop keeps prompts within it."""
+    supports_sampling: bool = False
+    """`agenerate` takes `sampling=` (see `SamplingModel`): a retry may sample."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sampling:
+    """How to sample one generation, overriding the model's own settings for that request.
+
+    The loop asks for it on a retry after an invalid step, so the retry need not repeat a
+    greedy reply token for token; the seed keeps the run reproducible.
+    """
+
+    temperature: float
+    """The sampling temperature (0: greedy)."""
+    seed: int | None = None
+    """The sampling seed; `None` leaves it to the backend (not reproducible)."""
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be at least 0, got {self.temperature}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +253,39 @@ class StreamingModel(Model, Protocol):
 
         The pieces, joined, equal the returned `text`.
         """
+        ...
+
+
+@runtime_checkable
+class SamplingModel(Model, Protocol):
+    """A `Model` whose generations take a per-request `Sampling` (optional).
+
+    A model says so with `capabilities.supports_sampling`; the loop passes `sampling=` only
+    then, so a model without the parameter keeps working. `LocalModel`, `OutlinesModel` and
+    `OpenAIModel` have it, on `agenerate_streaming` too.
+    """
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> ModelResponse:
+        """`Model.agenerate`, sampled as `sampling` says (the model's own settings if `None`)."""
+        ...
+
+    async def agenerate_streaming(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: TextCallback,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> ModelResponse:
+        """`StreamingModel.agenerate_streaming`, sampled as `sampling` says."""
         ...
 
 

@@ -39,6 +39,7 @@ from agentlib.models.base import (
     ModelCapabilities,
     ModelResponse,
     OutputSchema,
+    Sampling,
     TextCallback,
 )
 from agentlib.models.outlines import GuideCacheInfo, OutlinesModel
@@ -192,9 +193,15 @@ class LocalModel:
         *,
         output: OutputSchema | None = None,
         max_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> ModelResponse:
-        """Generate one reply, constrained to `output` when given (see `OutlinesModel`)."""
-        response = await self._model.agenerate(messages, output=output, max_tokens=max_tokens)
+        """Generate one reply, constrained to `output` when given (see `OutlinesModel`).
+
+        `sampling` replaces the constructor's `temperature` and `seed` for this request.
+        """
+        response = await self._model.agenerate(
+            messages, output=output, max_tokens=max_tokens, sampling=sampling
+        )
         return self._relabel(response)
 
     async def agenerate_streaming(
@@ -204,10 +211,11 @@ class LocalModel:
         on_text: TextCallback,
         output: OutputSchema | None = None,
         max_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> ModelResponse:
         """`agenerate`, calling `on_text` (from a worker thread) with each token's text."""
         response = await self._model.agenerate_streaming(
-            messages, on_text=on_text, output=output, max_tokens=max_tokens
+            messages, on_text=on_text, output=output, max_tokens=max_tokens, sampling=sampling
         )
         return self._relabel(response)
 

@@ -63,6 +63,7 @@ from agentlib.models.base import (
     ModelCapabilities,
     ModelResponse,
     OutputSchema,
+    Sampling,
     TextCallback,
 )
 
@@ -150,6 +151,7 @@ class OpenAIModel:
             supports_json_schema=mode != "prompted",
             supports_native_tools=mode == "tools",
             context_window=context_window,
+            supports_sampling=True,
         )
 
     @property
@@ -178,15 +180,20 @@ class OpenAIModel:
         *,
         output: OutputSchema | None = None,
         max_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> ModelResponse:
         """Generate one reply, kept to `output` by the active mode.
+
+        `sampling` sends its `temperature` (instead of the constructor's) and `seed`.
 
         Raises:
             ModelError: The server failed, refused, or answered with a malformed body; the
                 message says which and what to do.
             ConfigurationError: `output` uses something strict mode cannot express.
         """
-        prepared, completion = await self._create(messages, output, max_tokens, stream=False)
+        prepared, completion = await self._create(
+            messages, output, max_tokens, stream=False, sampling=sampling
+        )
         return self._response(completion, output, prepared)
 
     async def astream(
@@ -227,6 +234,7 @@ class OpenAIModel:
         on_text: TextCallback,
         output: OutputSchema | None = None,
         max_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> ModelResponse:
         """`agenerate` with SDK streaming, calling `on_text` with each piece of content.
 
@@ -237,7 +245,7 @@ class OpenAIModel:
             ModelError: As `agenerate`.
         """
         prepared, stream = await self._create(
-            messages, output, max_tokens, stream=True, stream_usage=True
+            messages, output, max_tokens, stream=True, stream_usage=True, sampling=sampling
         )
         gathered = _Gathered()
         try:
@@ -260,6 +268,7 @@ class OpenAIModel:
         *,
         stream: bool,
         stream_usage: bool = False,
+        sampling: Sampling | None = None,
     ) -> tuple[Prepared, Any]:
         """Send the request; in `auto` mode, step down and resend while the format is rejected.
 
@@ -268,6 +277,10 @@ class OpenAIModel:
         while True:
             prepared = self._prepare(output)
             request = self._request(messages, prepared, max_tokens, stream=stream)
+            if sampling is not None:
+                request["temperature"] = sampling.temperature
+                if sampling.seed is not None:
+                    request["seed"] = sampling.seed
             if stream_usage and _is_openai(self.base_url):  # other servers may reject it
                 request["stream_options"] = {"include_usage": True}
             try:

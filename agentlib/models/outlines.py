@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ from agentlib.models.base import (
     ModelCapabilities,
     ModelResponse,
     OutputSchema,
+    Sampling,
     TextCallback,
 )
 from agentlib.models.profiles import DEFAULT_MAX_STRING_LENGTH, ModelProfile, profile_for
@@ -60,6 +61,24 @@ ConstraintBackend = Literal["llguidance", "outlines_core"]
 _GUIDE_CACHE_SIZE = 64
 # Generation-length keyword per Outlines model class; llama.cpp and MLX use `max_tokens`.
 _MAX_TOKENS_KEYWORD = {"Transformers": "max_new_tokens", "TransformersMultiModal": "max_new_tokens"}
+
+
+# A request's `Sampling` as generation keywords, per Outlines model class that takes them:
+# llama.cpp's create_chat_completion has `temperature` and `seed`; transformers' generate has
+# no seed (a global torch seed would touch other users' state), and samples only when told.
+def _llamacpp_sampling(sampling: Sampling) -> dict[str, Any]:
+    seed = {} if sampling.seed is None else {"seed": sampling.seed}
+    return {"temperature": sampling.temperature, **seed}
+
+
+def _transformers_sampling(sampling: Sampling) -> dict[str, Any]:
+    return {"temperature": sampling.temperature or None, "do_sample": sampling.temperature > 0}
+
+
+_SAMPLING_KEYWORDS: dict[str, Callable[[Sampling], dict[str, Any]]] = {
+    "LlamaCpp": _llamacpp_sampling,
+    "Transformers": _transformers_sampling,
+}
 
 
 # One lock per underlying model, shared by every OutlinesModel wrapping it: llama.cpp
@@ -143,6 +162,7 @@ class OutlinesModel:
             supports_regex=True,
             supports_cfg=backend == "llguidance",
             context_window=context_window or _context_window(outlines_model),
+            supports_sampling=type(outlines_model).__name__ in _SAMPLING_KEYWORDS,
         )
         self._inference_kwargs = dict(inference_kwargs or {})
         self._default_max_tokens = default_max_tokens
@@ -262,15 +282,25 @@ class OutlinesModel:
         *,
         output: OutputSchema | None = None,
         max_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> ModelResponse:
         """Generate one reply; with `output`, JSON that the constraint keeps to its schema.
+
+        Args:
+            messages: The conversation.
+            output: The schema to constrain the reply to (its `enforced` form).
+            max_tokens: The generation limit.
+            sampling: Temperature and seed for this request instead of `inference_kwargs`'
+                (llama.cpp: both; transformers: the temperature, sampling when above 0).
 
         Raises:
             ConfigurationError: The backend cannot enforce the schema.
             ModelError: The underlying model failed (for example, the prompt is too long).
         """
         guide = self._guide(output) if output is not None else None
-        return await asyncio.to_thread(self._generate, messages, guide, max_tokens)
+        return await asyncio.to_thread(
+            self._generate, messages, guide, max_tokens, None, self._sampled(sampling)
+        )
 
     async def agenerate_streaming(
         self,
@@ -279,31 +309,42 @@ class OutlinesModel:
         on_text: TextCallback,
         output: OutputSchema | None = None,
         max_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> ModelResponse:
         """`agenerate`, calling `on_text` (from a worker thread) with each piece of text.
 
         llama.cpp streams token by token; other Outlines backends report the whole text at once.
         """
         guide = self._guide(output) if output is not None else None
-        return await asyncio.to_thread(self._generate, messages, guide, max_tokens, on_text)
+        return await asyncio.to_thread(
+            self._generate, messages, guide, max_tokens, on_text, self._sampled(sampling)
+        )
+
+    def _sampled(self, sampling: Sampling | None) -> dict[str, Any]:
+        """The generation keywords: `inference_kwargs`, with `sampling`'s in their place."""
+        keywords = _SAMPLING_KEYWORDS.get(type(self.outlines_model).__name__)
+        if sampling is None or keywords is None:
+            return self._inference_kwargs
+        return {**self._inference_kwargs, **keywords(sampling)}
 
     def _generate(
         self,
         messages: Sequence[Message],
         guide: Guide | None,
         max_tokens: int | None,
-        on_text: TextCallback | None = None,
+        on_text: TextCallback | None,
+        kwargs: dict[str, Any],
     ) -> ModelResponse:
         limit = max_tokens or self._default_max_tokens
         with self._generation_lock:
             metered = guide.start() if guide is not None else None
             try:
                 if self._llama is not None and on_text is not None:
-                    response = self._stream_llamacpp(messages, metered, limit, on_text)
+                    response = self._stream_llamacpp(messages, metered, limit, on_text, kwargs)
                 elif self._llama is not None:
-                    response = self._generate_llamacpp(messages, metered, limit)
+                    response = self._generate_llamacpp(messages, metered, limit, kwargs)
                 else:
-                    response = self._generate_outlines(messages, metered, limit)
+                    response = self._generate_outlines(messages, metered, limit, kwargs)
                     if on_text is not None and response.text:
                         on_text(response.text)
             except (ValueError, RuntimeError) as exc:  # llama.cpp: context overflow, decode error
@@ -311,7 +352,11 @@ class OutlinesModel:
         return response
 
     def _generate_llamacpp(
-        self, messages: Sequence[Message], metered: Metered | None, limit: int
+        self,
+        messages: Sequence[Message],
+        metered: Metered | None,
+        limit: int,
+        kwargs: dict[str, Any],
     ) -> ModelResponse:
         """Generate with llama.cpp itself, keeping the KV cache of the shared prompt prefix.
 
@@ -329,7 +374,7 @@ class OutlinesModel:
                 LogitsProcessorList([metered.processor]) if metered is not None else None
             ),
             max_tokens=limit,
-            **self._inference_kwargs,
+            **kwargs,
         )
         choice = completion["choices"][0]
         usage = completion.get("usage") or {}
@@ -348,6 +393,7 @@ class OutlinesModel:
         metered: Metered | None,
         limit: int,
         on_text: TextCallback,
+        kwargs: dict[str, Any],
     ) -> ModelResponse:
         """`_generate_llamacpp` with `stream=True`; the meter counts the tokens it sampled."""
         from llama_cpp import LogitsProcessorList
@@ -358,7 +404,7 @@ class OutlinesModel:
             logits_processor=LogitsProcessorList([meter.processor]),
             max_tokens=limit,
             stream=True,
-            **self._inference_kwargs,
+            **kwargs,
         )
         pieces: list[str] = []
         finish_reason: str | None = None
@@ -379,15 +425,20 @@ class OutlinesModel:
         )
 
     def _generate_outlines(
-        self, messages: Sequence[Message], metered: Metered | None, limit: int
+        self,
+        messages: Sequence[Message],
+        metered: Metered | None,
+        limit: int,
+        kwargs: dict[str, Any],
     ) -> ModelResponse:
         from outlines.inputs import Chat
 
         chat = Chat([{"role": message.role, "content": message.content} for message in messages])
         # Free text is metered too, to learn the token counts Outlines does not return.
         meter = metered or Metered(None, self._compiler.tensor_library_name)
-        kwargs = {**self._inference_kwargs, self._max_tokens_keyword: limit}
-        text = self.outlines_model.generate(chat, meter.processor, **kwargs)
+        text = self.outlines_model.generate(
+            chat, meter.processor, **{**kwargs, self._max_tokens_keyword: limit}
+        )
         return ModelResponse(
             text=text,
             path="constrained" if metered is not None else "prompted",

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_STRING_LENGTH",
     "DEFAULT_MAX_THOUGHT_LENGTH",
     "DEFAULT_PROFILE",
+    "DEFAULT_RETRY_TEMPERATURE",
     "PROFILES",
     "ModelProfile",
     "StepOptions",
@@ -35,11 +36,19 @@ KeyShape = Literal["tool", "name"]
 shape SmolLM2 and Qwen were trained on inside `<tool_call>`."""
 ToolDescriptionStyle = Literal["json_schema", "signature"]
 """How the prompt lists tools: their JSON schema, or a compact Python-like signature."""
+ToolFormat = Literal["json", "tool_call"]
+"""`json`: the step is one JSON object; `tool_call`: the chat-template shape, each call a
+`<tool_call>{"name": ..., "arguments": ...}</tool_call>` block and the answer plain text."""
+Decoding = Literal["joint", "tool_first"]
+"""`joint`: one constrained generation of the whole step; `tool_first`: the tool's name is
+chosen first (under an enum), then its arguments, seeing only that tool's description."""
 
 DEFAULT_MAX_THOUGHT_LENGTH = 300
 """The default bound on a step's thought, in characters."""
 DEFAULT_MAX_STRING_LENGTH = 4000
 """The default bound on every string a schema leaves unbounded (steps and `generate`)."""
+DEFAULT_RETRY_TEMPERATURE = 0.7
+"""The default temperature of a sampled retry (a common sampling default; not measured)."""
 
 DEFAULT_FINAL_ANSWER_WORDING = (
     'When you know the answer, use the tool "final_answer" with the answer under "answer".'
@@ -71,8 +80,22 @@ class StepOptions:
     """The bound on the thought, in characters (small models otherwise ramble in it)."""
     max_string_length: int = DEFAULT_MAX_STRING_LENGTH
     """The bound given to every other string the schema leaves unbounded."""
+    tool_format: ToolFormat = "json"
+    """The step's shape: JSON, or the chat template's `<tool_call>` blocks (no thought)."""
+    decoding: Decoding = "joint"
+    """One generation per step, or the tool first and then its arguments (two)."""
 
     def __post_init__(self) -> None:
+        if self.tool_format == "tool_call" and self.thought != "none":
+            raise ConfigurationError(
+                f"tool_format='tool_call' has no thought; use thought='none' "
+                f"(got thought={self.thought!r})"
+            )
+        if self.decoding == "tool_first" and self.tool_format != "json":
+            raise ConfigurationError(
+                "decoding='tool_first' works with tool_format='json' only; "
+                f"got tool_format={self.tool_format!r}"
+            )
         for label, value in (
             ("max_thought_length", self.max_thought_length),
             ("max_string_length", self.max_string_length),
@@ -120,6 +143,10 @@ class ModelProfile:
     """Instructions added before the caller's own."""
     examples: tuple[WorkedExample, ...] = ()
     """Worked examples, each shown when the agent has its tool."""
+    retry_temperature: float | None = DEFAULT_RETRY_TEMPERATURE
+    """The sampling temperature of a retry after an invalid step, on models that take one
+    (`capabilities.supports_sampling`); the seed is the attempt's number. `None`: retries
+    decode as the first attempt did."""
 
 
 DEFAULT_PROFILE = ModelProfile()

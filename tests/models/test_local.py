@@ -9,6 +9,7 @@ import pytest
 
 import agentlib
 from agentlib import ConfigurationError, Message, MissingExtraError
+from agentlib.models.base import Sampling
 from agentlib.models.local import LocalModel, default_model_path, default_threads
 
 
@@ -101,3 +102,20 @@ async def test_free_text_reports_the_prompted_path_and_token_counts() -> None:
     assert response.input_tokens > 3
     assert 1 <= response.output_tokens <= 8
     assert response.model_name == "local:SmolLM2-135M-Instruct"
+
+
+@pytest.mark.slow
+async def test_a_request_s_sampling_changes_the_reply_and_its_seed_reproduces_it() -> None:
+    model = LocalModel(n_threads=1)
+    assert model.capabilities.supports_sampling
+    prompt = [Message(role="user", content="Name a colour and an animal.")]
+    greedy = (await model.agenerate(prompt, max_tokens=12)).text
+
+    async def sampled(seed: int) -> str:
+        sampling = Sampling(temperature=1.5, seed=seed)
+        return (await model.agenerate(prompt, max_tokens=12, sampling=sampling)).text
+
+    replies = [await sampled(seed) for seed in (1, 2, 3)]
+    assert any(reply != greedy for reply in replies)
+    assert await sampled(2) == replies[1]  # the seed makes a sampled retry reproducible
+    assert (await model.agenerate(prompt, max_tokens=12)).text == greedy  # back to greedy

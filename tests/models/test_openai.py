@@ -31,6 +31,7 @@ from agentlib import (
     tool,
 )
 from agentlib.actions import build_step_schema
+from agentlib.models.base import Sampling
 from agentlib.models.openai import OpenAIModel
 from tests.models._openai_server import (
     MODEL,
@@ -137,6 +138,20 @@ async def test_auto_mode_is_json_schema_and_temperature_is_sent() -> None:
     assert server.chat_requests[0]["temperature"] == 0.0
     assert "max_tokens" not in server.chat_requests[0]
     assert json.loads(response.text)["population"] == 700000
+
+
+async def test_a_request_s_sampling_replaces_the_temperature_and_sends_the_seed() -> None:
+    replies = [chat({"name": "Oslo", "country": "Norway", "population": 1}), stream(["hi"])]
+    with run_server(replies) as server:
+        model = _model(server.base_url, temperature=0.0)
+        assert model.capabilities.supports_sampling
+        await model.agenerate(USER, output=CITY, sampling=Sampling(temperature=0.7, seed=3))
+        await model.agenerate_streaming(
+            USER, on_text=lambda _: None, sampling=Sampling(temperature=1.0)
+        )
+    sampled, streamed = server.chat_requests
+    assert (sampled["temperature"], sampled["seed"]) == (0.7, 3)
+    assert streamed["temperature"] == 1.0 and "seed" not in streamed
 
 
 async def test_json_object_mode_sends_the_strict_schema_in_llama_cpps_envelope() -> None:
