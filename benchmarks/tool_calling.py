@@ -16,8 +16,10 @@ Reported per mode: valid call % (a call of a known function with schema-valid ar
 right tool % (the called names are the expected ones), AST-correct %, abstention % on
 irrelevance (no call made), invalid steps, seconds per case.
 
-    nice -n 10 python benchmarks/tool_calling.py --limit 40 --raw
-    nice -n 10 python benchmarks/tool_calling.py --model-path qwen.gguf --limit 40
+    python benchmarks/tool_calling.py --limit 40 --raw
+    python benchmarks/tool_calling.py --model-path qwen.gguf --limit 40
+    python benchmarks/tool_calling.py --step-option decoding=tool_first --limit 40
+    python benchmarks/tool_calling.py --step-option tool_format=tool_call --step-option thought=none
 
 The wheel: `--bfcl PATH` (the wheel or its folder); without it, `pip download --no-deps
 bfcl-eval` into `~/.cache/agentlib-benchmarks/bfcl` (the wheel only; it is never installed).
@@ -417,7 +419,7 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, str]:
     }
     if category == "irrelevance":
         cells = {key: "–" for key in cells}
-        cells["abstains"] = share(sum(not o.calls for o in outcomes))
+        cells["abstains"] = share(sum(not o.calls and not o.invalid for o in outcomes))
     cells["invalid"] = str(sum(o.invalid for o in outcomes))
     cells["s/case"] = f"{statistics.mean(o.seconds for o in outcomes):.1f}"
     cells["tokens"] = f"{statistics.median(o.output_tokens for o in outcomes):.0f}"
@@ -514,7 +516,10 @@ def main() -> None:
     )
     parser.add_argument("--out", help="write every scored case as JSON lines here")
     parser.add_argument(
-        "--report", nargs="+", help="print the tables of earlier --out files instead of running"
+        "--report",
+        nargs="+",
+        help="print the tables of earlier --out files instead of running (on the first --limit "
+        "cases of each category)",
     )
     parser.add_argument(
         "--assemble-gguf",
@@ -531,7 +536,7 @@ def main() -> None:
         _assemble(Path(arguments.assemble_gguf[0]), Path(arguments.assemble_gguf[1]))
         return
     if arguments.report:
-        _report(arguments.report)
+        _report(arguments.report, _limits(arguments.limit, _bfcl.CATEGORIES))
         return
     wheel = _bfcl.find_wheel(arguments.bfcl, CACHE / "bfcl")
     categories = [c.strip() for c in arguments.categories.split(",") if c.strip()]
@@ -615,11 +620,19 @@ def _progress(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _report(paths: Sequence[str]) -> None:
-    """One table per (file, mode) of earlier runs, and one ablation row per mode."""
+def _report(paths: Sequence[str], limits: dict[str, int | None]) -> None:
+    """One ablation row per (file, mode) of earlier runs, on the first `--limit` cases of each."""
     rows: list[tuple[str, list[Outcome]]] = []
     for path in paths:
         outcomes = [Outcome(**json.loads(line)) for line in Path(path).read_text().splitlines()]
+        seen: dict[tuple[str, str], int] = {}
+        kept = []
+        for outcome in outcomes:  # the same cases in every row: the first N of each category
+            key = (outcome.mode, outcome.category)
+            seen[key] = seen.get(key, 0) + 1
+            if limits.get(outcome.category) is None or seen[key] <= (limits[outcome.category] or 0):
+                kept.append(outcome)
+        outcomes = kept
         for mode in dict.fromkeys(o.mode for o in outcomes):
             rows.append((f"{Path(path).stem}: {mode}", [o for o in outcomes if o.mode == mode]))
     print("| run | simple AST | multiple tool | multiple AST | parallel AST | abstains | "
@@ -632,7 +645,7 @@ def _report(paths: Sequence[str]) -> None:
             if not items:
                 return "–"
             if attribute == "abstains":
-                count = sum(not o.calls for o in items)
+                count = sum(not o.calls and not o.invalid for o in items)
             else:
                 count = sum(getattr(o, attribute) for o in items)
             return f"{100 * count / len(items):.0f} % ({count}/{len(items)})"
