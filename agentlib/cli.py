@@ -35,9 +35,19 @@ from agentlib.steps import (
 )
 from agentlib.tool import Tool, Toolset
 
-__all__ = ["build_model", "build_tools", "main"]
+__all__ = [
+    "DEFAULT_MAX_TOOLS",
+    "add_mcp_arguments",
+    "build_model",
+    "build_tools",
+    "main",
+    "mcp_arguments",
+    "mcp_servers",
+]
 
 _PREVIEW = 300
+DEFAULT_MAX_TOOLS = 12
+"""How many MCP tools `--max-tools` offers by default: what fits a small model's context."""
 
 
 def build_model(spec: str, *, threads: int | None = None) -> Model:
@@ -242,8 +252,41 @@ def _has_risky(agent: Agent[Any]) -> bool:
 # -- MCP: `--mcp` servers for run/chat, and `agentlib mcp serve` -----------------------------
 
 
-def _mcp_servers(args: argparse.Namespace) -> list[Toolset]:
-    """Connect to each `--mcp` server (a command or a URL); closes them all on a failure."""
+def add_mcp_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--mcp SERVER` (repeatable) and `--max-tools N` to a command's parser.
+
+    The one definition of these flags: `run`, `chat`, `demo` and the demo app's own
+    `python demos/app.py` use it; `mcp_servers` reads them back.
+    """
+    parser.add_argument(
+        "--mcp",
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help="an MCP server whose tools the agent may use: a command that starts a stdio "
+        'server ("python server.py") or a URL (http://127.0.0.1:8000/mcp); repeatable',
+    )
+    parser.add_argument(
+        "--max-tools",
+        type=int,
+        default=DEFAULT_MAX_TOOLS,
+        help="offer at most this many MCP tools, the most relevant to the task "
+        f"(default {DEFAULT_MAX_TOOLS})",
+    )
+
+
+def mcp_arguments(args: argparse.Namespace) -> list[str]:
+    """The `--mcp`/`--max-tools` flags of parsed `args` again, to hand to another command."""
+    flags = [part for server in getattr(args, "mcp", None) or [] for part in ("--mcp", server)]
+    return [*flags, "--max-tools", str(args.max_tools)]
+
+
+def mcp_servers(args: argparse.Namespace) -> list[Toolset]:
+    """Connect to each `--mcp` server (a command or a URL); closes them all on a failure.
+
+    Raises:
+        ConfigurationError: A server cannot be started or reached.
+    """
     if not getattr(args, "mcp", None):
         return []
     from agentlib.tools.mcp import MCPToolset
@@ -289,7 +332,7 @@ def _command_mcp_serve(args: argparse.Namespace) -> int:
 
 def _command_run(args: argparse.Namespace) -> int:
     provider = _tracer_provider() if args.trace else None
-    servers = _mcp_servers(args)
+    servers = mcp_servers(args)
     try:
         tracing = provider if provider is not None else False
         agent = _make_agent(args, servers, args.task, tracing=tracing)
@@ -327,7 +370,7 @@ def _open_conversation(args: argparse.Namespace) -> Any:
 
 
 def _command_chat(args: argparse.Namespace) -> int:
-    servers = _mcp_servers(args)
+    servers = mcp_servers(args)
     try:
         return _chat(args, _make_agent(args, servers))
     finally:
@@ -367,7 +410,7 @@ def _command_demo(args: argparse.Namespace) -> int:
         )
     import runpy
 
-    sys.argv = [str(app), "--host", args.host, "--port", str(args.port)]
+    sys.argv = [str(app), "--host", args.host, "--port", str(args.port), *mcp_arguments(args)]
     runpy.run_path(str(app), run_name="__main__")
     return 0
 
@@ -399,20 +442,7 @@ def _parser() -> argparse.ArgumentParser:
             help="CPU threads for the local model (default: measured best)",
         )
         sub.add_argument("--quiet", action="store_true", help="do not show the steps")
-        sub.add_argument(
-            "--mcp",
-            action="append",
-            default=[],
-            metavar="SERVER",
-            help="an MCP server whose tools the agent may use: a command that starts a stdio "
-            'server ("python server.py") or a URL (http://127.0.0.1:8000/mcp); repeatable',
-        )
-        sub.add_argument(
-            "--max-tools",
-            type=int,
-            default=12,
-            help="offer at most this many MCP tools, the most relevant to the task (default 12)",
-        )
+        add_mcp_arguments(sub)
         sub.add_argument(
             "--approve",
             default=None,
@@ -451,6 +481,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="launch the Gradio demos locally")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=7860)
+    add_mcp_arguments(demo)
     demo.set_defaults(handler=_command_demo)
 
     mcp = commands.add_parser("mcp", help="MCP: serve agentlib tools to MCP clients")

@@ -1,7 +1,11 @@
-"""Serve the demo app with a deterministic model: `python -m tests.demos._serve PORT`."""
+"""Serve the demo app with a deterministic model: `python -m tests.demos._serve PORT [--mcp S]`.
+
+`--mcp` and `--max-tools` are the demo's own flags (`agentlib.cli.add_mcp_arguments`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
@@ -10,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentlib import FunctionModel, Message, OutputSchema
+from agentlib.cli import add_mcp_arguments, mcp_servers
 from agentlib.models.testing import call, final
 from demos.app import CSS, build_app
 
@@ -75,8 +80,12 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
     if "slowly" in task:
         await asyncio.sleep(60)
     if last.startswith("Observation"):
-        value = last.rsplit("\n", 1)[-1]
-        return final(f"The answer is {value}.", "I have the result.")
+        # The value's line: not a fence line, nor the note after fenced (MCP, web) content.
+        lines = [line for line in last.splitlines() if not line.startswith(("<", "(The text"))]
+        return final(f"The answer is {lines[-1]}.", "I have the result.")
+    record = re.search(r"record the word (\w+)", task, re.IGNORECASE)
+    if record:
+        return call("record", "Write it down.", text=record.group(1))
     if "movies" in task.lower():
         return call("run_cypher", "Count them.", query="MATCH (m:Movie) RETURN count(m) AS n")
     if "in python" in task.lower():
@@ -93,11 +102,24 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
 
 
 def main() -> None:
-    port = int(sys.argv[1])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    add_mcp_arguments(parser)
+    args = parser.parse_args(sys.argv[1:])
+    servers = mcp_servers(args)
     app = build_app(
-        {"Deterministic test model": lambda: FunctionModel(demo_brain)}, embedder="hashing"
+        {"Deterministic test model": lambda: FunctionModel(demo_brain)},
+        embedder="hashing",
+        mcp=servers,
+        max_tools=args.max_tools,
     )
-    app.launch(server_name="127.0.0.1", server_port=port, quiet=True, css=CSS, share=False)
+    try:
+        app.launch(
+            server_name="127.0.0.1", server_port=args.port, quiet=True, css=CSS, share=False
+        )
+    finally:
+        for server in servers:
+            server.close()
 
 
 if __name__ == "__main__":
