@@ -47,7 +47,7 @@ __all__ = [
 
 _PREVIEW = 300
 DEFAULT_MAX_TOOLS = 12
-"""How many MCP tools `--max-tools` offers by default: what fits a small model's context."""
+"""How many tools a run with `--mcp` is offered by default: what fits a small model's context."""
 
 
 def build_model(spec: str, *, threads: int | None = None) -> Model:
@@ -219,25 +219,21 @@ def _tracer_provider() -> Any:
 
 
 def _make_agent(
-    args: argparse.Namespace,
-    servers: Sequence[Toolset] = (),
-    task: str | None = None,
-    *,
-    tracing: Any = False,
+    args: argparse.Namespace, servers: Sequence[Toolset] = (), *, tracing: Any = False
 ) -> Agent[Any]:
     catalogue = default_catalogue()
     family, _ = catalogue.model_spec(args.model)
     default = ",".join(family.default_tools)
     tools, _ = catalogue.build_tools(args.tools if args.tools is not None else default)
-    if servers:
-        tools = _offered(tools, servers, task, args.max_tools)
     model = build_model(args.model, threads=args.threads)
     # What the embedded model needs (a worked example, a short thought, no repetition
     # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
     risky = [name.strip() for name in (args.approve or "").split(",") if name.strip()]
     return Agent(
         model,
-        tools=tools,
+        tools=[*tools, *servers],
+        # Each run is offered the --max-tools most relevant to its task (or turn, in chat).
+        max_tools=args.max_tools if servers else None,
         max_steps=args.max_steps,
         tracing=tracing,
         require_approval=risky,
@@ -270,8 +266,8 @@ def add_mcp_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-tools",
         type=int,
         default=DEFAULT_MAX_TOOLS,
-        help="offer at most this many MCP tools, the most relevant to the task "
-        f"(default {DEFAULT_MAX_TOOLS})",
+        help="with --mcp, offer each run at most this many tools, the most relevant to the "
+        f"task (default {DEFAULT_MAX_TOOLS})",
     )
 
 
@@ -304,18 +300,6 @@ def mcp_servers(args: argparse.Namespace) -> list[Toolset]:
     return servers
 
 
-def _offered(
-    tools: list[Tool | Toolset], servers: Sequence[Toolset], task: str | None, max_tools: int
-) -> list[Tool | Toolset]:
-    """The built-in tools plus the MCP servers' tools, cut to `max_tools` by relevance."""
-    from agentlib.tools.mcp import select_tools
-
-    remote = [item for server in servers for item in server.tools]
-    if task is not None and len(remote) > max_tools:
-        remote = select_tools(remote, task, max_tools=max_tools)
-    return [*tools, *remote]
-
-
 def _command_mcp_serve(args: argparse.Namespace) -> int:
     from agentlib.tools.mcp import serve_mcp
 
@@ -335,7 +319,7 @@ def _command_run(args: argparse.Namespace) -> int:
     servers = mcp_servers(args)
     try:
         tracing = provider if provider is not None else False
-        agent = _make_agent(args, servers, args.task, tracing=tracing)
+        agent = _make_agent(args, servers, tracing=tracing)
         printer = _Printer(sys.stderr, quiet=args.quiet or args.json)
         result = asyncio.run(_run_once(agent, args.task, printer))
     finally:

@@ -625,6 +625,7 @@ def _make_agent(
         tools=toolsets,
         max_steps=limits.max_steps,
         time_budget=limits.time_budget,
+        max_tools=limits.max_tools,
         require_approval=names if ask_first else (),
     )
 

@@ -114,9 +114,7 @@ def main() -> None:
         max_tools=args.max_tools,
     )
     try:
-        app.launch(
-            server_name="127.0.0.1", server_port=args.port, quiet=True, css=CSS, share=False
-        )
+        app.launch(server_name="127.0.0.1", server_port=args.port, quiet=True, css=CSS, share=False)
     finally:
         for server in servers:
             server.close()

@@ -106,3 +106,43 @@ def test_arguments_that_are_not_json_are_refused_and_the_call_still_waits(
     page.locator("#agent-chat").get_by_text("The answer is recorded fig.").wait_for()
     assert _recorded(record_file).count("fig") == 1
     page.context.close()
+
+
+def test_agentlib_demo_offers_its_mcp_servers_in_the_picker(record_file: Path) -> None:
+    """`agentlib demo --mcp ...`: the CLI's flags reach the app, whose picker lists the server."""
+    import json
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import urllib.request
+
+    from .conftest import MCP_SERVER, ROOT, _free_port, stop, wait_until_serving
+
+    pytest.importorskip("gradio")
+    port = _free_port()
+    mcp = shlex.join([sys.executable, str(MCP_SERVER), f"--record={record_file}"])
+    script = Path(sys.executable).with_name("agentlib")  # the installed console script
+    command = [str(script), "demo", "--port", str(port), "--mcp", mcp]
+    server = subprocess.Popen(
+        [*command, "--max-tools", "3"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "AGENTLIB_DEMO_EMBEDDER": "hashing",
+        },
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_until_serving(url, server)
+        with urllib.request.urlopen(url + "config", timeout=10) as response:
+            config = json.load(response)
+        pickers = [
+            item["props"]["choices"]
+            for item in config["components"]
+            if item.get("props", {}).get("elem_id") == "chat-tools"
+        ]
+        assert pickers and any(MCP_LABEL.search(label) for label, _ in pickers[0])
+    finally:
+        stop(server)
