@@ -43,6 +43,7 @@ from .chat import build_chat_tab
 from .docs_qa import build_docs_tab, embedder_name, warm_up
 from .extraction import build_extraction_tab
 from .sql_explorer import build_sql_tab
+from .triage import build_triage_tab
 
 CSS = """
 .small-note { font-size: 0.85em; opacity: 0.8; }
@@ -90,6 +91,8 @@ def build_app(
             build_docs_tab(pool, sessions, embedder=embedder)
         with gr.Tab("Structured extraction", id="extraction"):
             build_extraction_tab(pool)
+        with gr.Tab("Triage (multi-agent)", id="triage"):
+            build_triage_tab(pool, sessions, embedder=embedder)
 
         def tab_closed(request: gr.Request) -> None:
             sessions.close(request.session_hash)

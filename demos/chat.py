@@ -30,6 +30,7 @@ from agentlib import (
     ToolResultEvent,
     Toolset,
 )
+from agentlib.steps import HandoffEvent
 
 from ._approval import PausedRun, decision, describe, panel_updates
 from ._shared import (
@@ -68,7 +69,9 @@ class ToolChoice:
     """The catalogue's `ToolSpec`, or `None` for the demo's own docs search."""
 
 
-def _from_catalogue(spec: Any) -> ToolFactory:
+def catalogue_tool(spec: Any) -> ToolFactory:
+    """A picker entry's factory for a catalogue tool (`ToolSpec`)."""
+
     # One instance per browser session, kept across turns (the sandbox keeps its variables)
     # and closed with the session.
     def build(session: ChatSession) -> Any:
@@ -79,7 +82,9 @@ def _from_catalogue(spec: Any) -> ToolFactory:
     return build
 
 
-def _docs_search(embedder: str | None) -> ToolFactory:
+def docs_search(embedder: str | None) -> ToolFactory:
+    """A factory of search over the project's docs (the index the Docs tab uses)."""
+
     def factory(session: ChatSession) -> Any:
         from agentlib.tools.retrieval import RetrievalTool
 
@@ -113,9 +118,9 @@ def tool_choices(
     for spec in default_catalogue().tools.values():
         if spec.available():
             label = PICKER_LABELS.get(spec.name, spec.name)
-            choices[label] = ToolChoice(_from_catalogue(spec), spec)
+            choices[label] = ToolChoice(catalogue_tool(spec), spec)
     if importable("agentlib.tools.retrieval.collection"):
-        choices["docs search"] = ToolChoice(_docs_search(embedder))
+        choices["docs search"] = ToolChoice(docs_search(embedder))
     for server in mcp:
         label = getattr(server, "label", type(server).__name__)
         choices[f"MCP: {label} ({len(server.tools)} tools)"] = ToolChoice(_shared_toolset(server))
@@ -194,6 +199,17 @@ class LiveView:
             self._result(event)
         elif isinstance(event, ApprovalRequestEvent):
             self._waiting(event)
+        elif isinstance(event, HandoffEvent):
+            self.messages.append(
+                gr.ChatMessage(
+                    content=f"**{event.from_agent}** handed the question to **{event.to_agent}**.",
+                    metadata={
+                        "title": f"Handoff · {event.from_agent} → {event.to_agent}",
+                        "status": "done",
+                    },
+                )
+            )
+            self.status = f"Step {event.step} · {event.to_agent} takes over…"
         elif isinstance(event, ErrorEvent):
             note = "asking the model again" if event.will_retry else "giving up"
             self.messages.append(

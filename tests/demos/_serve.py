@@ -83,6 +83,27 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
         # The value's line: not a fence line, nor the note after fenced (MCP, web) content.
         lines = [line for line in last.splitlines() if not line.startswith(("<", "(The text"))]
         return final(f"The answer is {lines[-1]}.", "I have the result.")
+    return triage_step(task, output) or chat_step(task, messages)
+
+
+def triage_step(task: str, output: OutputSchema | None) -> Any:
+    """The triage tab's steps: route by the question, then the specialist's one call."""
+    actions = output.actions if output is not None else None
+    branches = {item.name for item in actions.branches} if actions is not None else set()
+    if "transfer_to_sql" in branches:  # the triage agent
+        target = "docs" if re.search(r"how do i|deploy|docs", task, re.IGNORECASE) else "sql"
+        return call(f"transfer_to_{target}", "Hand it to the agent that can answer.")
+    if not task.startswith("The agent 'triage' handed"):
+        return None
+    if "search_documents" in branches:  # the docs agent
+        return call("search_documents", "Search the docs.", query=task.split("task: ")[-1])
+    if "run_query" in branches and "genre" in task.lower():  # the sql agent
+        return call("run_query", "Count the tracks per genre.", query=GENRE_QUERY)
+    return None
+
+
+def chat_step(task: str, messages: Sequence[Message]) -> Any:
+    """The chat tab's first step for a task, by its words."""
     record = re.search(r"record the word (\w+)", task, re.IGNORECASE)
     if record:
         return call("record", "Write it down.", text=record.group(1))
