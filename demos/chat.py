@@ -175,6 +175,13 @@ class LiveView:
     step_message: dict[int, gr.ChatMessage] = field(default_factory=dict)
     answer: gr.ChatMessage | None = None
     first_text_at: float | None = None
+    start: int = -1
+    """Where this run's messages begin: earlier turns' are Gradio's dicts, and call ids
+    (`call_1`, ...) start again in every run, so only this run's messages are searched."""
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            self.start = len(self.messages)
 
     def show(self, event: object) -> None:
         """Update the messages and the status line for one agent event."""
@@ -260,7 +267,7 @@ class LiveView:
         message.metadata["duration"] = round(now - self.began.get(event.step, now), 1)
 
     def _call_message(self, call_id: str) -> gr.ChatMessage | None:
-        for message in reversed(self.messages):
+        for message in reversed(self.messages[self.start :]):
             metadata = message.metadata
             if isinstance(metadata, dict) and metadata.get("id") == call_id:
                 return message
@@ -333,7 +340,7 @@ class LiveView:
 
 def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
     """Append (or update) the chat messages that show one agent event (no streaming state)."""
-    LiveView(messages).show(event)
+    LiveView(messages, start=0).show(event)
 
 
 def _footer(event: RunFinishedEvent) -> gr.ChatMessage:
