@@ -9,6 +9,7 @@ an observation; every way a run can stop is a `StopReason` in the `RunResult`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from agentlib._subagents import (
     handoff_branches,
     run_events,
 )
+from agentlib._tool_selection import select_tools
 from agentlib.approval import Approver, Decision
 from agentlib.errors import ConfigurationError, ModelError, ModelOutputError
 from agentlib.models.base import Message, Model
@@ -49,6 +51,8 @@ __all__ = ["Agent", "CancelToken", "ConversationLike"]
 logger = logging.getLogger(__name__)
 
 OutputT = TypeVar("OutputT", default=str)
+
+_MAX_OFFERINGS = 32  # twins kept per agent with `max_tools`: one compiled schema each
 
 
 @runtime_checkable
@@ -115,6 +119,10 @@ class Agent(Generic[OutputT]):
             every step, and `resume(run_id)` continues it from there in any process; a tool
             call whose result was checkpointed never runs again (see
             `docs/concepts/durable.md`).
+        max_tools: Offer each run at most this many tools, the most relevant to its task
+            (`select_tools`: BM25 over names, descriptions and argument names), so a toolset
+            of hundreds (an MCP server) fits a small model's context and a short step
+            schema; `RunResult.tools_offered` says which. `None` offers every tool.
 
     Raises:
         ConfigurationError: Duplicate tool names, a bad output type or an invalid limit.
@@ -152,7 +160,10 @@ class Agent(Generic[OutputT]):
         handoffs: Iterable[Agent[Any]] = (),
         max_handoffs: int = 5,
         checkpoints: CheckpointStore | None = None,
+        max_tools: int | None = None,
     ) -> None:
+        if max_tools is not None and max_tools < 1:
+            raise ConfigurationError(f"max_tools must be at least 1 or None, got {max_tools}")
         for label, value in (
             ("max_steps", max_steps),
             ("parallel_calls", parallel_calls),
@@ -226,20 +237,51 @@ class Agent(Generic[OutputT]):
                 options.max_string_length if max_string_length is None else max_string_length
             ),
         )
+        self._format_options = (parallel_calls, options)
+        self.max_tools = max_tools
+        """The most tools one run is offered (`None`: all)."""
+        self._offerings: dict[tuple[str, ...], Agent[OutputT]] = {}
+        self._offer(self.tools)
+
+    def _offer(self, tools: Sequence[Tool]) -> None:
+        """Build the step format and system prompt for these tools."""
+        parallel_calls, options = self._format_options
         self.step_format = StepFormat.build(
-            self.tools,
-            output_type,
+            tools,
+            self.output_type,
             parallel_calls=parallel_calls,
             options=options,
-            max_tokens=max_tokens_per_step,
+            max_tokens=self.max_tokens_per_step,
             handoffs=[(branch, about) for branch, (about, _) in self._handoff_branches.items()],
         )
         """The step format: schema, prompt text, parser (see `agentlib.step_format`)."""
         self._narrowed: StepFormat | None = None
-        preamble = [part for part in (self.profile.instructions, instructions) if part]
+        preamble = [part for part in (self.profile.instructions, self.instructions) if part]
         self._system_prompt = self.step_format.render_prompt(
             "\n\n".join(preamble) or None, examples=self.profile.examples
         )
+
+    def _for_task(self, task: str) -> Agent[OutputT]:
+        """This agent, or (with `max_tools`) its twin offering the tools chosen for `task`.
+
+        A twin shares everything but the offered tools' step format and prompt; twins are
+        kept per choice of tools, so a task that picks the same tools reuses the compiled
+        schema. A resumed run chooses again from its task: the same tools.
+        """
+        if self.max_tools is None or len(self.tools) <= self.max_tools:
+            return self
+        chosen = select_tools(self.tools, task, max_tools=self.max_tools)
+        key = tuple(item.name for item in chosen)
+        twin = self._offerings.get(key)
+        if twin is None:
+            twin = copy.copy(self)
+            twin.max_tools = None
+            twin.tools = chosen
+            twin._offer(chosen)
+            if len(self._offerings) >= _MAX_OFFERINGS:
+                self._offerings.pop(next(iter(self._offerings)))
+            self._offerings[key] = twin
+        return twin
 
     @property
     def parallel_calls(self) -> int:
@@ -527,9 +569,10 @@ class Agent(Generic[OutputT]):
             ModelError: The backend failed.
             ConfigurationError: The task is empty or does not fit the context window.
         """
-        run: _run.Run[OutputT] = _run.Run(self)
-        run.state = _run_state.fresh_state(self, task, history, None, time.perf_counter())
-        run_toolsets, run.tools = _run.tools_for_run(self)
+        agent = self._for_task(task)
+        run: _run.Run[OutputT] = _run.Run(agent)
+        run.state = _run_state.fresh_state(agent, task, history, None, time.perf_counter())
+        run_toolsets, run.tools = _run.tools_for_run(agent)
         try:
             accepted, _events = await run.step(1)
         except _run_state.Stop as stop:
@@ -566,7 +609,7 @@ class Agent(Generic[OutputT]):
         run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """One run of this agent (no handoffs followed) as its events."""
-        run: _run.Run[OutputT] = self._run_type(self, approver)
+        run: _run.Run[OutputT] = self._run_type(self._for_task(task), approver)
         return run.events(
             task, conversation, history, cancel_token, resumed=resumed, text=text, run_id=run_id
         )

@@ -35,9 +35,19 @@ from agentlib.steps import (
 )
 from agentlib.tool import Tool, Toolset
 
-__all__ = ["build_model", "build_tools", "main"]
+__all__ = [
+    "DEFAULT_MAX_TOOLS",
+    "add_mcp_arguments",
+    "build_model",
+    "build_tools",
+    "main",
+    "mcp_arguments",
+    "mcp_servers",
+]
 
 _PREVIEW = 300
+DEFAULT_MAX_TOOLS = 12
+"""How many tools a run with `--mcp` is offered by default: what fits a small model's context."""
 
 
 def build_model(spec: str, *, threads: int | None = None) -> Model:
@@ -209,25 +219,21 @@ def _tracer_provider() -> Any:
 
 
 def _make_agent(
-    args: argparse.Namespace,
-    servers: Sequence[Toolset] = (),
-    task: str | None = None,
-    *,
-    tracing: Any = False,
+    args: argparse.Namespace, servers: Sequence[Toolset] = (), *, tracing: Any = False
 ) -> Agent[Any]:
     catalogue = default_catalogue()
     family, _ = catalogue.model_spec(args.model)
     default = ",".join(family.default_tools)
     tools, _ = catalogue.build_tools(args.tools if args.tools is not None else default)
-    if servers:
-        tools = _offered(tools, servers, task, args.max_tools)
     model = build_model(args.model, threads=args.threads)
     # What the embedded model needs (a worked example, a short thought, no repetition
     # penalty) is its profile's (agentlib.models.profiles), so `Agent(LocalModel())` gets it too.
     risky = [name.strip() for name in (args.approve or "").split(",") if name.strip()]
     return Agent(
         model,
-        tools=tools,
+        tools=[*tools, *servers],
+        # Each run is offered the --max-tools most relevant to its task (or turn, in chat).
+        max_tools=args.max_tools if servers else None,
         max_steps=args.max_steps,
         tracing=tracing,
         require_approval=risky,
@@ -242,8 +248,41 @@ def _has_risky(agent: Agent[Any]) -> bool:
 # -- MCP: `--mcp` servers for run/chat, and `agentlib mcp serve` -----------------------------
 
 
-def _mcp_servers(args: argparse.Namespace) -> list[Toolset]:
-    """Connect to each `--mcp` server (a command or a URL); closes them all on a failure."""
+def add_mcp_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--mcp SERVER` (repeatable) and `--max-tools N` to a command's parser.
+
+    The one definition of these flags: `run`, `chat`, `demo` and the demo app's own
+    `python demos/app.py` use it; `mcp_servers` reads them back.
+    """
+    parser.add_argument(
+        "--mcp",
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help="an MCP server whose tools the agent may use: a command that starts a stdio "
+        'server ("python server.py") or a URL (http://127.0.0.1:8000/mcp); repeatable',
+    )
+    parser.add_argument(
+        "--max-tools",
+        type=int,
+        default=DEFAULT_MAX_TOOLS,
+        help="with --mcp, offer each run at most this many tools, the most relevant to the "
+        f"task (default {DEFAULT_MAX_TOOLS})",
+    )
+
+
+def mcp_arguments(args: argparse.Namespace) -> list[str]:
+    """The `--mcp`/`--max-tools` flags of parsed `args` again, to hand to another command."""
+    flags = [part for server in getattr(args, "mcp", None) or [] for part in ("--mcp", server)]
+    return [*flags, "--max-tools", str(args.max_tools)]
+
+
+def mcp_servers(args: argparse.Namespace) -> list[Toolset]:
+    """Connect to each `--mcp` server (a command or a URL); closes them all on a failure.
+
+    Raises:
+        ConfigurationError: A server cannot be started or reached.
+    """
     if not getattr(args, "mcp", None):
         return []
     from agentlib.tools.mcp import MCPToolset
@@ -259,18 +298,6 @@ def _mcp_servers(args: argparse.Namespace) -> list[Toolset]:
             opened.close()
         raise
     return servers
-
-
-def _offered(
-    tools: list[Tool | Toolset], servers: Sequence[Toolset], task: str | None, max_tools: int
-) -> list[Tool | Toolset]:
-    """The built-in tools plus the MCP servers' tools, cut to `max_tools` by relevance."""
-    from agentlib.tools.mcp import select_tools
-
-    remote = [item for server in servers for item in server.tools]
-    if task is not None and len(remote) > max_tools:
-        remote = select_tools(remote, task, max_tools=max_tools)
-    return [*tools, *remote]
 
 
 def _command_mcp_serve(args: argparse.Namespace) -> int:
@@ -289,10 +316,10 @@ def _command_mcp_serve(args: argparse.Namespace) -> int:
 
 def _command_run(args: argparse.Namespace) -> int:
     provider = _tracer_provider() if args.trace else None
-    servers = _mcp_servers(args)
+    servers = mcp_servers(args)
     try:
         tracing = provider if provider is not None else False
-        agent = _make_agent(args, servers, args.task, tracing=tracing)
+        agent = _make_agent(args, servers, tracing=tracing)
         printer = _Printer(sys.stderr, quiet=args.quiet or args.json)
         result = asyncio.run(_run_once(agent, args.task, printer))
     finally:
@@ -327,7 +354,7 @@ def _open_conversation(args: argparse.Namespace) -> Any:
 
 
 def _command_chat(args: argparse.Namespace) -> int:
-    servers = _mcp_servers(args)
+    servers = mcp_servers(args)
     try:
         return _chat(args, _make_agent(args, servers))
     finally:
@@ -367,7 +394,7 @@ def _command_demo(args: argparse.Namespace) -> int:
         )
     import runpy
 
-    sys.argv = [str(app), "--host", args.host, "--port", str(args.port)]
+    sys.argv = [str(app), "--host", args.host, "--port", str(args.port), *mcp_arguments(args)]
     runpy.run_path(str(app), run_name="__main__")
     return 0
 
@@ -399,20 +426,7 @@ def _parser() -> argparse.ArgumentParser:
             help="CPU threads for the local model (default: measured best)",
         )
         sub.add_argument("--quiet", action="store_true", help="do not show the steps")
-        sub.add_argument(
-            "--mcp",
-            action="append",
-            default=[],
-            metavar="SERVER",
-            help="an MCP server whose tools the agent may use: a command that starts a stdio "
-            'server ("python server.py") or a URL (http://127.0.0.1:8000/mcp); repeatable',
-        )
-        sub.add_argument(
-            "--max-tools",
-            type=int,
-            default=12,
-            help="offer at most this many MCP tools, the most relevant to the task (default 12)",
-        )
+        add_mcp_arguments(sub)
         sub.add_argument(
             "--approve",
             default=None,
@@ -451,6 +465,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="launch the Gradio demos locally")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=7860)
+    add_mcp_arguments(demo)
     demo.set_defaults(handler=_command_demo)
 
     mcp = commands.add_parser("mcp", help="MCP: serve agentlib tools to MCP clients")

@@ -230,9 +230,12 @@ class ChatSession:
     history: list[Message] = field(default_factory=list)
     cancel_token: CancelToken = field(default_factory=CancelToken)
     toolsets: dict[str, Any] = field(default_factory=dict)
+    paused: Any = None
+    """A run waiting for the person's approval (`demos._approval.PausedRun`), or `None`."""
 
     def close(self) -> None:
         """Close every toolset the session opened (sandbox sessions, connections, workers)."""
+        self.paused = None
         toolsets = list(self.toolsets.values())
         self.toolsets.clear()
         for toolset in toolsets:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,8 @@ with optional_imports("demos", feature="the Gradio demos"):
 
 from agentlib import (
     Agent,
+    AgentlibError,
+    ApprovalRequestEvent,
     CancelToken,
     ErrorEvent,
     FinalAnswerEvent,
@@ -26,8 +28,11 @@ from agentlib import (
     ThoughtEvent,
     ToolCallEvent,
     ToolResultEvent,
+    Toolset,
 )
+from agentlib.steps import HandoffEvent
 
+from ._approval import PausedRun, decision, describe, panel_updates
 from ._shared import (
     SMALL_MODEL_NOTE,
     ChatSession,
@@ -64,7 +69,9 @@ class ToolChoice:
     """The catalogue's `ToolSpec`, or `None` for the demo's own docs search."""
 
 
-def _from_catalogue(spec: Any) -> ToolFactory:
+def catalogue_tool(spec: Any) -> ToolFactory:
+    """A picker entry's factory for a catalogue tool (`ToolSpec`)."""
+
     # One instance per browser session, kept across turns (the sandbox keeps its variables)
     # and closed with the session.
     def build(session: ChatSession) -> Any:
@@ -75,7 +82,9 @@ def _from_catalogue(spec: Any) -> ToolFactory:
     return build
 
 
-def _docs_search(embedder: str | None) -> ToolFactory:
+def docs_search(embedder: str | None) -> ToolFactory:
+    """A factory of search over the project's docs (the index the Docs tab uses)."""
+
     def factory(session: ChatSession) -> Any:
         from agentlib.tools.retrieval import RetrievalTool
 
@@ -86,12 +95,22 @@ def _docs_search(embedder: str | None) -> ToolFactory:
     return factory
 
 
-def tool_choices(*, embedder: str | None = None) -> dict[str, ToolChoice]:
+def _shared_toolset(toolset: Toolset) -> ToolFactory:
+    # An MCP server is connected once per process (`--mcp`) and shared by every session:
+    # its tools hold no conversation state, and a stdio server per session would be a
+    # process per visitor. The app closes it on exit, not the session.
+    return lambda session: toolset
+
+
+def tool_choices(
+    *, embedder: str | None = None, mcp: Sequence[Toolset] = ()
+) -> dict[str, ToolChoice]:
     """The picker: every catalogue tool whose dependencies are installed (plugins' included),
-    plus search over this project's docs (the index the Docs tab uses).
+    search over this project's docs (the index the Docs tab uses), and one entry per MCP server.
 
     Args:
         embedder: The docs search embedder (`minilm` or `hashing`); default from the env.
+        mcp: Connected MCP servers (`MCPToolset`s) whose tools the agent may use.
     """
     from agentlib.catalogue import default_catalogue
 
@@ -99,9 +118,12 @@ def tool_choices(*, embedder: str | None = None) -> dict[str, ToolChoice]:
     for spec in default_catalogue().tools.values():
         if spec.available():
             label = PICKER_LABELS.get(spec.name, spec.name)
-            choices[label] = ToolChoice(_from_catalogue(spec), spec)
+            choices[label] = ToolChoice(catalogue_tool(spec), spec)
     if importable("agentlib.tools.retrieval.collection"):
-        choices["docs search"] = ToolChoice(_docs_search(embedder))
+        choices["docs search"] = ToolChoice(docs_search(embedder))
+    for server in mcp:
+        label = getattr(server, "label", type(server).__name__)
+        choices[f"MCP: {label} ({len(server.tools)} tools)"] = ToolChoice(_shared_toolset(server))
     return choices
 
 
@@ -153,6 +175,13 @@ class LiveView:
     step_message: dict[int, gr.ChatMessage] = field(default_factory=dict)
     answer: gr.ChatMessage | None = None
     first_text_at: float | None = None
+    start: int = -1
+    """Where this run's messages begin: earlier turns' are Gradio's dicts, and call ids
+    (`call_1`, ...) start again in every run, so only this run's messages are searched."""
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            self.start = len(self.messages)
 
     def show(self, event: object) -> None:
         """Update the messages and the status line for one agent event."""
@@ -175,6 +204,19 @@ class LiveView:
             self._call(event)
         elif isinstance(event, ToolResultEvent):
             self._result(event)
+        elif isinstance(event, ApprovalRequestEvent):
+            self._waiting(event)
+        elif isinstance(event, HandoffEvent):
+            self.messages.append(
+                gr.ChatMessage(
+                    content=f"**{event.from_agent}** handed the question to **{event.to_agent}**.",
+                    metadata={
+                        "title": f"Handoff · {event.from_agent} → {event.to_agent}",
+                        "status": "done",
+                    },
+                )
+            )
+            self.status = f"Step {event.step} · {event.to_agent} takes over…"
         elif isinstance(event, ErrorEvent):
             note = "asking the model again" if event.will_retry else "giving up"
             self.messages.append(
@@ -224,37 +266,65 @@ class LiveView:
         message.metadata["status"] = "done"
         message.metadata["duration"] = round(now - self.began.get(event.step, now), 1)
 
+    def _call_message(self, call_id: str) -> gr.ChatMessage | None:
+        for message in reversed(self.messages[self.start :]):
+            metadata = message.metadata
+            if isinstance(metadata, dict) and metadata.get("id") == call_id:
+                return message
+        return None
+
     def _call(self, event: ToolCallEvent) -> None:
         arguments = json.dumps(dict(event.call.arguments), ensure_ascii=False, indent=1)
+        title = f"Tool call · {event.call.tool_name} (running…)"
+        message = self._call_message(event.call.id)  # shown already, waiting for approval
+        if message is not None:
+            message.content = _fence(arguments, "json")
+            message.metadata["title"] = title
+        else:
+            self.messages.append(
+                gr.ChatMessage(
+                    content=_fence(arguments, "json"),
+                    metadata={"title": title, "id": event.call.id, "status": "pending"},
+                )
+            )
+        self.status = f"Step {event.step} · running tool {event.call.tool_name}…"
+
+    def _waiting(self, event: ApprovalRequestEvent) -> None:
+        call = event.request.call
+        arguments = json.dumps(dict(call.arguments), ensure_ascii=False, indent=1)
         self.messages.append(
             gr.ChatMessage(
                 content=_fence(arguments, "json"),
                 metadata={
-                    "title": f"Tool call · {event.call.tool_name} (running…)",
-                    "id": event.call.id,
+                    "title": f"Tool call · {call.tool_name} (waiting for your approval)",
+                    "id": call.id,
                     "status": "pending",
                 },
             )
         )
-        self.status = f"Step {event.step} · running tool {event.call.tool_name}…"
+        self.status = f"Step {event.step} · {call.tool_name} waits for your approval…"
+
+    def decided(self, call_id: str, text: str) -> None:
+        """Note a person's decision on a waiting call's message."""
+        message = self._call_message(call_id)
+        if message is not None:
+            message.content = f"{message.content}\n_{text}_"
 
     def _result(self, event: ToolResultEvent) -> None:
         observation = event.observation
-        for message in reversed(self.messages):
-            metadata = message.metadata
-            if isinstance(metadata, dict) and metadata.get("id") == observation.call_id:
-                text = observation.content
-                if len(text) > _RESULT_PREVIEW:
-                    text = text[:_RESULT_PREVIEW] + f"\n… ({len(observation.content)} characters)"
-                label = "Error" if observation.is_error else "Result"
-                message.content = f"{message.content}\n**{label}**\n{_fence(text)}"
-                metadata["status"] = "done"
-                metadata["duration"] = round(observation.duration, 2)
-                failed = " failed" if observation.is_error else ""
-                metadata["title"] = (
-                    f"Tool call · {observation.tool_name}{failed} → {_shorten(text, 40)}"
-                )
-                break
+        message = self._call_message(observation.call_id)
+        if message is None:
+            return
+        text = observation.content
+        if len(text) > _RESULT_PREVIEW:
+            text = text[:_RESULT_PREVIEW] + f"\n… ({len(observation.content)} characters)"
+        label = "Error" if observation.is_error else "Result"
+        message.content = f"{message.content}\n**{label}**\n{_fence(text)}"
+        metadata = message.metadata
+        metadata["status"] = "done"
+        metadata["duration"] = round(observation.duration, 2)
+        failed = " failed" if observation.is_error else ""
+        metadata["title"] = f"Tool call · {observation.tool_name}{failed} → {_shorten(text, 40)}"
 
     def _final(self, event: FinalAnswerEvent) -> None:
         output = event.output
@@ -270,7 +340,7 @@ class LiveView:
 
 def render_event(event: object, messages: list[gr.ChatMessage]) -> None:
     """Append (or update) the chat messages that show one agent event (no streaming state)."""
-    LiveView(messages).show(event)
+    LiveView(messages, start=0).show(event)
 
 
 def _footer(event: RunFinishedEvent) -> gr.ChatMessage:
@@ -290,9 +360,25 @@ def _footer(event: RunFinishedEvent) -> gr.ChatMessage:
         "model_error": "The model failed.",
         "repeated_call": "The agent was repeating itself, so it was stopped.",
         "token_budget": "The agent used up its token budget.",
+        "approval_required": "A tool call waits for your approval (below).",
     }
-    text = f"{reasons.get(result.stop_reason, result.stop_reason)} {result.error or ''}".strip()
+    error = "" if result.stop_reason == "approval_required" else result.error or ""
+    text = f"{reasons.get(result.stop_reason, result.stop_reason)} {error}".strip()
     return gr.ChatMessage(content=f"_{text}_ ({summary})")
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """What bounds each chat run."""
+
+    max_steps: int = 6
+    time_budget: float = 120.0
+    max_tools: int | None = None
+    """Offer at most this many tools per run, the most relevant to the task."""
+
+
+Update = tuple[Any, ...]
+"""One yield of a chat handler: chatbot, task box, status, then the approval panel's four."""
 
 
 def build_chat_tab(
@@ -302,9 +388,22 @@ def build_chat_tab(
     max_steps: int = 6,
     time_budget: float = 120.0,
     embedder: str | None = None,
+    mcp: Sequence[Toolset] = (),
+    max_tools: int | None = None,
 ) -> None:
-    """Lay out the chat tab inside the current `gr.Blocks`."""
-    choices = tool_choices(embedder=embedder)
+    """Lay out the chat tab inside the current `gr.Blocks`.
+
+    Args:
+        pool: The model menu.
+        sessions: Tracks and closes sessions' resources.
+        max_steps: The step limit per run.
+        time_budget: The time limit per run, in seconds.
+        embedder: The docs search embedder.
+        mcp: Connected MCP servers, offered in the tool picker (shared by all sessions).
+        max_tools: Offer at most this many tools per run, chosen by relevance to the task.
+    """
+    choices = tool_choices(embedder=embedder, mcp=mcp)
+    limits = RunLimits(max_steps, time_budget, max_tools)
     session_state = gr.State(lambda: ChatSession(), delete_callback=close_session)
     with gr.Row():
         model_name = gr.Dropdown(pool.names, value=pool.names[0], label="Model", scale=2)
@@ -315,9 +414,29 @@ def build_chat_tab(
             scale=3,
             elem_id="chat-tools",
         )
+    ask = gr.Checkbox(
+        False,
+        label="Ask me before each tool call runs (tools that require approval always ask)",
+        elem_id="chat-ask",
+    )
     gr.Markdown(SMALL_MODEL_NOTE, elem_classes=["small-note"])
     status = gr.Markdown("", elem_id="chat-status")
     chatbot = gr.Chatbot(label="Agent", height=460, elem_id="agent-chat")
+    with gr.Group(visible=False, elem_id="chat-approval") as panel:
+        pending = gr.Markdown("", elem_id="chat-pending")
+        arguments = gr.Textbox(
+            label="Arguments (JSON; edit them to run the call with others)",
+            lines=3,
+            elem_id="chat-arguments",
+        )
+        reason = gr.Textbox(
+            label="Reason, if you deny (the model reads it)",
+            placeholder="the user denied this call",
+            elem_id="chat-reason",
+        )
+        with gr.Row():
+            approve = gr.Button("Approve", variant="primary", elem_id="chat-approve")
+            deny = gr.Button("Deny", variant="stop", elem_id="chat-deny")
     with gr.Row():
         task_box = gr.Textbox(
             placeholder=f"Ask something, e.g. {EXAMPLE_TASKS[0]}",
@@ -331,65 +450,174 @@ def build_chat_tab(
     gr.Examples([[task] for task in EXAMPLE_TASKS], [task_box], label="Examples")
     clear = gr.Button("New conversation", size="sm")
 
+    handlers = _ChatHandlers(pool, sessions, choices, limits)
+    approval = [panel, pending, arguments, reason]
+    outputs = [chatbot, task_box, status, *approval]
+    inputs = [task_box, chatbot, session_state, model_name, tools, ask]
+    send.click(handlers.respond, inputs, outputs)
+    task_box.submit(handlers.respond, inputs, outputs)
+    decision_inputs = [arguments, reason, chatbot, session_state]
+    approve.click(handlers.approve, decision_inputs, outputs)
+    deny.click(handlers.deny, decision_inputs, outputs)
+    stop.click(handlers.stop, [session_state], None, queue=False)
+    clear.click(
+        handlers.reset, [session_state], [chatbot, session_state, status, *approval], queue=False
+    )
+
+
+class _ChatHandlers:
+    """The chat tab's event handlers: a run, its approval decisions, Stop and New."""
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        sessions: SessionRegistry,
+        choices: dict[str, ToolChoice],
+        limits: RunLimits,
+    ) -> None:
+        self.pool = pool
+        self.sessions = sessions
+        self.choices = choices
+        self.limits = limits
+
     async def respond(
+        self,
         task: str,
         messages: list[gr.ChatMessage],
         session: ChatSession,
         model_choice: str,
         tool_names: list[str],
+        ask_first: bool,
         request: gr.Request,
-    ) -> AsyncIterator[tuple[list[gr.ChatMessage], str, str]]:
+    ) -> AsyncIterator[Update]:
         task = (task or "").strip()
         if not task:
-            yield messages, "", ""
+            yield messages, "", "", *panel_updates(session.paused)
             return
-        sessions.touch(request.session_hash, session)
+        session.paused = None  # a new message leaves a waiting call undecided: it never runs
+        self.sessions.touch(request.session_hash, session)
         view = LiveView([*messages, gr.ChatMessage(role="user", content=task)])
         session.cancel_token = CancelToken()
-        yield view.messages, "", view.status
+        yield view.messages, "", view.status, *panel_updates(None)
         try:
             agent = await asyncio.to_thread(
                 _make_agent,
-                pool,
+                self.pool,
                 session,
                 model_choice,
                 tool_names,
-                choices,
-                (max_steps, time_budget),
+                self.choices,
+                self.limits,
+                ask_first,
             )
         except Exception as exc:  # a missing extra or an unreachable server: tell the user
             view.messages.append(gr.ChatMessage(content=f"_Cannot start the agent: {exc}_"))
-            yield view.messages, "", "✗ Cannot start the agent."
+            yield view.messages, "", "✗ Cannot start the agent.", *panel_updates(None)
             return
-        async for event in agent.stream(
+        events = agent.stream(
             task, history=session.history, cancel_token=session.cancel_token, text=True
-        ):
-            if isinstance(event, RunFinishedEvent):
-                view.messages.append(_footer(event))
-                view.status = _finished_status(event)
-                answer = str(event.result.output) if event.result.ok else ""
-                session.history += [
-                    Message(role="user", content=task),
-                    Message(role="assistant", content=answer or "(no answer)"),
-                ]
-            else:
-                view.show(event)
-            yield view.messages, "", view.status
-        sessions.touch(request.session_hash, session)
+        )
+        async for update in _relay(events, view, session, agent, task):
+            yield update
+        self.sessions.touch(request.session_hash, session)
 
-    def press_stop(session: ChatSession) -> None:
+    async def _decide(
+        self,
+        approved: bool,
+        edited: str,
+        why: str,
+        messages: list[gr.ChatMessage],
+        session: ChatSession,
+        request: gr.Request,
+    ) -> AsyncIterator[Update]:
+        paused = session.paused
+        waiting = paused.waiting if paused is not None else None
+        if paused is None or waiting is None:
+            yield messages, gr.skip(), "Nothing waits for approval.", *panel_updates(None)
+            return
+        self.sessions.touch(request.session_hash, session)
+        keep = (gr.skip(),) * 4
+        try:
+            chosen = decision(waiting, approved, edited, why)
+        except ValueError as exc:
+            yield paused.view.messages, gr.skip(), f"✗ {exc}", *keep
+            return
+        paused.decisions[waiting.call.id] = chosen
+        paused.view.decided(waiting.call.id, describe(chosen))
+        if paused.waiting is not None:  # more calls of the same step wait
+            yield paused.view.messages, gr.skip(), paused.view.status, *panel_updates(paused)
+            return
+        session.cancel_token = CancelToken()
+        try:
+            events = paused.agent.stream_resume(
+                paused.result, paused.decisions, cancel_token=session.cancel_token
+            )
+        except AgentlibError as exc:  # edited arguments the tool rejects: decide again
+            paused.decisions.clear()
+            yield paused.view.messages, gr.skip(), f"✗ {exc}", *panel_updates(paused)
+            return
+        session.paused = None
+        paused.note.content = "_Decided: the run goes on._"
+        paused.view.status = "Resuming…"
+        yield paused.view.messages, gr.skip(), paused.view.status, *panel_updates(None)
+        async for update in _relay(events, paused.view, session, paused.agent, paused.task):
+            yield update
+        self.sessions.touch(request.session_hash, session)
+
+    async def approve(
+        self,
+        edited: str,
+        why: str,
+        messages: list[gr.ChatMessage],
+        session: ChatSession,
+        request: gr.Request,
+    ) -> AsyncIterator[Update]:
+        async for update in self._decide(True, edited, why, messages, session, request):
+            yield update
+
+    async def deny(
+        self,
+        edited: str,
+        why: str,
+        messages: list[gr.ChatMessage],
+        session: ChatSession,
+        request: gr.Request,
+    ) -> AsyncIterator[Update]:
+        async for update in self._decide(False, edited, why, messages, session, request):
+            yield update
+
+    def stop(self, session: ChatSession) -> None:
         session.cancel_token.cancel()
 
-    def reset(session: ChatSession) -> tuple[list[gr.ChatMessage], ChatSession, str]:
+    def reset(self, session: ChatSession) -> Update:
         session.cancel_token.cancel()
         session.history.clear()
-        return [], session, ""
+        session.paused = None
+        return [], session, "", *panel_updates(None)
 
-    inputs = [task_box, chatbot, session_state, model_name, tools]
-    send.click(respond, inputs, [chatbot, task_box, status])
-    task_box.submit(respond, inputs, [chatbot, task_box, status])
-    stop.click(press_stop, [session_state], None, queue=False)
-    clear.click(reset, [session_state], [chatbot, session_state, status], queue=False)
+
+async def _relay(
+    events: AsyncIterator[Any], view: LiveView, session: ChatSession, agent: Agent[Any], task: str
+) -> AsyncIterator[Update]:
+    """Show a run's events as they come; keep a run that paused for approval in the session."""
+    async for event in events:
+        if isinstance(event, RunFinishedEvent):
+            footer = _footer(event)
+            view.messages.append(footer)
+            view.status = _finished_status(event)
+            result = event.result
+            if result.stop_reason == "approval_required":
+                session.paused = PausedRun(agent, result, task, view, footer)
+                yield view.messages, "", view.status, *panel_updates(session.paused)
+                return
+            answer = str(result.output) if result.ok else ""
+            session.history += [
+                Message(role="user", content=task),
+                Message(role="assistant", content=answer or "(no answer)"),
+            ]
+        else:
+            view.show(event)
+        yield view.messages, "", view.status, *panel_updates(None)
 
 
 def _make_agent(
@@ -398,19 +626,37 @@ def _make_agent(
     model_choice: str,
     tool_names: list[str],
     choices: dict[str, ToolChoice],
-    limits: tuple[int, float],
+    limits: RunLimits,
+    ask_first: bool = False,
 ) -> Agent[str]:
     """The agent the CLI builds for this model and these tools: `Agent(model, tools=...)`, with
-    what the model needs (worked examples, bounds) taken from its own `profile`."""
+    what the model needs (worked examples, bounds) taken from its own `profile`.
+
+    `ask_first` makes every offered tool require approval (`require_approval=`); a tool made
+    with `requires_approval` asks either way.
+    """
     model = pool.get(model_choice)
     picked = [choices[name] for name in tool_names if name in choices]
     toolsets = [choice.build(session) for choice in picked]  # may connect or index: a thread
-    max_steps, time_budget = limits
-    return Agent(model, tools=toolsets, max_steps=max_steps, time_budget=time_budget)
+    names = [
+        item.name
+        for source in toolsets
+        for item in (source.tools if isinstance(source, Toolset) else [source])
+    ]
+    return Agent(
+        model,
+        tools=toolsets,
+        max_steps=limits.max_steps,
+        time_budget=limits.time_budget,
+        max_tools=limits.max_tools,
+        require_approval=names if ask_first else (),
+    )
 
 
 def _finished_status(event: RunFinishedEvent) -> str:
     result = event.result
     if result.ok:
         return f"✓ Answered in {result.duration:.1f} s ({len(result.steps)} step(s))."
+    if result.stop_reason == "approval_required":
+        return "⏸ Waiting for your decision: Approve or Deny below."
     return f"■ Stopped ({result.stop_reason}) after {result.duration:.1f} s."

@@ -56,6 +56,7 @@ EXPORTED = {
     "generate",
     "generate_result",
     "render_observation",
+    "select_tools",
     "tool",
 }
 

@@ -1,8 +1,7 @@
 """Offer a small model only the tools relevant to its task, out of hundreds."""
 
-from agentlib import Agent, ScriptedModel, Tool
+from agentlib import Agent, ScriptedModel, Tool, select_tools
 from agentlib.models.testing import call, final
-from agentlib.tools.mcp import select_tools
 
 
 def make_tool(service: str, action: str) -> Tool:
@@ -24,7 +23,10 @@ offered = select_tools(catalogue, task, max_tools=4)
 print([tool.name for tool in offered])  # the shipment tools, shipment_archive among them
 assert "shipment_archive" in [tool.name for tool in offered]
 
+# The agent does the same per run: it has all 30 tools, each run is offered 4.
 model = ScriptedModel([call("shipment_archive", id="S-17"), final("archived")])
-result = Agent(model, tools=offered).run(task)
+agent = Agent(model, tools=catalogue, max_tools=4)
+result = agent.run(task)
 print(result.tools_offered)
-assert len(result.tools_offered) == 4 and result.output == "archived"
+assert result.tools_offered == tuple(tool.name for tool in offered)
+assert result.output == "archived" and len(agent.tools) == 30

@@ -1,7 +1,11 @@
-"""Serve the demo app with a deterministic model: `python -m tests.demos._serve PORT`."""
+"""Serve the demo app with a deterministic model: `python -m tests.demos._serve PORT [--mcp S]`.
+
+`--mcp` and `--max-tools` are the demo's own flags (`agentlib.cli.add_mcp_arguments`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
@@ -10,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentlib import FunctionModel, Message, OutputSchema
+from agentlib.cli import add_mcp_arguments, mcp_servers
 from agentlib.models.testing import call, final
 from demos.app import CSS, build_app
 
@@ -75,8 +80,33 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
     if "slowly" in task:
         await asyncio.sleep(60)
     if last.startswith("Observation"):
-        value = last.rsplit("\n", 1)[-1]
-        return final(f"The answer is {value}.", "I have the result.")
+        # The value's line: not a fence line, nor the note after fenced (MCP, web) content.
+        lines = [line for line in last.splitlines() if not line.startswith(("<", "(The text"))]
+        return final(f"The answer is {lines[-1]}.", "I have the result.")
+    return triage_step(task, output) or chat_step(task, messages)
+
+
+def triage_step(task: str, output: OutputSchema | None) -> Any:
+    """The triage tab's steps: route by the question, then the specialist's one call."""
+    actions = output.actions if output is not None else None
+    branches = {item.name for item in actions.branches} if actions is not None else set()
+    if "transfer_to_sql" in branches:  # the triage agent
+        target = "docs" if re.search(r"how do i|deploy|docs", task, re.IGNORECASE) else "sql"
+        return call(f"transfer_to_{target}", "Hand it to the agent that can answer.")
+    if not task.startswith("The agent 'triage' handed"):
+        return None
+    if "search_documents" in branches:  # the docs agent
+        return call("search_documents", "Search the docs.", query=task.split("task: ")[-1])
+    if "run_query" in branches and "genre" in task.lower():  # the sql agent
+        return call("run_query", "Count the tracks per genre.", query=GENRE_QUERY)
+    return None
+
+
+def chat_step(task: str, messages: Sequence[Message]) -> Any:
+    """The chat tab's first step for a task, by its words."""
+    record = re.search(r"record the word (\w+)", task, re.IGNORECASE)
+    if record:
+        return call("record", "Write it down.", text=record.group(1))
     if "movies" in task.lower():
         return call("run_cypher", "Count them.", query="MATCH (m:Movie) RETURN count(m) AS n")
     if "in python" in task.lower():
@@ -93,11 +123,22 @@ async def demo_brain(messages: Sequence[Message], output: OutputSchema | None) -
 
 
 def main() -> None:
-    port = int(sys.argv[1])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    add_mcp_arguments(parser)
+    args = parser.parse_args(sys.argv[1:])
+    servers = mcp_servers(args)
     app = build_app(
-        {"Deterministic test model": lambda: FunctionModel(demo_brain)}, embedder="hashing"
+        {"Deterministic test model": lambda: FunctionModel(demo_brain)},
+        embedder="hashing",
+        mcp=servers,
+        max_tools=args.max_tools,
     )
-    app.launch(server_name="127.0.0.1", server_port=port, quiet=True, css=CSS, share=False)
+    try:
+        app.launch(server_name="127.0.0.1", server_port=args.port, quiet=True, css=CSS, share=False)
+    finally:
+        for server in servers:
+            server.close()
 
 
 if __name__ == "__main__":

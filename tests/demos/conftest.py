@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -56,16 +57,27 @@ def stop(server: subprocess.Popen[Any]) -> None:
         server.wait()
 
 
+MCP_SERVER = ROOT / "tests" / "tools" / "mcp_sdk_server.py"
+
+
 @pytest.fixture(scope="session")
-def demo_server() -> Iterator[tuple[str, subprocess.Popen[Any]]]:
-    """The demo app with a deterministic model, served by a separate process on loopback.
+def record_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file the demo's MCP server's `record` tool appends to (host state to judge by)."""
+    return tmp_path_factory.mktemp("mcp") / "record.txt"
+
+
+@pytest.fixture(scope="session")
+def demo_server(record_file: Path) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """The demo app with a deterministic model, served by a separate process on loopback,
+    with the SDK's test MCP server (a stdio subprocess, `--mcp`) in its tool picker.
 
     A separate process keeps gradio's server threads and event loops out of the test process.
     """
     pytest.importorskip("gradio")
     port = _free_port()
+    mcp = shlex.join([sys.executable, str(MCP_SERVER), f"--record={record_file}"])
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.demos._serve", str(port)],
+        [sys.executable, "-m", "tests.demos._serve", str(port), "--mcp", mcp],
         cwd=ROOT,
         env={
             **os.environ,

@@ -41,7 +41,7 @@ def test_chat_streams_the_steps_and_the_answer(browser: Any, demo_url: str) -> N
     # The step panel's title previews the thought, and says how long the step took.
     assert "Step 1 · Multiply with the calculator." in text
     assert "generation: scripted" in text or "Run details" in text
-    assert "Answered in" in page.locator("#chat-status").inner_text()
+    page.locator("#chat-status").get_by_text("Answered in").wait_for()  # after the answer
     page.context.close()
 
 

@@ -2,10 +2,13 @@
 
     python mcp_sdk_server.py                       # stdio
     python mcp_sdk_server.py http PORT             # streamable HTTP on 127.0.0.1:PORT/mcp
+    python mcp_sdk_server.py --record=FILE         # adds `record`, which appends to FILE
 
 Its tools cover what the client must handle: text, structured content, errors (`isError`),
 instructions hidden in output (to be fenced), a crash (the process exits), odd property
 names, and a schema no constraint engine enforces (`uniqueItems`) when `--odd` is passed.
+With `--record=FILE`, a tool with a side effect on the host (the demo's approval tests judge
+a decision by that file).
 """
 
 from __future__ import annotations
@@ -82,6 +85,17 @@ if "--odd" in sys.argv:
     def tags(names: Annotated[list[str], Field(json_schema_extra={"uniqueItems": True})]) -> str:
         """Join distinct tags."""
         return ",".join(names)
+
+
+_RECORD = next((item.split("=", 1)[1] for item in sys.argv if item.startswith("--record=")), None)
+if _RECORD:
+
+    @server.tool()
+    def record(text: str) -> str:
+        """Append a line of text to the record file."""
+        with open(str(_RECORD), "a", encoding="utf-8") as file:
+            file.write(text + "\n")
+        return f"recorded {text}"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """`select_tools`: the tools most relevant to a task, by BM25 over names and descriptions.
 
+`Agent(max_tools=N)` calls it once per run, on the task; `agentlib.tools.mcp` re-exports it.
 A server with hundreds of tools does not fit a small model's context (a 300-tool prompt is
 tens of thousands of tokens), and a long union in the step schema makes every step slower to
 constrain. Selecting a few tools per task keeps both small. BM25 needs no model and no index
-build worth caching (300 short documents score in about a millisecond).
+build worth caching (300 short documents score in about a millisecond). It is plain Python,
+so no extra is needed: a BM25 package (bm25s) would save nothing at this size.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from agentlib import ConfigurationError, Tool
+from agentlib.errors import ConfigurationError
+from agentlib.tool import Tool
 
 __all__ = ["select_tools"]
 
