@@ -44,7 +44,7 @@ from agentlib._run_checkpoints import interrupted
 from agentlib.agent import Agent
 from agentlib.approval import Approver
 from agentlib.errors import ConfigurationError
-from agentlib.models.base import Message, ModelResponse, OutputSchema
+from agentlib.models.base import Message, ModelResponse, OutputSchema, Sampling
 from agentlib.steps import Observation, RunResult, ToolCall
 from agentlib.tool import Tool
 
@@ -297,22 +297,24 @@ class _CheckpointedRun(_run.Run[Any]):
         super().__init__(agent, approver)
         self.transactional = transactional
 
-    async def call_model(self, messages: list[Message], output: OutputSchema) -> ModelResponse:
+    async def call_model(
+        self, messages: list[Message], output: OutputSchema, sampling: Sampling | None = None
+    ) -> ModelResponse:
         """The model call as the step `model`; a `Stop` it raises is checkpointed too."""
         outcome = await DBOS.run_step_async(
-            {"name": "model"}, self._model_outcome, messages, output
+            {"name": "model"}, self._model_outcome, messages, output, sampling
         )
         if isinstance(outcome, _Stopped):
             raise _run.Stop(outcome.reason, outcome.message)
         return outcome
 
     async def _model_outcome(
-        self, messages: list[Message], output: OutputSchema
+        self, messages: list[Message], output: OutputSchema, sampling: Sampling | None
     ) -> ModelResponse | _Stopped:
         # A Stop (model error, time budget) is returned as data: DBOS pickles a raised
         # exception through its args, which would lose the stop reason.
         try:
-            return await super().call_model(messages, output)
+            return await super().call_model(messages, output, sampling)
         except _run.Stop as stop:
             return _Stopped(stop.reason, stop.message)
 
