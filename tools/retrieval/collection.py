@@ -42,6 +42,7 @@ from agentlib.tools.retrieval.retrievers import (
     DenseRetriever,
     HybridRetriever,
     Retriever,
+    best_per_document,
 )
 from agentlib.tools.retrieval.splitters import (
     MarkdownHeaderSplitter,
@@ -60,6 +61,7 @@ SearchMode = Literal["hybrid", "dense", "bm25"]
 
 _SETTINGS = "collection.json"
 _BATCH = 256  # chunks embedded and indexed together: a few seconds each with MiniLM on 2 cores
+_DEDUPLICATE_FETCH = 4  # chunks fetched per wanted document, multiplied again until k are found
 _WARN_SECONDS = 60.0  # an ingest estimated to take longer than this is announced
 _MARKDOWN = (".md", ".markdown")
 
@@ -78,6 +80,9 @@ class Collection:
         weights: Hybrid weights for (dense, BM25). The defaults (`rrf_k=5`, dense weighted 3)
             were tuned on half of the queries of `benchmarks/retrieval.py`; on the other half
             they beat dense alone, while the textbook `k=60`, equal weights fell below it.
+        deduplicate: Return at most one chunk per document (its best one), so the chunks of one
+            long document cannot crowd the others out of the top `k`; `False` returns chunks
+            as ranked. `search(..., deduplicate=...)` overrides it per call.
         max_chunks: The most chunks one `add_*` call may embed; a larger ingest is refused
             before any embedding, with the count (`None`: no cap).
         progress: Show a progress bar while embedding more than one batch; `None` (the
@@ -93,6 +98,7 @@ class Collection:
         mode: SearchMode = "hybrid",
         rrf_k: int = 5,
         weights: Sequence[float] = (3.0, 1.0),
+        deduplicate: bool = True,
         max_chunks: int | None = None,
         progress: bool | None = None,
     ) -> None:
@@ -108,6 +114,7 @@ class Collection:
         self.mode = mode
         self.rrf_k = rrf_k
         self.weights = tuple(weights)
+        self.deduplicate = deduplicate
         self.max_chunks = max_chunks
         self.progress = progress
         self._bm25 = BM25Retriever(index.chunks())
@@ -153,9 +160,13 @@ class Collection:
         bar = self._progress_bar(len(chunks))
         done = 0
         started = time.perf_counter()
+        # Longest first: each batch then holds chunks of similar length, so the model pads
+        # little (sentence-transformers sorts only within one call), and the first batch's
+        # time makes a pessimistic estimate for the warning.
+        ordered = sorted(chunks, key=lambda chunk: -len(chunk.text))
         try:
-            for start in range(0, len(chunks), _BATCH):
-                batch = chunks[start : start + _BATCH]
+            for start in range(0, len(ordered), _BATCH):
+                batch = ordered[start : start + _BATCH]
                 vectors = self.embedder.embed([chunk.text for chunk in batch])
                 self.index.add(batch, vectors)
                 self._bm25.add(batch)
@@ -250,10 +261,24 @@ class Collection:
         *,
         filter: MetadataFilter | None = None,
         mode: SearchMode | None = None,
+        deduplicate: bool | None = None,
     ) -> list[SearchHit]:
-        """The `k` chunks that best answer `query`, optionally within a metadata `filter`."""
-        hits: list[SearchHit] = await self.retriever(mode).asearch(query, k, filter=filter)
-        return hits
+        """The `k` chunks that best answer `query`, optionally within a metadata `filter`.
+
+        With `deduplicate` (the collection's setting by default) each document appears once,
+        by its best chunk.
+        """
+        retriever = self.retriever(mode)
+        if not self._deduplicates(deduplicate):
+            hits: list[SearchHit] = await retriever.asearch(query, k, filter=filter)
+            return hits
+        fetch = k * _DEDUPLICATE_FETCH
+        while True:
+            hits = await retriever.asearch(query, fetch, filter=filter)
+            best = best_per_document(hits, k)
+            if len(best) >= k or len(hits) < fetch or fetch >= len(self):
+                return best
+            fetch *= _DEDUPLICATE_FETCH
 
     def search(
         self,
@@ -262,9 +287,28 @@ class Collection:
         *,
         filter: MetadataFilter | None = None,
         mode: SearchMode | None = None,
+        deduplicate: bool | None = None,
     ) -> list[SearchHit]:
-        """Synchronous `asearch`."""
-        return asyncio.run(self.asearch(query, k, filter=filter, mode=mode))
+        """Synchronous `asearch`, computed in the calling thread (no event loop is started)."""
+        retriever = self.retriever(mode)
+        search = getattr(retriever, "search", None)
+        if search is None:  # pragma: no cover - every built-in retriever has the twin
+            return asyncio.run(
+                self.asearch(query, k, filter=filter, mode=mode, deduplicate=deduplicate)
+            )
+        if not self._deduplicates(deduplicate):
+            hits: list[SearchHit] = search(query, k, filter=filter)
+            return hits
+        fetch = k * _DEDUPLICATE_FETCH
+        while True:
+            hits = search(query, fetch, filter=filter)
+            best = best_per_document(hits, k)
+            if len(best) >= k or len(hits) < fetch or fetch >= len(self):
+                return best
+            fetch *= _DEDUPLICATE_FETCH
+
+    def _deduplicates(self, deduplicate: bool | None) -> bool:
+        return self.deduplicate if deduplicate is None else deduplicate
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Persist the index and settings to the folder `path`."""
@@ -274,6 +318,7 @@ class Collection:
             "mode": self.mode,
             "rrf_k": self.rrf_k,
             "weights": list(self.weights),
+            "deduplicate": self.deduplicate,
             "embedder": self.embedder.name,
         }
         (folder / _SETTINGS).write_text(json.dumps(settings, indent=2), encoding="utf-8")
@@ -308,4 +353,5 @@ class Collection:
             mode=settings["mode"],
             rrf_k=int(settings["rrf_k"]),
             weights=settings["weights"],
+            deduplicate=bool(settings.get("deduplicate", True)),
         )

@@ -16,15 +16,17 @@ Retrievers are async first (`asearch`); `search` is the synchronous twin for scr
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agentlib import ConfigurationError, Model, agenerate_result
 from agentlib._optional import optional_imports
 from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
 from agentlib.tools.retrieval.embedders import Embedder, normalize
-from agentlib.tools.retrieval.indexes import ChunkTable, VectorIndex, check_embedder, top_k
+from agentlib.tools.retrieval.indexes import ChunkTable, VectorIndex, check_embedder
 
 with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
     import numpy as np
@@ -40,10 +42,11 @@ __all__ = [
     "RerankingRetriever",
     "Retriever",
     "TermOverlapReranker",
+    "best_per_document",
+    "default_tokenize",
     "reciprocal_rank_fusion",
+    "word_tokenize",
 ]
-
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @runtime_checkable
@@ -55,6 +58,9 @@ class Retriever(Protocol):
     ) -> list[SearchHit]:
         """The `k` best chunks for `query` among those matching `filter`, best first."""
         ...
+
+
+_INLINE_ROWS = 20_000  # BM25 indexes up to this many chunks are searched on the event loop
 
 
 def _run(coroutine: object) -> list[SearchHit]:
@@ -92,6 +98,14 @@ class DenseRetriever(_SyncSearch):
         self.embedder = embedder
         self.index = index
 
+    def search(
+        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """Nearest chunks to the query's embedding, computed in the calling thread."""
+        vector = self.embedder.embed([query])
+        hits: list[SearchHit] = self.index.search(vector[0], k, filter=filter)
+        return hits
+
     async def asearch(
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
     ) -> list[SearchHit]:
@@ -101,13 +115,56 @@ class DenseRetriever(_SyncSearch):
         return hits
 
 
-def default_tokenize(text: str) -> list[str]:
-    """Lower-cased words without English stop words (bm25s's list)."""
+# bm25s's own token pattern (words of two or more characters), so agentlib's BM25 and bm25s
+# with the same stemmer index the same terms.
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_STEMS: dict[str, str] = {}  # word -> Snowball stem; the vocabulary is small, stemming is not free
+_STEM_LOCK = threading.Lock()  # a PyStemmer `Stemmer` must not be used by two threads at once
+_STEM_CACHE_LIMIT = 1_000_000
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
     with optional_imports("retrieval", feature="BM25Retriever"):
         from bm25s.stopwords import STOPWORDS_EN
+    return frozenset(STOPWORDS_EN)
 
-    stop = frozenset(STOPWORDS_EN)
-    return [word for word in _WORD.findall(text.lower()) if word not in stop]
+
+@functools.cache
+def _english_stemmer() -> Any:
+    with optional_imports("retrieval", feature="BM25Retriever"):
+        import Stemmer
+    return Stemmer.Stemmer("english")
+
+
+def word_tokenize(text: str) -> list[str]:
+    """Lower-cased words of two or more characters without English stop words; no stemming."""
+    stop = _stop_words()
+    return [word for word in _TOKEN.findall(text.lower()) if word not in stop]
+
+
+def default_tokenize(text: str) -> list[str]:
+    """Lower-cased words without English stop words, Snowball-stemmed (`"flows"` -> `"flow"`).
+
+    The same terms bm25s indexes with `bm25s.tokenize(..., stopwords="en",
+    stemmer=Stemmer.Stemmer("english"))`. Stems are cached per word.
+    """
+    words = word_tokenize(text)
+    new = [word for word in set(words) if word not in _STEMS]
+    if new:
+        with _STEM_LOCK:
+            stems = _english_stemmer().stemWords(new)
+            if len(_STEMS) > _STEM_CACHE_LIMIT:
+                _STEMS.clear()
+            _STEMS.update(zip(new, stems, strict=True))
+    stems_of = _STEMS
+    return [stems_of.get(word) or _stem_one(word) for word in words]
+
+
+def _stem_one(word: str) -> str:
+    with _STEM_LOCK:  # the cache was cleared by another thread in between: stem it again
+        stem: str = _english_stemmer().stemWord(word)
+    return stem
 
 
 class BM25Retriever(_SyncSearch):
@@ -115,8 +172,8 @@ class BM25Retriever(_SyncSearch):
 
     Args:
         chunks: The initial chunks.
-        tokenize: Text to terms; default: lower-cased words without English stop words. Pass a
-            stemming tokenizer (e.g. with PyStemmer) for morphology.
+        tokenize: Text to terms; default: `default_tokenize` (lower-cased words without English
+            stop words, Snowball-stemmed with PyStemmer). `word_tokenize` skips the stemming.
         k1: BM25 term-frequency saturation.
         b: BM25 length normalisation.
     """
@@ -181,21 +238,62 @@ class BM25Retriever(_SyncSearch):
         model = self._index()
         return np.asarray(model.get_scores(terms), dtype=np.float32)  # type: ignore[attr-defined]
 
+    def search(
+        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """The best BM25 matches, computed in the calling thread (no event loop needed)."""
+        table = self._table
+        terms = self.tokenize(query)
+        if not len(table) or not terms or k < 1:
+            return []
+        model: Any = self._index()
+        mask = table.mask(filter)
+        # bm25s's own top-k (the same path as `bm25s.BM25.retrieve` callers take); a filter
+        # is its weight mask, so filtered-out chunks score 0 and are dropped below.
+        rows, scores = model.retrieve(
+            [terms],
+            k=min(k, len(table)),
+            show_progress=False,
+            weight_mask=None if mask is None else mask.astype(np.float32),
+        )
+        return [
+            SearchHit(chunk=table.chunks[int(row)], score=float(score))
+            for row, score in zip(rows[0], scores[0], strict=True)
+            if score > 0
+        ]
+
     async def asearch(
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
     ) -> list[SearchHit]:
         """The best BM25 matches; chunks sharing no term with the query are not returned."""
-        if not len(self._table):
-            return []
-        scores = await asyncio.to_thread(self.scores, query)
-        scores[scores <= 0] = -np.inf
-        mask = self._table.mask(filter)
-        if mask is not None:
-            scores[~mask] = -np.inf
-        return [
-            SearchHit(chunk=self._table.chunks[row], score=float(scores[row]))
-            for row in top_k(scores, k)
-        ]
+        if len(self._table) <= _INLINE_ROWS:
+            # Small indexes answer in well under a millisecond: a thread hop would cost more.
+            return self.search(query, k, filter=filter)
+        return await asyncio.to_thread(self.search, query, k, filter=filter)
+
+
+def best_per_document(hits: Iterable[SearchHit], k: int | None = None) -> list[SearchHit]:
+    """Keep the best-ranked chunk of each document (same `source`; `page` too when set).
+
+    Hits keep their order; a chunk without a `source` counts as its own document.
+
+    Args:
+        hits: Ranked hits, best first.
+        k: Stop after this many documents (default: all).
+    """
+    seen: set[tuple[str, object]] = set()
+    kept: list[SearchHit] = []
+    for hit in hits:
+        metadata = hit.chunk.metadata
+        source = metadata.get("source")
+        key = (str(source), metadata.get("page")) if source else (hit.chunk.id, None)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(hit)
+        if k is not None and len(kept) >= k:
+            break
+    return kept
 
 
 def reciprocal_rank_fusion(
@@ -259,6 +357,19 @@ class HybridRetriever(_SyncSearch):
         rankings = await asyncio.gather(
             *(r.asearch(query, fetch, filter=filter) for r in self.retrievers)
         )
+        return reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=self.weights)[:k]
+
+    def search(
+        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """Synchronous `asearch`: one retriever after another when each has a `search` twin."""
+        if not all(isinstance(r, _SyncSearch) for r in self.retrievers):
+            return _run(self.asearch(query, k, filter=filter))
+        fetch = max(k, self.fetch_k)
+        rankings = [
+            r.search(query, fetch, filter=filter)  # type: ignore[attr-defined]
+            for r in self.retrievers
+        ]
         return reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=self.weights)[:k]
 
 
