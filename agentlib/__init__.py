@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentlib import _lazy
-from agentlib._tool_selection import select_tools
 from agentlib.agent import Agent, CancelToken
 from agentlib.approval import Approve, Deny
 from agentlib.errors import (
@@ -104,7 +103,6 @@ __all__ = [
     "generate",
     "generate_result",
     "render_observation",
-    "select_tools",
     "tool",
 ]
 

@@ -475,8 +475,10 @@ class Agent(Generic[OutputT]):
                 f"this run stopped with {paused.stop_reason}, not approval_required: "  # type: ignore[union-attr]
                 "there is nothing to resume"
             )
+        task = checkpoint.get("task") if isinstance(checkpoint, Mapping) else None
+        offered = self._for_task(task) if isinstance(task, str) else self  # what its task chose
         resumed = _approval_flow.load(
-            checkpoint, decisions or {}, self.tools, self.approval_timeout
+            checkpoint, decisions or {}, offered.tools, self.approval_timeout
         )
         return self._events(
             resumed.checkpoint.task,

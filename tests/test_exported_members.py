@@ -56,7 +56,6 @@ EXPORTED = {
     "generate",
     "generate_result",
     "render_observation",
-    "select_tools",
     "tool",
 }
 

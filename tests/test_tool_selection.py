@@ -16,9 +16,9 @@ from agentlib import (
     OutputSchema,
     ScriptedModel,
     Tool,
-    select_tools,
 )
 from agentlib.models.testing import call, final
+from agentlib.tools.mcp import select_tools
 
 SERVICES = ["invoice", "customer", "ticket", "shipment", "refund", "contract"]
 ACTIONS = ["create", "read", "update", "delete", "archive"]

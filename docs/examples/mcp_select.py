@@ -1,7 +1,8 @@
 """Offer a small model only the tools relevant to its task, out of hundreds."""
 
-from agentlib import Agent, ScriptedModel, Tool, select_tools
+from agentlib import Agent, ScriptedModel, Tool
 from agentlib.models.testing import call, final
+from agentlib.tools.mcp import select_tools
 
 
 def make_tool(service: str, action: str) -> Tool:

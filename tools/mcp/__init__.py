@@ -10,7 +10,7 @@ The SDK is imported when a toolset connects or a server starts, not with this pa
 
 from __future__ import annotations
 
-from agentlib import select_tools
+from agentlib._tool_selection import select_tools
 
 from ._client import MCPToolset
 from ._server import aserve_mcp, build_server, serve_mcp
