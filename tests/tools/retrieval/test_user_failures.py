@@ -165,9 +165,7 @@ def test_an_interrupted_ingest_keeps_its_finished_batches_and_says_so(
     assert 0 < kept < len(chunks)
     # Batches are embedded longest first (less padding): the finished ones are the longest.
     longest_first = sorted(chunks, key=lambda chunk: -len(chunk.text))
-    assert {chunk.id for chunk in collection.index.chunks()} == {
-        c.id for c in longest_first[:kept]
-    }
+    assert {chunk.id for chunk in collection.index.chunks()} == {c.id for c in longest_first[:kept]}
     messages = [record.getMessage() for record in caplog.records]
     assert any("will take about" in m and "max_chunks" in m for m in messages), messages
     assert any(f"stopped after {kept} of {len(chunks)} chunks" in m for m in messages), messages
