@@ -33,11 +33,11 @@ from agentlib.models.base import FINAL_ANSWER
 __all__ = [
     "OPEN",
     "answer_bound",
+    "bind_special_tokens",
     "grammar",
     "render",
     "rules",
     "split_reply",
-    "bind_special_tokens",
     "tool_entry",
 ]
 

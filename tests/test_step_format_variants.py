@@ -238,6 +238,9 @@ def _byte_tokenizer() -> Any:
 def test_a_reply_whose_special_tags_were_dropped_is_read_as_calls() -> None:
     # llama-cpp-python leaves special tokens out of the text: `\n{block}\n` per call.
     step_format = StepFormat.build(TOOLS, str, options=TOOL_CALL, parallel_calls=2, max_tokens=512)
-    text = '\n{"name": "search", "arguments": {"query": "x"}}\n\n\n{"name": "scale", "arguments": {"value": 1.5}}\n'
+    text = (
+        '\n{"name": "search", "arguments": {"query": "x"}}\n'
+        '\n\n{"name": "scale", "arguments": {"value": 1.5}}\n'
+    )
     assert [c.name for c in step_format.parse(text, TOOLS_BY_NAME).calls] == ["search", "scale"]
     assert step_format.parse("Paris.", TOOLS_BY_NAME).answer == "Paris."
