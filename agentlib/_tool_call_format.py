@@ -33,6 +33,7 @@ from agentlib.models.base import FINAL_ANSWER
 __all__ = [
     "OPEN",
     "answer_bound",
+    "bind_special_tokens",
     "grammar",
     "render",
     "rules",
@@ -91,8 +92,27 @@ def split_reply(text: str) -> tuple[list[str], str | None]:
     """`(the JSON text of each block, None)` for a call step, `([], the answer text)` else."""
     stripped = text.strip()
     if not stripped.startswith(OPEN):
+        if text.startswith("\n") and stripped.startswith("{"):
+            # The tags were the model's special tokens (`bind_special_tokens`), and
+            # llama-cpp-python leaves special tokens out of the text: `\n{...}\n` per block.
+            # An answer cannot start with whitespace (the grammar), so this is a call step.
+            return [line for line in stripped.split("\n") if line.strip()], None
         return [], stripped
     return _BLOCK.findall(stripped), None
+
+
+def bind_special_tokens(lark: str, tokenizer: Any) -> str:
+    """`lark` with the tags as the model's own special tokens where its vocabulary has them.
+
+    In Qwen2.5's vocabulary `<tool_call>` is ONE added token (151657); spelled as text in
+    the grammar, that token is masked and the model, denied the token it was trained on,
+    answers in text instead. `tokenizer` is llguidance's `LLTokenizer` of the model.
+    """
+    for rule, tag in (("open", OPEN), ("close", CLOSE)):
+        ids = tokenizer.tokenize_str(tag)
+        if len(ids) == 1 and tokenizer.is_special_token(ids[0]):
+            lark = lark.replace(f'{rule}: "{tag}"\n', f"{rule}: <[{ids[0]}]>\n")
+    return lark
 
 
 def answer_bound(answer_schema: Mapping[str, Any]) -> int | None:
@@ -129,8 +149,10 @@ def grammar(
         more = f' ("\\n" call){{0,{parallel_calls - 1}}}' if parallel_calls > 1 else ""
         lines.insert(0, "start: calls | answer")
         lines.insert(1, f"calls: call{more}")
-        lines.insert(2, f'call: "{OPEN}\\n" body "\\n{CLOSE}"')
-        lines.insert(3, f"body: %json {_json_for_lark(union)}")
+        lines.insert(2, 'call: open "\\n" body "\\n" close')
+        lines.insert(3, f'open: "{OPEN}"')
+        lines.insert(4, f'close: "{CLOSE}"')
+        lines.insert(5, f"body: %json {_json_for_lark(union)}")
     else:
         lines.insert(0, "start: answer")
     return "\n".join(lines) + "\n"

@@ -206,3 +206,41 @@ def test_the_embedded_model_writes_valid_steps_in_each_variant(overrides: dict[s
         assert first.observations[0].content == "391"
     else:
         assert first.calls or (first.is_final and str(result.output).strip())
+
+
+class _VocabularyWithTags:
+    """The two answers of llguidance's `LLTokenizer` that `bind_special_tokens` asks for."""
+
+    def tokenize_str(self, text: str) -> list[int]:
+        return {"<tool_call>": [151657], "</tool_call>": [151658]}.get(text, [1, 2, 3])
+
+    def is_special_token(self, token: int) -> bool:
+        return token in (151657, 151658)
+
+
+def test_the_tags_become_the_models_special_tokens_when_its_vocabulary_has_them() -> None:
+    from agentlib._tool_call_format import bind_special_tokens
+
+    grammar = StepFormat.build(TOOLS, str, options=TOOL_CALL, max_tokens=512).output.grammar
+    assert grammar is not None
+    bound = bind_special_tokens(grammar, _VocabularyWithTags())
+    assert "open: <[151657]>\n" in bound and "close: <[151658]>\n" in bound
+    assert '"<tool_call>"' not in bound
+    # A vocabulary that spells the tag in several tokens (bytes here) keeps the text.
+    assert bind_special_tokens(grammar, ByteConstraint._tokenizer or _byte_tokenizer()) == grammar
+
+
+def _byte_tokenizer() -> Any:
+    ByteConstraint({"type": "string"})
+    return ByteConstraint._tokenizer
+
+
+def test_a_reply_whose_special_tags_were_dropped_is_read_as_calls() -> None:
+    # llama-cpp-python leaves special tokens out of the text: `\n{block}\n` per call.
+    step_format = StepFormat.build(TOOLS, str, options=TOOL_CALL, parallel_calls=2, max_tokens=512)
+    text = (
+        '\n{"name": "search", "arguments": {"query": "x"}}\n'
+        '\n\n{"name": "scale", "arguments": {"value": 1.5}}\n'
+    )
+    assert [c.name for c in step_format.parse(text, TOOLS_BY_NAME).calls] == ["search", "scale"]
+    assert step_format.parse("Paris.", TOOLS_BY_NAME).answer == "Paris."

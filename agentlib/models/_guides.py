@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from agentlib._optional import optional_imports
+from agentlib._tool_call_format import bind_special_tokens
 from agentlib.errors import ConfigurationError
 from agentlib.models._schema_check import LLGUIDANCE_OVERRIDES, constraint_schema
 from agentlib.models.base import OutputSchema
@@ -205,7 +206,7 @@ class _LLGuidanceCompiler:
             from llguidance import LLMatcher
 
         grammar = (
-            LLMatcher.grammar_from_lark(schema.grammar)
+            LLMatcher.grammar_from_lark(bind_special_tokens(schema.grammar, self.tokenizer))
             if schema.grammar is not None
             else llguidance_grammar(schema.enforced)
         )
