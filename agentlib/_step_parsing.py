@@ -8,6 +8,7 @@ known says which (`rejected_values`), so a retry can exclude them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -257,11 +258,11 @@ def extract_json(text: str) -> Any:
     except json.JSONDecodeError as first_error:
         start = candidate.find("{")
         if start >= 0:
-            try:
+            # Text around one JSON object: the object alone; if it is not one either, the
+            # error that matters is the first (of the whole output).
+            with contextlib.suppress(json.JSONDecodeError):
                 value, _end = _json.raw_decode(candidate[start:])
                 return value
-            except json.JSONDecodeError:
-                pass
         raise ValueError(
             f"the output is not valid JSON ({first_error.msg} at line {first_error.lineno} "
             f"column {first_error.colno})"
