@@ -454,8 +454,9 @@ def build_chat_tab(
     approval = [panel, pending, arguments, reason]
     outputs = [chatbot, task_box, status, *approval]
     inputs = [task_box, chatbot, session_state, model_name, tools, ask]
-    send.click(handlers.respond, inputs, outputs)
-    task_box.submit(handlers.respond, inputs, outputs)
+    # A message sent while a run finishes is not dropped: it runs once the run has ended.
+    send.click(handlers.respond, inputs, outputs, trigger_mode="always_last")
+    task_box.submit(handlers.respond, inputs, outputs, trigger_mode="always_last")
     decision_inputs = [arguments, reason, chatbot, session_state]
     approve.click(handlers.approve, decision_inputs, outputs)
     deny.click(handlers.deny, decision_inputs, outputs)
@@ -512,7 +513,7 @@ class _ChatHandlers:
             )
         except Exception as exc:  # a missing extra or an unreachable server: tell the user
             view.messages.append(gr.ChatMessage(content=f"_Cannot start the agent: {exc}_"))
-            yield view.messages, "", "✗ Cannot start the agent.", *panel_updates(None)
+            yield view.messages, gr.skip(), "✗ Cannot start the agent.", *panel_updates(None)
             return
         events = agent.stream(
             task, history=session.history, cancel_token=session.cancel_token, text=True
@@ -608,7 +609,7 @@ async def _relay(
             result = event.result
             if result.stop_reason == "approval_required":
                 session.paused = PausedRun(agent, result, task, view, footer)
-                yield view.messages, "", view.status, *panel_updates(session.paused)
+                yield view.messages, gr.skip(), view.status, *panel_updates(session.paused)
                 return
             answer = str(result.output) if result.ok else ""
             session.history += [
@@ -617,7 +618,7 @@ async def _relay(
             ]
         else:
             view.show(event)
-        yield view.messages, "", view.status, *panel_updates(None)
+        yield view.messages, gr.skip(), view.status, *panel_updates(None)
 
 
 def _make_agent(

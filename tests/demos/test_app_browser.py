@@ -72,6 +72,18 @@ def test_two_sessions_do_not_see_each_others_history(browser: Any, demo_url: str
     second.context.close()
 
 
+def test_a_message_sent_while_a_run_finishes_is_not_lost(browser: Any, demo_url: str) -> None:
+    # Typed and sent before the first run has ended: it runs after it, with its history.
+    page = _open(browser, demo_url)
+    _ask(page, "What is 4 * 5?")
+    _ask(page, "Do you remember?")
+    chat = page.locator("#agent-chat")
+    chat.get_by_text("The answer is 20.").wait_for()
+    chat.get_by_text("I see 1 earlier answer(s)").wait_for()
+    assert page.locator("#chat-input textarea").input_value() == ""
+    page.context.close()
+
+
 def test_extraction_shows_validated_json_and_the_generation_path(
     browser: Any, demo_url: str
 ) -> None:
