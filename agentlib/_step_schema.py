@@ -1,7 +1,8 @@
 """Pieces of the step schema: its JSON syntax with strings empty, and the budget arithmetic.
 
 `StepFormat` (in `agentlib.step_format`) builds the schema; these measure it. Sizes are UTF-8
-bytes, the worst case in tokens (see `StepFormat._bounds`).
+bytes, the worst case in tokens (see `StepFormat._bounds`); a number's width comes from
+`agentlib._number_constraints`, a free string's from `agentlib._string_constraints`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from agentlib._number_constraints import is_free_number, number_width
 from agentlib._string_constraints import is_free_string, worst_case_bytes
 
 __all__ = [
@@ -34,7 +36,11 @@ NO_ARGUMENTS: dict[str, Any] = {
 
 
 def skeleton(schema: Any) -> Any:
-    """The widest value `schema` admits with every free string empty (its JSON syntax)."""
+    """The widest value `schema` admits with every free string empty (its JSON syntax).
+
+    Numbers count at their widest under constraint (`number_width`), as wide as any number
+    the constraint lets a model write there.
+    """
     if not isinstance(schema, Mapping):
         return None
     if "const" in schema:
@@ -53,7 +59,11 @@ def skeleton(schema: Any) -> Any:
         return {name: skeleton(sub) for name, sub in schema.get("properties", {}).items()}
     if kind == "array":
         return [skeleton(schema.get("items", {}))] * int(schema.get("maxItems", 1))
-    return {"string": "", "integer": 1, "number": 1.5, "boolean": False}.get(str(kind))
+    if is_free_number(schema) and kind in ("integer", "number"):
+        # Its widest under constraint, written as an integer of as many bytes.
+        width = number_width(schema)
+        return -(10 ** (width - 2)) if width > 1 else 1
+    return {"string": "", "boolean": False}.get(str(kind))
 
 
 def string_costs(schema: Any) -> tuple[int, int]:

@@ -2,7 +2,8 @@ r"""What constrained decoding may write in a free string: no placeholder, bounde
 
 A *free* string is one whose schema says only `type: string` (and perhaps a `maxLength`): no
 `pattern`, `format`, `enum` or `const` of its own. The step format gives the schemas it hands
-to token-level constraint engines three extra patterns for free strings (`tighten`), and checks
+to token-level constraint engines three extra patterns for free strings and a range for every
+number (`tighten`), and checks
 the first after parsing on every path (`find_placeholder`):
 
 - **No placeholder** (tool arguments only): small models copy a template's placeholders as
@@ -17,6 +18,8 @@ the first after parsing on every path (`find_placeholder`):
   escape (`\\n`, `\\"`) two and a non-ASCII character up to four. At most a quarter of a string's
   characters may be such *wide* characters (`wide_cap`), so a string of `n` characters takes at
   most `worst_case_bytes(n)` bytes: the step format fits its bounds to the token budget with it.
+- **Bounded digits** (every number): `agentlib._number_constraints.bound_number`, so numbers
+  fit the budget too.
 - **Not the failed value** (after a validation failure): `excluding(values)` matches every string
   but those, so a retry cannot repeat the rejected argument word for word.
 
@@ -29,6 +32,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from agentlib._number_constraints import bound_number, is_free_number
 
 __all__ = [
     "NOT_PLACEHOLDER",
@@ -188,6 +193,8 @@ def _tighten(
         out["prefixItems"] = [
             _tighten(item, (*path, "*"), placeholders, excluded) for item in node["prefixItems"]
         ]
+    if is_free_number(node):
+        return bound_number(out)
     if not is_free_string(node):
         return out
     patterns = _patterns(node, placeholders, excluded.get(path, ()))

@@ -308,9 +308,10 @@ class StepFormat:
         its characters may be escaped or non-ASCII (`agentlib._string_constraints`). The
         budget is shared by the thought (at most a quarter of it, and at most half of what
         the widest branch's syntax leaves), then by each branch's free strings (its `calls`
-        calls per step). Arrays have `maxItems` by then (`bound_arrays`). Not covered:
-        numbers (unbounded digits), strings with a pattern or format (counted empty), and
-        toolsets whose syntax alone fills the budget.
+        calls per step). Arrays have `maxItems` by then (`bound_arrays`); numbers count at
+        their widest under constraint (`agentlib._number_constraints`). Not covered: strings
+        with a pattern or format but no `maxLength` (counted empty), values of any type
+        (`Any`, untyped), and toolsets whose syntax alone fills the budget.
         """
         thought = self.options.max_thought_length
         strings = self.options.max_string_length
