@@ -51,7 +51,7 @@ from agentlib.models.base import (
     SamplingModel,
     StreamingModel,
 )
-from agentlib.step_format import Rejection, rejected_values
+from agentlib.step_format import Rejection, StepFormat, rejected_values
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
@@ -130,11 +130,19 @@ class Run(Generic[OutputT]):
     # -- the two seams: every model call and every tool call ------------------------------
 
     async def call_model(
-        self, messages: list[Message], output: OutputSchema, sampling: Sampling | None = None
+        self,
+        messages: list[Message],
+        output: OutputSchema,
+        sampling: Sampling | None = None,
+        *,
+        max_tokens: int | None = None,
+        stream: bool = True,
     ) -> ModelResponse:
         """Ask the model for one reply under `output`, within the run's budgets.
 
         `sampling` is passed on only to a model that takes it (`supports_sampling`).
+        `max_tokens` lowers the step's token limit for this request (tool-first's choice);
+        `stream=False` keeps its text out of the run's text events.
 
         Raises:
             Stop: The backend failed (`model_error`), the time budget ran out or the run was
@@ -142,9 +150,9 @@ class Run(Generic[OutputT]):
         """
         agent, state = self.agent, self.state
         model, limit = agent.model, agent.max_tokens_per_step
-        if agent.step_format.options.decoding == "tool_first":  # two generations per step
-            call = agenerate_tool_first(model, agent.step_format, messages, max_tokens=limit)
-        elif state.text is not None and isinstance(model, StreamingModel):
+        if max_tokens is not None:
+            limit = max_tokens if limit is None else min(limit, max_tokens)
+        if stream and state.text is not None and isinstance(model, StreamingModel):
             loop, queue = asyncio.get_running_loop(), state.text
             step, attempt = state.step_index, state.attempt
 
@@ -432,8 +440,8 @@ class Run(Generic[OutputT]):
             began = time.perf_counter()
             if failure is not None:
                 rejected.extend(rejected_values(failure.error))
-            response = await self.call_model(
-                history, self._output_after(failure, rejected), self._sampling_after(failure)
+            response = await self._ask_step(
+                history, self._format_after(failure, rejected), self._sampling_after(failure)
             )
             state.attempt += 1
             model_seconds += time.perf_counter() - began
@@ -490,8 +498,30 @@ class Run(Generic[OutputT]):
         )
         return accepted, events
 
-    def _output_after(self, failure: Failure | None, rejected: Sequence[Rejection]) -> OutputSchema:
-        """The step schema for the next attempt, narrowed after an invalid one.
+    async def _ask_step(
+        self, messages: list[Message], step_format: StepFormat, sampling: Sampling | None
+    ) -> ModelResponse:
+        """One attempt at a step under `step_format`: one request, or tool-first's two.
+
+        Tool-first's requests go through `call_model` too, with the attempt's narrowed
+        format and sampling, so its retry differs as a joint step's does.
+        """
+        if step_format.options.decoding != "tool_first":
+            return await self.call_model(messages, step_format.output, sampling)
+
+        async def request(
+            history: list[Message], output: OutputSchema, max_tokens: int | None, stream: bool
+        ) -> ModelResponse:
+            return await self.call_model(
+                history, output, sampling, max_tokens=max_tokens, stream=stream
+            )
+
+        return await agenerate_tool_first(
+            request, step_format, messages, max_tokens=self.agent.max_tokens_per_step
+        )
+
+    def _format_after(self, failure: Failure | None, rejected: Sequence[Rejection]) -> StepFormat:
+        """The step format for the next attempt, narrowed after an invalid one.
 
         A reply cut short under constraint would be cut again at the same point: halving the
         string bounds excludes the over-long choice. A string value validation refused
@@ -504,7 +534,7 @@ class Run(Generic[OutputT]):
             if agent._narrowed is None:
                 agent._narrowed = agent.step_format.narrowed()
             step_format = agent._narrowed
-        return step_format.excluding(rejected).output if rejected else step_format.output
+        return step_format.excluding(rejected) if rejected else step_format
 
     def _sampling_after(self, failure: Failure | None) -> Sampling | None:
         """A retry is sampled (profile's temperature, the attempt as seed) where models allow."""

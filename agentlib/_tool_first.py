@@ -17,39 +17,50 @@ refuses it with a message the model sees on its retry.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from agentlib.models.base import FINAL_ANSWER, Message, Model, ModelResponse, OutputSchema
+from agentlib.models.base import FINAL_ANSWER, Message, ModelResponse, OutputSchema
 from agentlib.step_format import StepFormat, extract_json
 
-__all__ = ["agenerate_tool_first"]
+__all__ = ["Request", "agenerate_tool_first"]
 
 _CHOICE_TOKENS = 160  # a bounded thought and a name: the step format bounds the thought
 
+Request = Callable[[list[Message], OutputSchema, "int | None", bool], Awaitable[ModelResponse]]
+"""One model request: `(messages, output, max_tokens, stream)`. The loop passes its own
+(`Run.call_model` with the attempt's sampling), so both requests of a retry are sampled as a
+joint step's retry is, and traced, budgeted and checkpointed the same way."""
+
 
 async def agenerate_tool_first(
-    model: Model,
+    request: Request,
     step_format: StepFormat,
     messages: Sequence[Message],
     *,
     max_tokens: int | None,
 ) -> ModelResponse:
-    """Generate one step tool-first (see the module docs); the usage of both calls is summed."""
-    choice = await model.agenerate(
+    """Generate one step tool-first (see the module docs); the usage of both calls is summed.
+
+    `step_format` is the attempt's: after an invalid attempt the loop hands the narrowed one
+    (halved bounds, refused values excluded), and the chosen branch keeps its narrowing.
+    """
+    choice = await request(
         _with_tools(messages, step_format, _compact_tools(step_format)),
-        output=choice_output(step_format),
-        max_tokens=min(max_tokens or _CHOICE_TOKENS, _CHOICE_TOKENS),
+        choice_output(step_format),
+        min(max_tokens or _CHOICE_TOKENS, _CHOICE_TOKENS),
+        False,  # the choice is not the step: only the step's text is streamed
     )
     read = read_choice(step_format, choice.text)
     if read is None:
         return choice
     name, thought = read
     narrowed = step_format.only(None if name == FINAL_ANSWER else name)
-    step = await model.agenerate(
+    step = await request(
         _with_tools(messages, step_format, narrowed.describe_tools()),
-        output=branch_output(narrowed, name, thought),
-        max_tokens=max_tokens,
+        branch_output(narrowed, name, thought),
+        max_tokens,
+        True,
     )
     return ModelResponse(
         text=step.text,
@@ -72,17 +83,25 @@ def choice_output(step_format: StepFormat) -> OutputSchema:
     }
     if step_format.parallel_calls > 1:
         action = {"type": "array", "items": action, "minItems": 1, "maxItems": 1}
-    properties: dict[str, Any] = {}
-    if step_format.options.thought == "before":
-        properties["thought"] = step_format.output.schema["properties"]["thought"]
-    properties[step_format.action_key] = action
-    schema = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-    return OutputSchema("agent_step_choice", schema)
+
+    def opening(step_schema: Mapping[str, Any]) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        if step_format.options.thought == "before":
+            properties["thought"] = step_schema["properties"]["thought"]
+        properties[step_format.action_key] = action
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+
+    # The constraint's thought is the step constraint's (bounded in bytes, as in a step).
+    return OutputSchema(
+        "agent_step_choice",
+        opening(step_format.output.schema),
+        constraint=opening(step_format.output.enforced),
+    )
 
 
 def read_choice(step_format: StepFormat, text: str) -> tuple[str, str] | None:

@@ -298,23 +298,36 @@ class _CheckpointedRun(_run.Run[Any]):
         self.transactional = transactional
 
     async def call_model(
-        self, messages: list[Message], output: OutputSchema, sampling: Sampling | None = None
+        self,
+        messages: list[Message],
+        output: OutputSchema,
+        sampling: Sampling | None = None,
+        *,
+        max_tokens: int | None = None,
+        stream: bool = True,
     ) -> ModelResponse:
         """The model call as the step `model`; a `Stop` it raises is checkpointed too."""
         outcome = await DBOS.run_step_async(
-            {"name": "model"}, self._model_outcome, messages, output, sampling
+            {"name": "model"}, self._model_outcome, messages, output, sampling, max_tokens, stream
         )
         if isinstance(outcome, _Stopped):
             raise _run.Stop(outcome.reason, outcome.message)
         return outcome
 
     async def _model_outcome(
-        self, messages: list[Message], output: OutputSchema, sampling: Sampling | None
+        self,
+        messages: list[Message],
+        output: OutputSchema,
+        sampling: Sampling | None,
+        max_tokens: int | None,
+        stream: bool,
     ) -> ModelResponse | _Stopped:
         # A Stop (model error, time budget) is returned as data: DBOS pickles a raised
         # exception through its args, which would lose the stop reason.
         try:
-            return await super().call_model(messages, output, sampling)
+            return await super().call_model(
+                messages, output, sampling, max_tokens=max_tokens, stream=stream
+            )
         except _run.Stop as stop:
             return _Stopped(stop.reason, stop.message)
 

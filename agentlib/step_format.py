@@ -241,7 +241,8 @@ class StepFormat:
         """This format with one tool (or handoff) left, or none (`None`): the final answer.
 
         Tool-first decoding (`agentlib._tool_first`) writes a step's arguments under it, after
-        the tool was chosen, so the model sees that tool's description alone.
+        the tool was chosen, so the model sees that tool's description alone. The values
+        excluded from that branch (`excluding`) stay excluded.
         """
         return StepFormat(
             tuple(key for key in self._keys if key[0] == name),
@@ -250,6 +251,9 @@ class StepFormat:
             options=self.options,
             max_tokens=self.max_tokens,
             handoffs=tuple(item for item in self._handoffs if item[0] == name),
+            excluded=frozenset(
+                item for item in self._excluded if item[0] == (name or FINAL_ANSWER)
+            ),
         )
 
     def _payload_key(self, name: str) -> str:

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from agentlib import Agent, ConfigurationError, FunctionModel, ModelOutputError, ScriptedModel
-from agentlib.models.base import Message, OutputSchema
-from agentlib.models.profiles import StepOptions
+from agentlib.models.base import Message, ModelCapabilities, ModelResponse, OutputSchema, Sampling
+from agentlib.models.profiles import DEFAULT_RETRY_TEMPERATURE, StepOptions
 from agentlib.models.testing import call, final, parallel
 from agentlib.step_format import FINAL_ANSWER, StepFormat
-from tests._constraint import ByteConstraint
+from tests._constraint import ByteConstraint, as_generated
+from tests.test_agent import book
 from tests.test_step_format import TOOLS, TOOLS_BY_NAME, Answer
 
 TOOL_CALL = StepOptions(tool_format="tool_call", thought="none")
@@ -174,6 +175,84 @@ def test_tool_first_choice_that_names_no_branch_is_retried_with_the_parsers_mess
     result = Agent(FunctionModel(model), tools=TOOLS, step_options=TOOL_FIRST).run("Paris?")
     assert result.ok and result.output == "ok"
     assert result.steps[0].retries == 1
+
+
+class _ToolFirstBooking:
+    """Books tool-first: chooses `book`, writes `cities[i]`, and answers once one was booked.
+
+    Records each request's `(output, sampling)`; `sampling` is `None` for a model that does
+    not take it (as `FunctionModel` does not).
+    """
+
+    def __init__(self, agent_format: StepFormat, cities: list[str]) -> None:
+        self.format, self.cities = agent_format, cities
+        self.requests: list[tuple[OutputSchema, Sampling | None]] = []
+
+    def reply(self, output: OutputSchema | None, sampling: Sampling | None = None) -> str:
+        assert output is not None
+        written = sum(1 for item, _ in self.requests if item.name == "agent_step")
+        self.requests.append((output, sampling))
+        booked = written >= len(self.cities)
+        if output.name == "agent_step_choice":
+            tool = FINAL_ANSWER if booked else "book"
+            return json.dumps({"thought": "I book it.", "action": {"tool": tool}})
+        if booked:
+            return as_generated(self.format.step("I book it.", [self.format.final_action("ok")]))
+        return _booking(self.format, self.cities[written])
+
+
+def _booking(step_format: StepFormat, city: str) -> str:
+    return as_generated(
+        step_format.step("I book it.", [step_format.call_action("book", {"city": city})])
+    )
+
+
+class _SamplingBooking:
+    """`_ToolFirstBooking` as a user's model that takes `sampling=` (no agentlib base class)."""
+
+    name = "sampling-tool-first"
+    capabilities = ModelCapabilities(supports_sampling=True)
+
+    def __init__(self) -> None:
+        self.script: _ToolFirstBooking | None = None
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSchema | None = None,
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> ModelResponse:
+        assert self.script is not None
+        return ModelResponse(text=self.script.reply(output, sampling), path="scripted")
+
+
+def test_a_tool_first_retry_excludes_the_refused_value() -> None:
+    script: list[_ToolFirstBooking] = []
+    model = FunctionModel(lambda messages, output: script[0].reply(output))
+    agent = Agent(model, tools=[book], step_options=TOOL_FIRST, max_tokens_per_step=400)
+    script.append(_ToolFirstBooking(agent.step_format, ["Parsi", "Paris"]))
+    result = agent.run("Fly me to Paris")
+    assert result.ok and result.steps[0].retries == 1
+    assert [call.arguments for call in result.steps[0].calls] == [{"city": "Paris"}]
+    names = [output.name for output, _ in script[0].requests]
+    assert names == ["agent_step_choice", "agent_step"] * 3
+    first, retry = script[0].requests[1][0], script[0].requests[3][0]
+    assert retry.schema == first.schema  # what servers and prompts see is unchanged
+    assert ByteConstraint(first.enforced).accepts(_booking(agent.step_format, "Parsi"))
+    assert not ByteConstraint(retry.enforced).accepts(_booking(agent.step_format, "Parsi"))
+    assert ByteConstraint(retry.enforced).accepts(_booking(agent.step_format, "Paris"))
+
+
+def test_a_tool_first_retry_is_sampled_in_both_requests() -> None:
+    model = _SamplingBooking()
+    agent = Agent(model, tools=[book], step_options=TOOL_FIRST, max_tokens_per_step=400)
+    model.script = _ToolFirstBooking(agent.step_format, ["Parsi", "Paris"])
+    assert agent.run("Fly me to Paris").ok
+    retry = Sampling(temperature=DEFAULT_RETRY_TEMPERATURE, seed=1)
+    samplings = [sampling for _, sampling in model.script.requests]
+    assert samplings == [None, None, retry, retry, None, None]  # the next step starts greedy
 
 
 # -- the embedded model, end to end ------------------------------------------------------------
