@@ -15,7 +15,8 @@ stricter copy only constraint engines see (`OutputSchema.constraint`, via `tight
 `number_width` is the most UTF-8 bytes such a number takes (sign, digits, point): the step
 format counts it in a step's syntax (`agentlib._step_schema.skeleton`), as it counts strings in
 bytes, so a step at all its bounds fits `max_tokens_per_step`. The schema itself (validation,
-OpenAI's strict mode, the prompt) is unchanged.
+OpenAI's strict mode, the prompt) is unchanged. outlines-core, which has digit counts instead
+of ranges, gets `digit_limits`: integers bounded alike, decimals only after the point.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "FRACTION_DIGITS",
     "INTEGER_DIGITS",
     "bound_number",
+    "digit_limits",
     "is_free_number",
     "number_width",
 ]
@@ -94,11 +96,33 @@ def _fraction_digits(schema: Mapping[str, Any]) -> int:
 
 
 def number_width(schema: Mapping[str, Any]) -> int:
-    """The most UTF-8 bytes a number of `schema` (a free number) takes under constraint."""
+    """The most UTF-8 bytes a number of `schema` (a free number) takes under constraint.
+
+    A sign is always counted: outlines-core, which ignores ranges, may write one anyway.
+    """
     bounded = bound_number(schema)
-    lower = _bounds(bounded, _LOWER)
-    upper = _bounds(bounded, _UPPER)
-    sign = 1 if any(value < 0 for value in lower) else 0
-    digits = max(_digits(value) for value in [*lower, *upper])
+    digits = max(_digits(value) for value in _bounds(bounded, _LOWER) + _bounds(bounded, _UPPER))
     fraction = _fraction_digits(bounded)
-    return sign + digits + (1 + fraction if fraction else 0)
+    return 1 + digits + (1 + fraction if fraction else 0)
+
+
+def digit_limits(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` (a free number) with outlines-core's digit keywords, as far as they go.
+
+    outlines-core (0.2.14) ignores `minimum`, `maximum` and `multipleOf`; it has digit counts
+    instead. An integer gets `maxDigits` (the digits `bound_number`'s range allows). A decimal
+    gets at most `FRACTION_DIGITS` after the point and a one-digit exponent, but no bound
+    before the point: with `maxDigitsInteger` set, outlines-core's integer part is
+    `0|[1-9][0-9]{1,n-1}`, so `5.5` could not be written at all.
+    """
+    out = dict(schema)
+    if "number" in _kinds(schema):
+        fraction = _fraction_digits(bound_number(schema))
+        out.update(minDigitsExponent=1, maxDigitsExponent=1)
+        if fraction:
+            out.update(minDigitsFraction=1, maxDigitsFraction=fraction)
+    else:
+        bounded = bound_number(schema)
+        bounds = _bounds(bounded, _LOWER) + _bounds(bounded, _UPPER)
+        out["maxDigits"] = max(2, *(_digits(value) for value in bounds))  # 1 reads as none
+    return out

@@ -33,7 +33,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentlib._number_constraints import bound_number, is_free_number
+from agentlib._json_schema import _map_subschemas
+from agentlib._number_constraints import bound_number, digit_limits, is_free_number
 
 __all__ = [
     "NOT_PLACEHOLDER",
@@ -42,6 +43,7 @@ __all__ = [
     "find_placeholder",
     "is_free_string",
     "is_placeholder",
+    "outlines_core_form",
     "tighten",
     "wide_cap",
     "worst_case_bytes",
@@ -215,6 +217,44 @@ def _patterns(node: Mapping[str, Any], placeholders: bool, excluded: Sequence[st
     if excluded:
         patterns.append(excluding(excluded))
     return patterns
+
+
+# outlines-core matches a pattern against the JSON text between the quotes, so a wide
+# character there is an escape (the ones llguidance allows) or a non-ASCII character.
+_WIDE_JSON = r'(?:\\["\\nt]|[^\x00-\x9F])'
+
+
+def _grouped_pattern(max_length: int) -> str:
+    """At most `wide_cap(n)` groups of up to four characters, one of them wide at most.
+
+    The wide cap as one regex outlines-core can take: it has no intersection, and ignores
+    a `pattern` beside a `maxLength`. Stricter than `_wide_cap_pattern` (at most
+    `4 * wide_cap(n)` characters, and a wide character ends its group), never looser:
+    at most `wide_cap(n)` wide characters, so `worst_case_bytes(n)` holds.
+    """
+    group = f"{_NARROW}{{0,4}}|{_NARROW}{{0,3}}{_WIDE_JSON}"
+    return f"^(?:{group}){{0,{max(1, wide_cap(max_length))}}}$"
+
+
+def outlines_core_form(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The step schema with as much of `tighten`'s constraint as outlines-core can express.
+
+    Free strings with a `maxLength` (and no `minLength`) get the wide cap as one pattern
+    (`_grouped_pattern`), free numbers `digit_limits`. Not expressible there: the placeholder
+    and excluded-value patterns (they need an intersection with the length bound: `allOf` of
+    patterns is refused by outlines-core, and a `pattern` beside `maxLength` is ignored), and
+    a decimal's digits before the point. The placeholder check after parsing covers the first.
+    """
+    result: dict[str, Any] = _map_subschemas(dict(schema), _outlines_core_node)
+    return result
+
+
+def _outlines_core_node(node: dict[str, Any]) -> dict[str, Any]:
+    if is_free_number(node):
+        return digit_limits(node)
+    if is_free_string(node) and isinstance(node.get("maxLength"), int) and "minLength" not in node:
+        node["pattern"] = _grouped_pattern(node.pop("maxLength"))
+    return node
 
 
 def find_placeholder(value: Any, schema: Any, path: Path = ()) -> tuple[Path, str] | None:

@@ -14,7 +14,13 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-__all__ = ["ByteConstraint", "SmolLM2Constraint", "as_generated", "smollm2"]
+__all__ = [
+    "ByteConstraint",
+    "OutlinesCoreConstraint",
+    "SmolLM2Constraint",
+    "as_generated",
+    "smollm2",
+]
 
 _EOS = 256
 
@@ -118,3 +124,45 @@ class SmolLM2Constraint:
         if not matcher.consume_tokens(self.tokens(text)):
             return False
         return bool(matcher.is_accepting() and matcher.consume_token(self.tokenizer.eos_token))
+
+
+@functools.cache
+def _smollm2_outlines_core_vocabulary() -> Any:
+    """SmolLM2's vocabulary as outlines-core takes it (each token's bytes; special ones out)."""
+    from outlines_core import Vocabulary
+
+    tokenizer = smollm2()
+    tokens: dict[bytes, list[int]] = {}
+    for token in range(tokenizer.vocab_size):
+        if not tokenizer.is_special_token(token):
+            tokens.setdefault(tokenizer.decode_bytes([token]), []).append(token)
+    return Vocabulary(tokenizer.eos_token, tokens)
+
+
+class OutlinesCoreConstraint:
+    """`output` compiled as `OutlinesModel(backend="outlines_core")` compiles it, on SmolLM2.
+
+    The regex comes from the schema the backend compiles (`outlines_core_schema`) with the
+    backend's whitespace; the index is outlines-core's own over SmolLM2's real vocabulary.
+    """
+
+    def __init__(self, output: Any) -> None:
+        from outlines_core import Guide, Index
+        from outlines_core.json_schema import build_regex_from_schema
+
+        from agentlib.models._guides import _OUTLINES_CORE_WHITESPACE, outlines_core_schema
+
+        self.tokenizer = smollm2()
+        self.schema = outlines_core_schema(output)
+        regex = build_regex_from_schema(json.dumps(self.schema), _OUTLINES_CORE_WHITESPACE)
+        self._index = Index(regex, _smollm2_outlines_core_vocabulary())
+        self._guide = Guide
+
+    def accepts(self, text: str) -> bool:
+        """Whether the index lets SmolLM2's tokens of exactly `text` through, then stop."""
+        guide = self._guide(self._index)
+        for token in self.tokenizer.tokenize_str(text):
+            if token not in guide.get_tokens():
+                return False
+            guide.advance(token, return_tokens=False)
+        return bool(self.tokenizer.eos_token in guide.get_tokens())

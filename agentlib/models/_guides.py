@@ -7,7 +7,8 @@ A compiler turns an `OutputSchema` into a `Guide` once (the model caches it); ea
 - `llguidance`: the schema becomes a grammar (`llguidance_grammar`: fixed separators, few
   escapes, finite numbers), compiled into a matcher that is deep-copied per generation and
   masks logits lazily, token by token.
-- `outlines_core`: Outlines' own regex-index processor, reset per generation.
+- `outlines_core`: Outlines' own regex-index processor, reset per generation; it compiles
+  what it can express of the constraint (`outlines_core_schema`).
 
 Caching, locking and the generation itself stay in `agentlib.models.outlines`.
 """
@@ -21,12 +22,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from agentlib._optional import optional_imports
+from agentlib._string_constraints import outlines_core_form
 from agentlib._tool_call_format import bind_special_tokens
 from agentlib.errors import ConfigurationError
 from agentlib.models._schema_check import LLGUIDANCE_OVERRIDES, constraint_schema
 from agentlib.models.base import OutputSchema
 
-__all__ = ["Compiler", "Guide", "Metered", "llguidance_grammar", "make_compiler"]
+__all__ = [
+    "Compiler",
+    "Guide",
+    "Metered",
+    "llguidance_grammar",
+    "make_compiler",
+    "outlines_core_schema",
+]
 
 # outlines_core takes a whitespace regex instead of separators; one optional space keeps the
 # model close to the `", "` / `": "` layout it saw in training, and bounds it.
@@ -221,6 +230,19 @@ class _LLGuidanceCompiler:
         return _LLGuidanceGuide(matcher, self.tokenizer.vocab_size, self.tensor_library_name)
 
 
+def outlines_core_schema(schema: OutputSchema) -> dict[str, Any]:
+    """The schema outlines-core compiles for `schema`: as much of its constraint as it can say.
+
+    A schema with a stricter constraint (the step's) gives outlines-core its byte and digit
+    bounds (`outlines_core_form`); the placeholder and excluded-value patterns are
+    intersections outlines-core cannot express (the parse-time check refuses placeholders).
+    Any other schema is compiled as it is.
+    """
+    if schema.constraint is None:
+        return dict(schema.schema)
+    return outlines_core_form(schema.schema)
+
+
 class _OutlinesCoreCompiler:
     def __init__(self, outlines_model: Any) -> None:
         from outlines.backends.outlines_core import OutlinesCoreBackend
@@ -238,11 +260,9 @@ class _OutlinesCoreCompiler:
         self.tensor_library_name: str = outlines_model.tensor_library_name
 
     def compile(self, schema: OutputSchema) -> Guide:
-        # `schema.schema`, not `enforced`: the step format's extra patterns are intersections
-        # that outlines_core, which builds a full regex index, cannot compile in useful time.
         try:
             processor = self.backend.get_json_schema_logits_processor(
-                json.dumps(dict(schema.schema)), _OUTLINES_CORE_WHITESPACE
+                json.dumps(outlines_core_schema(schema)), _OUTLINES_CORE_WHITESPACE
             )
         except Exception as exc:  # outlines_core raises ValueError/TypeError/its own errors
             raise ConfigurationError(
