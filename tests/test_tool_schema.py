@@ -182,6 +182,39 @@ def test_every_bfcl_v4_function_spec_registers_unchanged() -> None:
     assert len(dotted) == 536
 
 
+def _without_added_closing(schema: Any, original: Any) -> Any:
+    """`schema` less the `additionalProperties: false` it has and `original` has not."""
+    if isinstance(schema, dict):
+        return {
+            key: _without_added_closing(
+                value, original.get(key) if isinstance(original, dict) else None
+            )
+            for key, value in schema.items()
+            if not (
+                key == "additionalProperties" and value is False and key not in (original or {})
+            )
+        }
+    if isinstance(schema, list):
+        originals = original if isinstance(original, list) else []
+        return [
+            _without_added_closing(value, originals[index] if index < len(originals) else None)
+            for index, value in enumerate(schema)
+        ]
+    return schema
+
+
+def test_every_bfcl_v4_spec_keeps_its_parameters_but_for_closed_objects() -> None:
+    # Registered unchanged (issue 25): types, descriptions, enums, defaults, nesting as
+    # written; the only change is closing objects that said nothing about other keys.
+    for spec in _bfcl_specs():
+        parameters = spec["function"]["parameters"]
+        registered = Tool.from_openai(spec, book).parameters
+        assert _without_added_closing(registered, parameters) == parameters, spec["function"][
+            "name"
+        ]
+        assert registered.get("additionalProperties") is False
+
+
 def test_every_bfcl_v4_step_schema_compiles_for_constrained_decoding() -> None:
     llama_cpp = pytest.importorskip("llama_cpp")
     llamacpp_tokenizers = pytest.importorskip("llguidance.llamacpp")
