@@ -4,14 +4,14 @@ import inspect
 import json
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from inline_snapshot import snapshot
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agentlib import Agent, ModelOutputError, ScriptedModel, Tool, tool
 from agentlib.models.profiles import StepOptions
@@ -340,6 +340,8 @@ FIELD_TYPES: list[Any] = [
     int | None,
     Address,
     list[Address],
+    Annotated[int, Field(ge=0, le=10**18)],  # a declared range past the default digits
+    Annotated[float, Field(ge=0, le=1)],
 ]
 
 
