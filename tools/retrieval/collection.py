@@ -272,6 +272,10 @@ class Collection:
         if not self._deduplicates(deduplicate):
             hits: list[SearchHit] = await retriever.asearch(query, k, filter=filter)
             return hits
+        per_document = getattr(retriever, "asearch_documents", None)
+        if per_document is not None:  # BM25 builds hits only for the documents it returns
+            found: list[SearchHit] = await per_document(query, k, filter=filter)
+            return found
         fetch = k * _DEDUPLICATE_FETCH
         while True:
             hits = await retriever.asearch(query, fetch, filter=filter)
@@ -299,6 +303,10 @@ class Collection:
         if not self._deduplicates(deduplicate):
             hits: list[SearchHit] = search(query, k, filter=filter)
             return hits
+        per_document = getattr(retriever, "search_documents", None)
+        if per_document is not None:  # BM25 builds hits only for the documents it returns
+            found: list[SearchHit] = per_document(query, k, filter=filter)
+            return found
         fetch = k * _DEDUPLICATE_FETCH
         while True:
             hits = search(query, fetch, filter=filter)
