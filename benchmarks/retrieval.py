@@ -1,17 +1,20 @@
 """Retrieval quality and speed for agentlib.tools.retrieval; results in benchmarks/retrieval.md.
 
-    /work/venv/bin/python benchmarks/retrieval.py quality      # nDCG@10, recall@10
+    cd benchmarks && python retrieval.py quality --manpages 200 --pairs 400   # see the .md
+    cd benchmarks && python retrieval.py bm25-latency --manpages 200 --pairs 400   # no embedding
+    cd benchmarks && python retrieval.py ingest-ab --manpages 200   # add_chunks vs encode, A/B
     /work/venv/bin/python benchmarks/retrieval.py speed        # embedding, exact, ANN at 100k
     /work/venv/bin/python benchmarks/retrieval.py exact        # embedding and exact only
     /work/venv/bin/python benchmarks/retrieval.py ann-1m       # ANN at 1M (minutes; run once)
 
-Quality: no PyPI package ships a standard IR test collection with its judgments (ir-datasets,
-beir and mteb download them at run time, which this machine cannot), so the collection is built
-offline from CPython's standard library: for every documented function or class whose
-docstring has a summary line and a body, the query is the summary line and the one relevant
-document is the qualified name plus the body. Sources are parsed with `ast`, never imported.
-Queries are split in half by a seeded shuffle: RRF `k` and weights are chosen on the first
-half, and every number reported is on the second half.
+Quality: no standard judged collection can be loaded on this machine (see retrieval.md), so
+`_ir_collections.py` builds two known-item sets offline (man(1) pages, CPython docstrings).
+agentlib's `Collection` (defaults, or `--rrf-k`/`--dense-weight`) runs against a plain
+reference (bm25s stemmed BM25 + sentence-transformers MiniLM on whole documents + RRF k=60) on
+the same machine in one run: nDCG@10, recall@100, MRR on each collection's test half; indexing
+time interleaved batch by batch with the reference embedding the same chunks; BM25 query
+latency interleaved per query. The RRF grid runs on every collection's tuning half and each
+winner is read on every test half (`defaults` in the output).
 
 Speed: synthetic 384-d unit vectors drawn around 2,000 random centres (same-cluster cosine
 about 0.5, like sentence embeddings) and queries from the same distribution.
@@ -40,6 +43,7 @@ from agentlib.tools.retrieval import (
     Collection,
     Document,
     ExactIndex,
+    HashingEmbedder,
     SentenceTransformerEmbedder,
     TokenSplitter,
     reciprocal_rank_fusion,
@@ -134,7 +138,12 @@ def reference_system(model: Any, documents: dict[str, str], queries: list[str]) 
         times["bm25"].append(t1 - t0)
         times["dense"].append(t2 - t1)
         times["hybrid"].append(t3 - t0)
-    return {"index_seconds": index_seconds, "runs": runs, "times": times}
+    return {
+        "index_seconds": index_seconds,
+        "runs": runs,
+        "times": times,
+        "bm25": (bm25, stemmer, ids),
+    }
 
 
 def agentlib_system(
@@ -149,10 +158,7 @@ def agentlib_system(
         )
     collection = Collection(embedder, progress=False, **settings)
     docs = [Document(text=text, metadata={"source": i}) for i, text in documents.items()]
-    started = time.perf_counter()
-    collection.add_documents(docs)
-    collection.search("warm up the lexical index", k=1, mode="bm25")  # builds BM25: indexing
-    index_seconds = time.perf_counter() - started
+    ingest = interleaved_ingest(model, collection, docs)
     runs: dict[str, list[list[str]]] = {"bm25": [], "dense": [], "hybrid": []}
     times: dict[str, list[float]] = {"bm25": [], "dense": [], "hybrid": []}
     k = min(100, len(documents))
@@ -163,34 +169,167 @@ def agentlib_system(
             times[mode].append(time.perf_counter() - t0)
             runs[mode].append([hit.chunk.source for hit in hits])
     return {
-        "index_seconds": index_seconds,
+        "index_seconds": ingest["agentlib"]["total"],
+        "ingest": ingest,
         "chunks": len(collection),
+        "chunk_texts": ingest.pop("chunk_texts"),
+        "bm25_on_chunks": ingest.pop("bm25_on_chunks"),
         "runs": runs,
         "times": times,
         "collection": collection,
     }
 
 
-def tune(system: dict[str, Any], queries: list[str], targets: list[str]) -> dict[str, Any]:
-    """RRF k and dense weight chosen on these queries, fusing agentlib's chunk rankings."""
-    collection = system["collection"]
-    dense_runs, lexical_runs = [], []
-    for query in queries:
-        dense_runs.append(collection.search(query, 400, mode="dense", deduplicate=False))
-        lexical_runs.append(collection.search(query, 400, mode="bm25", deduplicate=False))
-    grid = []
-    for rrf_k in (2, 5, 10, 20, 30, 60, 100):
-        for weight in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0):
-            rankings = []
-            for dense, lexical in zip(dense_runs, lexical_runs, strict=True):
-                fused = reciprocal_rank_fusion([dense, lexical], k=rrf_k, weights=[weight, 1.0])
-                rankings.append([hit.chunk.source for hit in best_per_document(fused, 100)])
-            grid.append((metrics(rankings, targets)["ndcg@10"], rrf_k, weight))
-    grid.sort(reverse=True)
+def interleaved_ingest(model: Any, collection: Collection, docs: list[Document]) -> dict[str, Any]:
+    """Index `docs` into `collection`, timing agentlib against the reference on the same chunks.
+
+    agentlib: split, then `add_chunks` batch by batch (embed, vector index, BM25 rows), then
+    the BM25 build. Reference on the same chunks: `model.encode` of each batch's texts (the
+    same sentence-transformers call, batch size 64) and bm25s over the chunk texts. The two
+    alternate batch by batch, so both see the same machine load.
+    """
+    import bm25s
+    import Stemmer
+
+    started = time.perf_counter()
+    chunks = collection.split(docs)
+    seconds = {"split": time.perf_counter() - started, "add_chunks": 0.0}
+    reference = {"encode": 0.0}
+    ordered = sorted(chunks, key=lambda chunk: -len(chunk.text))  # the order add_chunks uses
+    for number, start in enumerate(range(0, len(ordered), 256)):
+        batch = ordered[start : start + 256]
+        texts = [chunk.text for chunk in batch]
+        for turn in (0, 1) if number % 2 == 0 else (1, 0):
+            t0 = time.perf_counter()
+            if turn == 0:
+                collection.add_chunks(batch)
+                seconds["add_chunks"] += time.perf_counter() - t0
+            else:
+                model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+                reference["encode"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    collection.search("warm up the lexical index", k=1, mode="bm25")  # builds BM25: indexing
+    seconds["bm25_build"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    texts = [chunk.text for chunk in chunks]
+    tokens = bm25s.tokenize(
+        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False
+    )
+    raw = bm25s.BM25()
+    raw.index(tokens, show_progress=False)
+    reference["bm25s"] = time.perf_counter() - t0
+    seconds["total"] = sum(seconds.values())
+    reference["total"] = sum(reference.values())
+    documents = len(docs)
     return {
-        "best": {"ndcg@10": grid[0][0], "rrf_k": grid[0][1], "dense_weight": grid[0][2]},
-        "grid_top5": grid[:5],
+        "agentlib": seconds,
+        "reference_same_chunks": reference,
+        "agentlib_docs_per_second": documents / seconds["total"],
+        "reference_same_chunks_docs_per_second": documents / reference["total"],
+        "agentlib_over_reference_speed": reference["total"] / seconds["total"],
+        "chunk_texts": texts,
+        "bm25_on_chunks": raw,
     }
+
+
+def bm25_latency(
+    reference: dict[str, Any], raw: Any, collection: Any, queries: list[str]
+) -> dict[str, float]:
+    """BM25 query latency, interleaved per query so all three see the same machine load.
+
+    reference: bm25s on whole documents (tokenize + retrieve 100); chunks: bm25s on agentlib's
+    chunks, the raw top 100 with no de-duplication; agentlib: `Collection.search(q, 100,
+    mode="bm25")`, one hit per document.
+    """
+    import bm25s
+
+    bm25, stemmer, ids = reference["bm25"]
+    k = min(100, len(ids))
+    times: dict[str, list[float]] = {"reference": [], "bm25s_chunks": [], "agentlib": []}
+
+    def reference_query(query: str) -> None:
+        tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False
+        )
+        bm25.retrieve(tokens, k=k, show_progress=False)
+
+    def chunks_query(query: str) -> None:
+        tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False
+        )
+        raw.retrieve(tokens, k=k, show_progress=False)
+
+    systems = {
+        "reference": reference_query,
+        "bm25s_chunks": chunks_query,
+        "agentlib": lambda query: collection.search(query, k, mode="bm25"),
+    }
+    order = list(systems)
+    for number, query in enumerate(queries):
+        for name in order[number % 3 :] + order[: number % 3]:  # rotate who goes first
+            t0 = time.perf_counter()
+            systems[name](query)
+            times[name].append(time.perf_counter() - t0)
+    medians = {name: _median_ms(values) for name, values in times.items()}
+    medians["agentlib_over_reference"] = medians["agentlib"] / medians["reference"]
+    return medians
+
+
+RRF_GRID = [(k, w) for k in (2, 5, 10, 20, 30, 60, 100) for w in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)]
+
+
+def chunk_runs(system: dict[str, Any], queries: list[str]) -> tuple[list[Any], list[Any]]:
+    """Each query's top 400 chunks by dense and by BM25, not de-duplicated (fusion input)."""
+    collection = system["collection"]
+    vectors = collection.embedder.embed(queries)
+    lexical = collection.retriever("bm25")
+    dense_runs = [collection.index.search(vector, 400) for vector in vectors]
+    lexical_runs = [lexical.search(query, 400) for query in queries]
+    return dense_runs, lexical_runs
+
+
+def fusion_grid(
+    runs: tuple[list[Any], list[Any]], targets: list[str], rows: range
+) -> dict[str, float]:
+    """nDCG@10 of every (RRF k, dense weight) in `RRF_GRID` on `rows`, as `Collection` fuses."""
+    dense_runs, lexical_runs = runs
+    grid: dict[str, float] = {}
+    for rrf_k, weight in RRF_GRID:
+        rankings = []
+        for row in rows:
+            fused = reciprocal_rank_fusion(
+                [dense_runs[row], lexical_runs[row]], k=rrf_k, weights=[weight, 1.0]
+            )
+            rankings.append([hit.chunk.source for hit in best_per_document(fused, 100)])
+        grid[f"{rrf_k}/{weight}"] = metrics(rankings, [targets[r] for r in rows])["ndcg@10"]
+    return grid
+
+
+def choose_defaults(results: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Each collection's tune-half winner, and the best mean over all tune halves, checked on
+    every test half against the reference's hybrid."""
+    candidates: dict[str, str] = {}
+    for name in names:
+        tune = results[name]["grid"]["tune"]
+        candidates[f"best on {name} tune"] = max(tune, key=tune.__getitem__)
+    mean = {
+        key: statistics.mean(results[n]["grid"]["tune"][key] for n in names)
+        for key in results[names[0]]["grid"]["tune"]
+    }
+    candidates["best mean over tune halves"] = max(mean, key=mean.__getitem__)
+    candidates["old default 5/3.0"] = "5/3.0"
+    candidates["textbook 60/1.0"] = "60/1.0"
+    table = {}
+    for label, key in candidates.items():
+        row: dict[str, Any] = {"setting": key}
+        for name in names:
+            row[f"{name} tune"] = results[name]["grid"]["tune"][key]
+            row[f"{name} test"] = results[name]["grid"]["test"][key]
+            row[f"{name} test - reference"] = (
+                results[name]["grid"]["test"][key] - results[name]["reference"]["hybrid"]["ndcg@10"]
+            )
+        table[label] = row
+    return table
 
 
 def summarise(system: dict[str, Any], rows: range, targets: list[str], docs: int) -> dict[str, Any]:
@@ -236,13 +375,101 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             "reference": summarise(reference, test_rows, targets, len(documents)),
             "agentlib": summarise(agentlib, test_rows, targets, len(documents)),
         }
-        if name == args.tune_on:
-            entry["agentlib_on_tune_half"] = summarise(agentlib, tune_rows, targets, len(documents))
-            entry["tuning"] = tune(
-                agentlib, [queries[r] for r in tune_rows], [targets[r] for r in tune_rows]
-            )
+        entry["ingest_seconds"] = agentlib["ingest"]
+        entry["bm25_latency_ms"] = bm25_latency(
+            reference, agentlib["bm25_on_chunks"], agentlib["collection"], queries
+        )
+        runs = chunk_runs(agentlib, queries)
+        entry["grid"] = {
+            "tune": fusion_grid(runs, targets, tune_rows),
+            "test": fusion_grid(runs, targets, test_rows),
+        }
         results[name] = entry
-        print(json.dumps({name: entry}, indent=1, default=str), flush=True)
+        printable = {key: value for key, value in entry.items() if key != "grid"}
+        print(json.dumps({name: printable}, indent=1, default=str), flush=True)
+    results["defaults"] = choose_defaults(results, args.collections)
+    print(json.dumps({"defaults": results["defaults"]}, indent=1), flush=True)
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+def bm25_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """BM25 latency alone: the same chunks as `quality` (the default splitter on MiniLM's
+    tokenizer), vectors from `HashingEmbedder` since BM25 never reads them, so no embedding."""
+    import bm25s
+    import Stemmer
+
+    counter = SentenceTransformerEmbedder()  # its tokenizer only: chunks match `quality`'s
+    results: dict[str, Any] = {"load_before": os.getloadavg()}
+    for name in args.collections:
+        documents, pairs = (
+            _ir_collections.stdlib(args.pairs)
+            if name == "stdlib"
+            else _ir_collections.manpages(args.manpages)
+        )
+        collection = Collection(
+            HashingEmbedder(64),
+            splitter=TokenSplitter(counter, chunk_size=200, chunk_overlap=30),
+            progress=False,
+        )
+        chunks = collection.add_documents(
+            [Document(text=text, metadata={"source": i}) for i, text in documents.items()]
+        )
+        stemmer = Stemmer.Stemmer("english")
+        ids = list(documents)
+        whole = bm25s.BM25()
+        whole.index(
+            bm25s.tokenize(
+                [documents[i] for i in ids], stopwords="en", stemmer=stemmer, show_progress=False
+            ),
+            show_progress=False,
+        )
+        raw = bm25s.BM25()
+        raw.index(
+            bm25s.tokenize(
+                [c.text for c in chunks], stopwords="en", stemmer=stemmer, show_progress=False
+            ),
+            show_progress=False,
+        )
+        queries = [q for q, _ in pairs] * args.repeat
+        latency = bm25_latency({"bm25": (whole, stemmer, ids)}, raw, collection, queries)
+        results[name] = {"chunks": len(chunks), "queries": len(queries), "median_ms": latency}
+        print(json.dumps({name: results[name]}), flush=True)
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+def ingest_ab(args: argparse.Namespace) -> dict[str, Any]:
+    """The same 256 man-page chunks (longest first) embedded by `Collection.add_chunks`,
+    `SentenceTransformerEmbedder.embed` and `SentenceTransformer.encode`, three rounds with the
+    order reversed every other round: is agentlib's ingest slower than the bare encode call?"""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(args.torch_threads)
+    documents, _ = _ir_collections.manpages(args.manpages)
+    model = SentenceTransformer(_bundled_model(), device="cpu")
+    embedder = SentenceTransformerEmbedder(model_object=model)
+    docs = [Document(text=t, metadata={"source": i}) for i, t in list(documents.items())[:40]]
+    chunks = sorted(Collection(embedder).split(docs), key=lambda c: -len(c.text))[:256]
+    texts = [chunk.text for chunk in chunks]
+    model.encode(texts[:8])
+    calls = {
+        "Collection.add_chunks": lambda: Collection(embedder, progress=False).add_chunks(chunks),
+        "SentenceTransformerEmbedder.embed": lambda: embedder.embed(texts),
+        "SentenceTransformer.encode": lambda: model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        ),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    results: dict[str, Any] = {"load_before": os.getloadavg(), "chunks": len(chunks)}
+    for round_number in range(3):
+        names = list(calls) if round_number % 2 == 0 else list(reversed(calls))
+        for name in names:
+            started = time.perf_counter()
+            calls[name]()
+            seconds[name].append(time.perf_counter() - started)
+    results["seconds"] = seconds
     results["load_after"] = os.getloadavg()
     return results
 
@@ -437,7 +664,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("part", choices=["quality", "speed", "exact", "ann-1m"])
+    parser.add_argument(
+        "part", choices=["quality", "bm25-latency", "ingest-ab", "speed", "exact", "ann-1m"]
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="query passes (bm25-latency)")
     parser.add_argument("--pairs", type=int, default=3000, help="stdlib known-item pairs")
     parser.add_argument("--manpages", type=int, default=500, help="manual pages (quality)")
     parser.add_argument(
@@ -447,13 +677,16 @@ def main() -> None:
     parser.add_argument("--dense-weight", type=float, default=None, help="override the weight")
     parser.add_argument("--chunk-size", type=int, default=None, help="override chunk tokens")
     parser.add_argument("--chunk-overlap", type=int, default=30, help="with --chunk-size")
-    parser.add_argument("--tune-on", default="manpages", help="collection whose tune half tunes")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (quality)")
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds")
     args = parser.parse_args()
     out: dict[str, Any] = {"machine": machine(), "part": args.part}
     if args.part == "quality":
         out["quality"] = quality(args)
+    elif args.part == "bm25-latency":
+        out["bm25_latency"] = bm25_speed(args)
+    elif args.part == "ingest-ab":
+        out["ingest_ab"] = ingest_ab(args)
     elif args.part == "exact":
         out["embedding"] = embedding_speed()
         out["exact"] = [exact_speed(10_000), exact_speed(100_000)]

@@ -33,3 +33,7 @@ collection.add_documents(
 )
 print([hit.chunk.source for hit in collection.search("pump", k=2)])  # both documents
 print([hit.chunk.source for hit in collection.search("pump", k=2, deduplicate=False)])
+
+# BM25 on its own gives the same one-hit-per-document ranking, building only the hits it returns.
+bm25 = BM25Retriever(collection.index.chunks())
+print([hit.chunk.source for hit in bm25.search_documents("pump", k=2)])  # both documents

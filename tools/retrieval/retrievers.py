@@ -44,6 +44,7 @@ __all__ = [
     "TermOverlapReranker",
     "best_per_document",
     "default_tokenize",
+    "document_key",
     "reciprocal_rank_fusion",
     "word_tokenize",
 ]
@@ -61,6 +62,7 @@ class Retriever(Protocol):
 
 
 _INLINE_ROWS = 20_000  # BM25 indexes up to this many chunks are searched on the event loop
+_DOCUMENT_FETCH = 4  # search_documents asks bm25s for this many chunks per wanted document
 
 
 def _run(coroutine: object) -> list[SearchHit]:
@@ -191,6 +193,7 @@ class BM25Retriever(_SyncSearch):
         self.b = b
         self._table = ChunkTable()
         self._model: object | None = None
+        self._documents: np.ndarray | None = None  # row -> document number, for search_documents
         self.add(chunks)
 
     def __len__(self) -> int:
@@ -207,6 +210,7 @@ class BM25Retriever(_SyncSearch):
                 table.chunks.append(chunk)
         table.invalidate()
         self._model = None
+        self._documents = None
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove chunks by id; return how many were removed."""
@@ -215,6 +219,7 @@ class BM25Retriever(_SyncSearch):
             self._table.chunks = [c for c in self._table.chunks if c.id not in doomed]
             self._table.rebuild_rows()
             self._model = None
+            self._documents = None
         return len(doomed)
 
     def _index(self) -> object:
@@ -242,25 +247,64 @@ class BM25Retriever(_SyncSearch):
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
     ) -> list[SearchHit]:
         """The best BM25 matches, computed in the calling thread (no event loop needed)."""
+        rows, scores = _top(*self._matches(query, filter), k)
+        chunks = self._table.chunks
+        return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in rows]
+
+    def search_documents(
+        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """The best chunk of each of the `k` best-matching documents, best first.
+
+        The same hits as `best_per_document(self.search(query, len(self)), k)`, but only the
+        returned hits are built: the top `k * 4` chunks are ranked, and four times more only
+        while those hold fewer than `k` documents (the chunks are scored once).
+        """
+        if k < 1:
+            return []
+        matched, scores = self._matches(query, filter)
+        documents = self._document_numbers()
+        fetch = k * _DOCUMENT_FETCH
+        while True:
+            rows, _ = _top(matched, scores, fetch)
+            # The first (best) row of each document, in rank order.
+            _, first = np.unique(documents[rows], return_index=True)
+            best = rows[np.sort(first)[:k]]
+            if len(best) >= k or len(rows) < fetch:
+                chunks = self._table.chunks
+                return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in best]
+            fetch *= _DOCUMENT_FETCH
+
+    def _matches(self, query: str, filter: MetadataFilter | None) -> tuple[np.ndarray, np.ndarray]:
+        """The rows that share a term with `query` (and pass `filter`), and every row's score."""
         table = self._table
         terms = self.tokenize(query)
-        if not len(table) or not terms or k < 1:
-            return []
+        if not len(table) or not terms:
+            return np.zeros(0, dtype=np.intp), np.zeros(len(table), dtype=np.float32)
         model: Any = self._index()
         mask = table.mask(filter)
-        # bm25s's own top-k (the same path as `bm25s.BM25.retrieve` callers take); a filter
-        # is its weight mask, so filtered-out chunks score 0 and are dropped below.
-        rows, scores = model.retrieve(
-            [terms],
-            k=min(k, len(table)),
-            show_progress=False,
-            weight_mask=None if mask is None else mask.astype(np.float32),
+        # bm25s's scores with the filter as its weight mask (filtered-out chunks score 0); the
+        # top k is taken here, since bm25s's `retrieve` adds 0.1 ms of per-call bookkeeping to
+        # the 0.04 ms of scoring 1,000 chunks (profiled).
+        scores = np.asarray(
+            model.get_scores(terms, weight_mask=None if mask is None else mask.astype(np.float32)),
+            dtype=np.float32,
         )
-        return [
-            SearchHit(chunk=table.chunks[int(row)], score=float(score))
-            for row, score in zip(rows[0], scores[0], strict=True)
-            if score > 0
-        ]
+        return np.flatnonzero(scores > 0), scores
+
+    def _document_numbers(self) -> np.ndarray:
+        """One integer per chunk row naming its document (see `document_key`)."""
+        if self._documents is None:
+            numbers: dict[tuple[str, object], int] = {}
+            self._documents = np.fromiter(
+                (
+                    numbers.setdefault(document_key(chunk), len(numbers))
+                    for chunk in self._table.chunks
+                ),
+                dtype=np.int64,
+                count=len(self._table),
+            )
+        return self._documents
 
     async def asearch(
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
@@ -270,6 +314,30 @@ class BM25Retriever(_SyncSearch):
             # Small indexes answer in well under a millisecond: a thread hop would cost more.
             return self.search(query, k, filter=filter)
         return await asyncio.to_thread(self.search, query, k, filter=filter)
+
+    async def asearch_documents(
+        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """The best chunk of each of the `k` best-matching documents (see `search_documents`)."""
+        if len(self._table) <= _INLINE_ROWS:
+            return self.search_documents(query, k, filter=filter)
+        return await asyncio.to_thread(self.search_documents, query, k, filter=filter)
+
+
+def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` best of `rows` by `scores`, best first, ties to the earlier row; and `scores`."""
+    if k < 1:
+        return rows[:0], scores
+    if len(rows) > k:
+        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+    return rows[np.lexsort((rows, -scores[rows]))], scores
+
+
+def document_key(chunk: Chunk) -> tuple[str, object]:
+    """Which document a chunk belongs to: its `source` and `page`; its own id without a source."""
+    metadata = chunk.metadata
+    source = metadata.get("source")
+    return (str(source), metadata.get("page")) if source else (chunk.id, None)
 
 
 def best_per_document(hits: Iterable[SearchHit], k: int | None = None) -> list[SearchHit]:
@@ -284,9 +352,7 @@ def best_per_document(hits: Iterable[SearchHit], k: int | None = None) -> list[S
     seen: set[tuple[str, object]] = set()
     kept: list[SearchHit] = []
     for hit in hits:
-        metadata = hit.chunk.metadata
-        source = metadata.get("source")
-        key = (str(source), metadata.get("page")) if source else (hit.chunk.id, None)
+        key = document_key(hit.chunk)
         if key in seen:
             continue
         seen.add(key)
