@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentlib import _tool_call_format as tool_call_format
+from agentlib._output import OutputValidationError
 from agentlib._prompts import template
 from agentlib._schema_values import example_value
 from agentlib._step_schema import NO_ARGUMENTS
 from agentlib._tool_descriptions import schema_entry, signature_entry
-from agentlib.models.profiles import WorkedExample
+from agentlib.models.profiles import FORMAT_EXAMPLE, WorkedExample
 
 if TYPE_CHECKING:
     from agentlib.step_format import StepFormat
@@ -46,31 +47,28 @@ def render_prompt(
 
 
 def describe(step_format: StepFormat, example: WorkedExample | None = None) -> str:
-    """The format part of the prompt: filled examples, never a template to copy.
+    """The format part of the prompt: filled steps, never a template to copy.
 
-    Small models copy template placeholders (`"<tool name>"`, `{...}`) as values (issue
-    25, item 4), so the prompt shows real steps: a call of `example`'s tool (or of the
-    first tool, with arguments generated from its schema) and a final answer.
+    Small models copy what they are shown: template placeholders (`"<tool name>"`, `{...}`,
+    issue 25, item 4) and just as much made-up values in a call of one of their own tools
+    (`FORMAT_EXAMPLE` says what that cost on BFCL). So the call shown is `example`'s (a
+    worked example of an offered tool, with its real values) or else `FORMAT_EXAMPLE`'s, a
+    tool the agent does not have; then a final answer.
     """
     lines = []
-    if example is not None:
-        call = step_format.call_action(example.tool, example.arguments)
-        lines.append(step_format.render_step(example.thought, [call]))
-    elif step_format._tools:
-        name, _, parameters = step_format._tools[0]
-        calls = [step_format.call_action(name, example_value(parameters))]
-        if step_format.parallel_calls > 1 and len(step_format._tools) > 1:
-            second, _, second_parameters = step_format._tools[1]
-            calls.append(step_format.call_action(second, example_value(second_parameters)))
-        lines.append(
-            step_format.render_step(
-                f"I call {' and '.join(c[step_format.name_key] for c in calls)}.", calls
-            )
-        )
-    answer = (
-        example.answer if example is not None else example_value(step_format.answer.json_schema)
-    )
-    thought = example.answer_thought if example is not None else "I know the answer."
+    if step_format._tools or step_format._handoffs:
+        shown = example or FORMAT_EXAMPLE
+        arguments = [shown.arguments]
+        if step_format.parallel_calls > 1:
+            arguments += shown.more_arguments[: step_format.parallel_calls - 1]
+        calls = [step_format.call_action(shown.tool, item) for item in arguments]
+        if example is None:
+            lines.append(f'For example, with a tool "{shown.tool}" and the task "{shown.task}":')
+        lines.append(step_format.render_step(shown.thought, calls))
+        if example is None:
+            lines.append("and once you know the answer:")
+    answer = _example_answer(step_format, example or FORMAT_EXAMPLE)
+    thought = (example or FORMAT_EXAMPLE).answer_thought if lines else "I know the answer."
     lines.append(step_format.render_step(thought, [step_format.final_action(answer)]))
     if step_format.parallel_calls > 1:
         lines.append(
@@ -78,6 +76,14 @@ def describe(step_format: StepFormat, example: WorkedExample | None = None) -> s
             "time; the final answer comes alone)"
         )
     return "\n".join(lines)
+
+
+def _example_answer(step_format: StepFormat, example: WorkedExample) -> Any:
+    """The example's answer as the agent's output type takes it, else one made from its schema."""
+    try:
+        return step_format.answer.validate(example.answer)
+    except OutputValidationError:
+        return example_value(step_format.answer.json_schema)
 
 
 def rules(step_format: StepFormat) -> str:

@@ -14,9 +14,10 @@ from inline_snapshot import snapshot
 from pydantic import BaseModel, Field
 
 from agentlib import Agent, ModelOutputError, ScriptedModel, Tool, tool
-from agentlib.models.profiles import StepOptions
+from agentlib.models.profiles import FORMAT_EXAMPLE, PROFILES, StepOptions
 from agentlib.models.testing import call, final, parallel
 from agentlib.step_format import FINAL_ANSWER, StepFormat
+from agentlib.tools.calculator import calculator
 from tests._constraint import SmolLM2Constraint, as_generated, smollm2
 from tests.test_actions import Filter, search
 
@@ -82,9 +83,9 @@ def values_of(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "string":
         return st.text(max_size=min(schema.get("maxLength", 20), 20))
     if kind == "integer":
-        return st.integers(-1000, 1000)
+        return st.integers(schema.get("minimum", -1000), schema.get("maximum", 1000))
     if kind == "number":
-        return st.floats(-1e6, 1e6, allow_nan=False)
+        return st.floats(schema.get("minimum", -1e6), schema.get("maximum", 1e6), allow_nan=False)
     if kind == "boolean":
         return st.booleans()
     if kind == "null":
@@ -218,10 +219,26 @@ def test_the_prompt_shows_filled_examples_never_a_template() -> None:
         prompt = step_format.render_prompt(None)
         assert "<tool name>" not in prompt and "{...}" not in prompt and '"..."' not in prompt
         format_lines = step_format.describe().splitlines()
-        examples = [line for line in format_lines if line.startswith("{")]
-        assert len(examples) == 2
-        for line in examples:  # each example is a step the format accepts
-            step_format.parse(line, TOOLS_BY_NAME)
+        call, answer = [line for line in format_lines if line.startswith("{")]
+        # The call shown is of a tool the agent does not have, with real values: a made-up
+        # call of its own tool ("a", 1) is what small models copied (FORMAT_EXAMPLE).
+        shown = json.loads(call)
+        actions = shown["actions"] if parallel_calls > 1 else [shown["action"]]
+        assert {item["tool"] for item in actions} == {FORMAT_EXAMPLE.tool}
+        assert FORMAT_EXAMPLE.tool not in TOOLS_BY_NAME
+        assert f'task "{FORMAT_EXAMPLE.task}"' in step_format.describe()
+        assert len(actions) == parallel_calls  # a parallel format shows calls side by side
+        step_format.parse(answer, TOOLS_BY_NAME)  # the answer is a step the format accepts
+
+
+def test_a_worked_example_of_an_offered_tool_is_the_call_shown() -> None:
+    example = PROFILES["smollm2"].examples[0]
+    tools = [*TOOLS, calculator]
+    prompt = StepFormat.build(tools, str).render_prompt(None, examples=(example,))
+    assert f"Task: {example.task}" in prompt and FORMAT_EXAMPLE.tool not in prompt
+    # With an int answer, the example's answer is shown as the type takes it.
+    described = StepFormat.build(tools, int).describe(example)
+    assert '"answer": 10}' in described
 
 
 def test_the_tool_list_says_what_is_required_and_shows_no_null_default_on_a_plain_type() -> None:

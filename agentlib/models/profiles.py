@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MAX_THOUGHT_LENGTH",
     "DEFAULT_PROFILE",
     "DEFAULT_RETRY_TEMPERATURE",
+    "FORMAT_EXAMPLE",
     "PROFILES",
     "ModelProfile",
     "StepOptions",
@@ -125,6 +126,9 @@ class WorkedExample:
     """The thought before the final answer."""
     answer: Any
     """The final answer."""
+    more_arguments: tuple[Mapping[str, Any], ...] = ()
+    """Further calls of the same tool in the call's step, shown when a step may hold
+    several calls (`parallel_calls`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +165,23 @@ _CALCULATOR_EXAMPLE = WorkedExample(
     answer_thought="The result is 10.",
     answer="10",
 )
+
+FORMAT_EXAMPLE = WorkedExample(
+    tool="get_weather",
+    task="Is it raining in Oslo or in Paris?",
+    thought="I call get_weather with the city from the task.",
+    arguments={"city": "Oslo"},
+    more_arguments=({"city": "Paris"},),
+    observation="Oslo: rain. Paris: sun.",
+    answer_thought="I have the result, so I answer.",
+    answer="It is raining in Oslo, not in Paris.",
+)
+"""The step the prompt shows when no worked example's tool is offered: a call of a tool the
+agent does not have, with real values. Small models copy what the prompt shows: with a call of
+the agent's own first tool filled with generated values (`"a"`, `1`), SmolLM2-135M wrote those
+values into 29 of its 58 failed BFCL simple_python calls and called the shown tool in 40 of 52
+BFCL multiple cases (benchmarks/tool_calling.md). The constraint keeps the made-up tool out of
+real steps."""
 
 PROFILES: dict[str, ModelProfile] = {
     # SmolLM2-135M (the embedded model). Measured with `agentlib run "What is 17 * 23?"`
