@@ -10,39 +10,31 @@ these are the seams a durable engine wraps (a DBOS step each), and what tracing,
 budget and cancellation already wrap. Nothing else reaches the model or a tool.
 
 `agent.py` keeps `Agent`'s configuration and public methods; it builds a `Run` per run.
+Asking the model for one valid step is in `_run_step.py`, acting on the step's calls (and
+the run's own toolsets) in `_run_tools.py`; the state and its checkpoints are in
+`_run_state.py` and `_run_checkpoints.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from typing_extensions import TypeVar
 
-from agentlib import _approval_flow, _checkpoint, _tracing
+from agentlib import _approval_flow, _tracing
 from agentlib._cancel import CancelToken, retrieve_outcome
-from agentlib._prompting import fit_to_context, observation_message
-from agentlib._retry import Failure, RetriesExhausted, generate_until_valid
-from agentlib._run_checkpoints import CheckpointWriter, interrupted, open_step, snapshot
-from agentlib._run_state import (
-    Accepted,
-    RunState,
-    Stop,
-    ended,
-    fresh_state,
-    reserve_tokens,
-    restored_state,
-)
-from agentlib._subagents import ToolScope
-from agentlib._tool_first import agenerate_tool_first
+from agentlib._run_checkpoints import CheckpointWriter, open_step, snapshot
+from agentlib._run_state import Accepted, RunState, Stop, ended, fresh_state, restored_state
+from agentlib._run_step import ask_for_step
+from agentlib._run_tools import act, close_run_toolsets, run_tool, tools_for_run
 from agentlib.approval import Approver
-from agentlib.errors import ConfigurationError, ModelError, ModelOutputError, ToolError
+from agentlib.errors import ConfigurationError, ModelError, ModelOutputError
 from agentlib.models.base import (
     Message,
     ModelResponse,
@@ -51,24 +43,18 @@ from agentlib.models.base import (
     SamplingModel,
     StreamingModel,
 )
-from agentlib.step_format import Rejection, StepFormat, rejected_values
 from agentlib.steps import (
     AgentEvent,
     ErrorEvent,
-    FinalAnswerEvent,
     Observation,
     RunFinishedEvent,
     RunResult,
     StepStartedEvent,
     StopReason,
     TextEvent,
-    ThoughtEvent,
     ToolCall,
-    ToolCallEvent,
-    ToolResultEvent,
-    Usage,
 )
-from agentlib.tool import Tool, Toolset, collect_tools, render_observation, truncate
+from agentlib.tool import Tool
 
 if TYPE_CHECKING:
     from agentlib.agent import Agent, ConversationLike
@@ -78,31 +64,6 @@ __all__ = ["Accepted", "Run", "RunState", "Stop"]
 logger = logging.getLogger("agentlib.agent")  # the loop's records keep the logger they had
 
 OutputT = TypeVar("OutputT", default=str)
-
-
-def tools_for_run(agent: Agent[Any]) -> tuple[list[Toolset], dict[str, Tool]]:
-    """Give each run its own toolset instances where a toolset asks for that."""
-    run_toolsets: list[Toolset] = []
-    sources: list[Tool | Toolset | Callable[..., Any]] = []
-    for source in agent._tool_sources:
-        if isinstance(source, Toolset):
-            scoped = source.for_run()
-            if scoped is not source:
-                run_toolsets.append(scoped)
-            sources.append(scoped)
-        else:
-            sources.append(source)
-    tools = collect_tools(sources) if run_toolsets else agent.tools
-    return run_toolsets, {item.name: item for item in tools}
-
-
-async def close_run_toolsets(toolsets: list[Toolset]) -> None:
-    """Close the toolsets made for one run; a failure is logged, never raised."""
-    for toolset in toolsets:
-        try:
-            await asyncio.shield(toolset.aclose())
-        except Exception:  # closing must not hide the run's result
-            logger.exception("closing toolset %r failed", toolset)
 
 
 class Run(Generic[OutputT]):
@@ -196,7 +157,9 @@ class Run(Generic[OutputT]):
             if decision is not None and not decision.approved:
                 observation = decision.denial(call)
             else:
-                observation = await self._run_tool(call, item, values, decision)
+                observation = await run_tool(
+                    call, item, values, decision, self.agent.max_observation_chars
+                )
             span.record(observation)
         return observation
 
@@ -394,7 +357,7 @@ class Run(Generic[OutputT]):
             if resumed is not None and resumed.checkpoint.status == "running"
             else None
         )
-        async for event in self._act(index, accepted, decided, running):
+        async for event in act(self, index, accepted, decided, running):
             yield event
         if state.trace is not None:
             state.trace.step_finished(state.steps[-1])
@@ -423,285 +386,7 @@ class Run(Generic[OutputT]):
         Raises:
             Stop: The step was still invalid after the retries, or `call_model` stopped.
         """
-        agent, state, tools = self.agent, self.state, self.tools
-        events: list[AgentEvent] = []
-        messages = fit_to_context(
-            state.messages,
-            context_window=agent.model.capabilities.context_window,
-            reserve_tokens=reserve_tokens(agent),
-            first=state.first_shortenable,
-        )
-        usage = Usage()
-        model_seconds = 0.0
-        rejected: list[Rejection] = []
-
-        async def ask(history: list[Message], failure: Failure | None) -> ModelResponse:
-            nonlocal usage, model_seconds
-            began = time.perf_counter()
-            if failure is not None:
-                rejected.extend(rejected_values(failure.error))
-            response = await self._ask_step(
-                history, self._format_after(failure, rejected), self._sampling_after(failure)
-            )
-            state.attempt += 1
-            model_seconds += time.perf_counter() - began
-            usage = usage + Usage(
-                requests=1,
-                input_tokens=response.input_tokens,
-                output_tokens=response.output_tokens,
-            )
-            if response.path not in state.paths:
-                state.paths.append(response.path)
-            return response
-
-        def on_invalid(error: str, will_retry: bool) -> None:
-            events.append(ErrorEvent(step=index, message=error, will_retry=will_retry))
-
-        try:
-            validated = await generate_until_valid(
-                ask,
-                messages,
-                lambda response: agent.step_format.parse(response.text, tools),
-                retries=agent.max_retries,
-                on_invalid=on_invalid,
-            )
-        except RetriesExhausted as exc:
-            why = (
-                " (the model repeated an invalid reply word for word, so retrying cannot help)"
-                if exc.repeated
-                else ""
-            )
-            raise Stop(
-                "invalid_output",
-                f"step {index} was still invalid after {exc.attempts} attempt(s){why}: {exc.error}",
-            ) from exc
-        finally:
-            state.usage = state.usage + usage
-        parsed = validated.value
-        calls = []
-        for call in parsed.calls:
-            calls.append(
-                ToolCall(
-                    id=f"call_{state.next_call_id}", tool_name=call.name, arguments=call.arguments
-                )
-            )
-            state.next_call_id += 1
-        events.append(ThoughtEvent(step=index, thought=parsed.thought))
-        accepted = Accepted(
-            parsed=parsed,
-            calls=tuple(calls),
-            response=validated.response,
-            retries=validated.attempts - 1,
-            usage=usage,
-            model_seconds=model_seconds,
-            agent_name=agent.name,
-        )
-        return accepted, events
-
-    async def _ask_step(
-        self, messages: list[Message], step_format: StepFormat, sampling: Sampling | None
-    ) -> ModelResponse:
-        """One attempt at a step under `step_format`: one request, or tool-first's two.
-
-        Tool-first's requests go through `call_model` too, with the attempt's narrowed
-        format and sampling, so its retry differs as a joint step's does.
-        """
-        if step_format.options.decoding != "tool_first":
-            return await self.call_model(messages, step_format.output, sampling)
-
-        async def request(
-            history: list[Message], output: OutputSchema, max_tokens: int | None, stream: bool
-        ) -> ModelResponse:
-            return await self.call_model(
-                history, output, sampling, max_tokens=max_tokens, stream=stream
-            )
-
-        return await agenerate_tool_first(
-            request, step_format, messages, max_tokens=self.agent.max_tokens_per_step
-        )
-
-    def _format_after(self, failure: Failure | None, rejected: Sequence[Rejection]) -> StepFormat:
-        """The step format for the next attempt, narrowed after an invalid one.
-
-        A reply cut short under constraint would be cut again at the same point: halving the
-        string bounds excludes the over-long choice. A string value validation refused
-        (`rejected`, every one of this step's attempts so far) is excluded from the
-        constraint, so a greedy retry cannot write it again (issue 25, item 3).
-        """
-        agent = self.agent
-        step_format = agent.step_format
-        if failure is not None and failure.response.finish_reason == "length":
-            if agent._narrowed is None:
-                agent._narrowed = agent.step_format.narrowed()
-            step_format = agent._narrowed
-        return step_format.excluding(rejected) if rejected else step_format
-
-    def _sampling_after(self, failure: Failure | None) -> Sampling | None:
-        """A retry is sampled (profile's temperature, the attempt as seed) where models allow."""
-        agent = self.agent
-        temperature = agent.profile.retry_temperature
-        if failure is None or temperature is None:
-            return None
-        if not agent.model.capabilities.supports_sampling:
-            return None
-        return Sampling(temperature=temperature, seed=failure.attempt)
-
-    async def _act(
-        self,
-        index: int,
-        accepted: Accepted,
-        decided: Mapping[str, _approval_flow.Resolved] | None = None,
-        resumed: _checkpoint.OpenStep | None = None,
-    ) -> AsyncIterator[AgentEvent]:
-        """Run the step's tool calls concurrently and record the step with what they return.
-
-        `resumed`: the step as checkpointed before the process died; its calls with an
-        observation are not run again.
-        """
-        agent, state, tools = self.agent, self.state, self.tools
-        parsed = accepted.parsed
-        echo = Message(role="assistant", content=agent.step_format.echo(parsed))
-        if parsed.is_final or parsed.handoff is not None:
-            state.steps.append(accepted.to_step(index))
-            state.messages.append(echo)
-            if parsed.is_final:
-                yield FinalAnswerEvent(step=index, output=parsed.answer)
-            return
-        for item in accepted.calls:
-            yield ToolCallEvent(step=index, call=item)
-        began = time.perf_counter()
-        # What sub-agent tools share with this run; `None` (no cost) when no call runs one.
-        scope = ToolScope.for_step(state, agent.token_budget, index, accepted.calls, tools)
-        try:
-            runs = await self._calls(index, accepted, decided or {}, resumed)
-            if scope is None:
-                observations = await self.guarded(asyncio.gather(*runs))
-            else:
-                tracked = asyncio.gather(*scope.track_all(accepted.calls, runs))
-                async for event in scope.relay(self.guarded(tracked)):
-                    yield event  # a sub-agent's events, as they happen
-                observations = scope.observations
-        except (Stop, asyncio.CancelledError):
-            state.steps.append(accepted.to_step(index))  # interrupted: its calls, no results
-            raise
-        tool_seconds = time.perf_counter() - began
-        state.steps.append(
-            accepted.to_step(index, observations=tuple(observations), tool_seconds=tool_seconds)
-        )
-        self._track_repeats(list(accepted.calls), observations)
-        state.messages.append(echo)
-        state.messages.append(
-            Message(
-                role="user",
-                content=observation_message(observations, repeated=state.repeats > 1),
-            )
-        )
-        if self.writer is not None:
-            await self.writer.save("running")  # before anyone sees the results
-        for observation in observations:
-            yield ToolResultEvent(step=index, observation=observation)
-
-    async def _calls(
-        self,
-        index: int,
-        accepted: Accepted,
-        decided: Mapping[str, _approval_flow.Resolved],
-        resumed: _checkpoint.OpenStep | None,
-    ) -> list[Awaitable[Observation]]:
-        """The step's calls, ready to run; checkpointed first when the agent has a store."""
-        tools = self.tools
-        pairs = zip(accepted.calls, accepted.parsed.calls, strict=True)
-        if self.writer is None and resumed is None:
-            return [
-                self.call_tool(item, tools[item.tool_name], call.values, decided.get(item.id))
-                for item, call in pairs
-            ]
-        done = {o.call_id: o for o in resumed.observations} if resumed is not None else {}
-        if resumed is None and self.writer is not None:
-            # The calls are in flight from here: a crash now makes them `interrupted`.
-            await self.writer.save("running", step=open_step(accepted, index), decided=decided)
-        return [
-            self._checkpointed_call(index, accepted, decided, done, item, call.values, resumed)
-            for item, call in pairs
-        ]
-
-    async def _checkpointed_call(
-        self,
-        index: int,
-        accepted: Accepted,
-        decided: Mapping[str, _approval_flow.Resolved],
-        done: dict[str, Observation],
-        call: ToolCall,
-        values: Mapping[str, Any],
-        resumed: _checkpoint.OpenStep | None,
-    ) -> Observation:
-        """One call of a checkpointed run: never run twice once its observation is saved."""
-        if call.id in done:
-            return done[call.id]
-        item = self.tools[call.tool_name]
-        if resumed is not None and not item.idempotent:
-            observation = interrupted(call)
-        else:
-            observation = await self.call_tool(call, item, values, decided.get(call.id))
-        done[call.id] = observation
-        if len(accepted.calls) > 1 and self.writer is not None:
-            finished = tuple(done[c.id] for c in accepted.calls if c.id in done)
-            await self.writer.save(
-                "running", step=open_step(accepted, index, finished), decided=decided
-            )
-        return observation
-
-    async def _run_tool(
-        self,
-        call: ToolCall,
-        item: Tool,
-        values: Mapping[str, Any],
-        decision: _approval_flow.Resolved | None,
-    ) -> Observation:
-        began = time.perf_counter()
-        if decision is not None and decision.values is not None:
-            values = decision.values
-        try:
-            value = await item.acall_validated(values)
-        except ToolError as exc:
-            return self._error_observation(call, exc, began, show_type=False)
-        except Exception as exc:  # a tool's failure is an observation, never a crash
-            return self._error_observation(call, exc, began, show_type=True)
-        content = render_observation(value, self.agent.max_observation_chars)
-        return Observation(
-            call_id=call.id,
-            tool_name=call.tool_name,
-            content=decision.note(content) if decision is not None else content,
-            duration=time.perf_counter() - began,
-            value=value,
-        )
-
-    def _error_observation(
-        self, call: ToolCall, exc: Exception, began: float, *, show_type: bool
-    ) -> Observation:
-        text = f"{type(exc).__name__}: {exc}" if show_type else f"error: {exc}"
-        logger.debug("tool %s failed: %s", call.tool_name, text)
-        return Observation(
-            call_id=call.id,
-            tool_name=call.tool_name,
-            content=truncate(text, self.agent.max_observation_chars),
-            is_error=True,
-            error_type=type(exc).__name__,
-            duration=time.perf_counter() - began,
-        )
-
-    def _track_repeats(self, calls: list[ToolCall], observations: Sequence[Observation]) -> None:
-        state = self.state
-        signature = json.dumps(
-            [
-                [c.tool_name, c.arguments, o.content]
-                for c, o in zip(calls, observations, strict=True)
-            ],
-            sort_keys=True,
-            default=str,
-        )
-        state.repeats = state.repeats + 1 if signature == state.last_signature else 1
-        state.last_signature = signature
+        return await ask_for_step(self, index)
 
     def _check_limits(self) -> None:
         agent, state = self.agent, self.state

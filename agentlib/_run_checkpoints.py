@@ -1,8 +1,9 @@
 """One run's checkpoints: the snapshot of its state, and the writer that stores them in order.
 
-The format is `agentlib._checkpoint`'s; the loop (`agentlib._run`) decides when to write:
-when the run starts, before a step's calls run (they are in flight from then on), after
-each call of a step with several, after each step, on a pause for approval, and at the end.
+The format is `agentlib._checkpoint`'s; the loop (`agentlib._run`, and `agentlib._run_tools`
+for a step's calls) decides when to write: when the run starts, before a step's calls run
+(they are in flight from then on), after each call of a step with several, after each step,
+on a pause for approval, and at the end.
 A call whose observation reached the store is never run again on resume; one that was in
 flight is reported as `interrupted` (`interrupted`), or run again if its tool is idempotent.
 """

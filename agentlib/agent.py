@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
-from agentlib import _approval_flow, _run, _run_state, _tracing
+from agentlib import _approval_flow, _run, _run_state, _run_tools, _tracing
 from agentlib._cancel import CancelToken
 from agentlib._retry import RetriesExhausted
 from agentlib._subagents import (
@@ -574,7 +574,7 @@ class Agent(Generic[OutputT]):
         agent = self._for_task(task)
         run: _run.Run[OutputT] = _run.Run(agent)
         run.state = _run_state.fresh_state(agent, task, history, None, time.perf_counter())
-        run_toolsets, run.tools = _run.tools_for_run(agent)
+        run_toolsets, run.tools = _run_tools.tools_for_run(agent)
         try:
             accepted, _events = await run.step(1)
         except _run_state.Stop as stop:
@@ -589,7 +589,7 @@ class Agent(Generic[OutputT]):
                 ) from cause
             raise ModelError(stop.message or stop.reason) from cause
         finally:
-            await _run.close_run_toolsets(run_toolsets)
+            await _run_tools.close_run_toolsets(run_toolsets)
         return accepted.to_step(1)
 
     def plan(self, task: str, *, history: Sequence[Message] = ()) -> Step:

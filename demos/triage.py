@@ -20,8 +20,9 @@ with optional_imports("demos", feature="the Gradio demos"):
 
 from agentlib import Agent, CancelToken, RunFinishedEvent, RunResult
 
+from ._chat_view import LiveView
 from ._shared import SMALL_MODEL_NOTE, ChatSession, ModelPool, SessionRegistry, close_session
-from .chat import LiveView, catalogue_tool, docs_search
+from .chat import catalogue_tool, docs_search
 
 EXAMPLES = [
     "Which genre has the most tracks?",

@@ -21,6 +21,7 @@ from agentlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlib.tools.retrieval.ann import ANNIndex
+    from agentlib.tools.retrieval.bm25 import BM25Retriever
     from agentlib.tools.retrieval.collection import Collection, SearchMode
     from agentlib.tools.retrieval.documents import Chunk, Document, MetadataFilter, SearchHit
     from agentlib.tools.retrieval.embedders import (
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     )
     from agentlib.tools.retrieval.milvus import MilvusIndex
     from agentlib.tools.retrieval.retrievers import (
-        BM25Retriever,
         DenseRetriever,
         HybridRetriever,
         HyDERetriever,
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "ann": ["ANNIndex"],
+    "bm25": ["BM25Retriever"],
     "collection": ["Collection", "SearchMode"],
     "documents": ["Chunk", "Document", "MetadataFilter", "SearchHit"],
     "embedders": ["Embedder", "HashingEmbedder", "OpenAIEmbedder", "SentenceTransformerEmbedder"],
@@ -82,7 +83,6 @@ _MODULES = {
     ],
     "milvus": ["MilvusIndex"],
     "retrievers": [
-        "BM25Retriever",
         "DenseRetriever",
         "HyDERetriever",
         "HybridRetriever",

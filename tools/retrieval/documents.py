@@ -12,7 +12,15 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-__all__ = ["Chunk", "Document", "Metadata", "MetadataFilter", "SearchHit", "chunk_id"]
+__all__ = [
+    "Chunk",
+    "Document",
+    "Metadata",
+    "MetadataFilter",
+    "SearchHit",
+    "chunk_id",
+    "document_key",
+]
 
 Metadata: TypeAlias = dict[str, Any]
 """JSON-able metadata: `source`, `title`, `page`, `headings`, `start`, `end`, and your own keys."""
@@ -85,3 +93,10 @@ class SearchHit:
     """The chunk found."""
     score: float
     """Cosine similarity (dense), BM25 score, fused RRF score or reranker score."""
+
+
+def document_key(chunk: Chunk) -> tuple[str, object]:
+    """Which document a chunk belongs to: its `source` and `page`; its own id without a source."""
+    metadata = chunk.metadata
+    source = metadata.get("source")
+    return (str(source), metadata.get("page")) if source else (chunk.id, None)

@@ -2,7 +2,7 @@
 
 - `DenseRetriever`: embed the query, search a vector index.
 - `BM25Retriever`: lexical BM25 (bm25s) over the same chunks, scores computed for every chunk
-  at once so metadata filters are exact.
+  at once so metadata filters are exact (in `bm25.py` with its tokenizers, re-exported here).
 - `HybridRetriever`: reciprocal-rank fusion of several retrievers (dense + BM25).
 - `MMRRetriever`: maximal marginal relevance, trading a little relevance for less repetition.
 - `MultiQueryRetriever` and `HyDERetriever`: query expansion by an agentlib `Model`
@@ -16,17 +16,16 @@ Retrievers are async first (`asearch`); `search` is the synchronous twin for scr
 from __future__ import annotations
 
 import asyncio
-import functools
-import re
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from agentlib import ConfigurationError, Model, agenerate_result
 from agentlib._optional import optional_imports
-from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit
+from agentlib.tools.retrieval._sync_search import SyncSearch, run_search
+from agentlib.tools.retrieval.bm25 import BM25Retriever, default_tokenize, word_tokenize
+from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit, document_key
 from agentlib.tools.retrieval.embedders import Embedder, normalize
-from agentlib.tools.retrieval.indexes import ChunkTable, VectorIndex, check_embedder
+from agentlib.tools.retrieval.indexes import VectorIndex, check_embedder
 
 with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
     import numpy as np
@@ -61,30 +60,7 @@ class Retriever(Protocol):
         ...
 
 
-_INLINE_ROWS = 20_000  # BM25 indexes up to this many chunks are searched on the event loop
-_DOCUMENT_FETCH = 4  # search_documents asks bm25s for this many chunks per wanted document
-
-
-def _run(coroutine: object) -> list[SearchHit]:
-    return asyncio.run(coroutine)  # type: ignore[arg-type]
-
-
-class _SyncSearch:
-    """Adds the synchronous `search` twin to a retriever with `asearch`."""
-
-    async def asearch(
-        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
-    ) -> list[SearchHit]:
-        raise NotImplementedError
-
-    def search(
-        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
-    ) -> list[SearchHit]:
-        """Synchronous `asearch` (outside an event loop)."""
-        return _run(self.asearch(query, k, filter=filter))
-
-
-class DenseRetriever(_SyncSearch):
+class DenseRetriever(SyncSearch):
     """Embed the query and search a vector index.
 
     Args:
@@ -115,229 +91,6 @@ class DenseRetriever(_SyncSearch):
         vector = await asyncio.to_thread(self.embedder.embed, [query])
         hits: list[SearchHit] = self.index.search(vector[0], k, filter=filter)
         return hits
-
-
-# bm25s's own token pattern (words of two or more characters), so agentlib's BM25 and bm25s
-# with the same stemmer index the same terms.
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_STEMS: dict[str, str] = {}  # word -> Snowball stem; the vocabulary is small, stemming is not free
-_STEM_LOCK = threading.Lock()  # a PyStemmer `Stemmer` must not be used by two threads at once
-_STEM_CACHE_LIMIT = 1_000_000
-
-
-@functools.cache
-def _stop_words() -> frozenset[str]:
-    with optional_imports("retrieval", feature="BM25Retriever"):
-        from bm25s.stopwords import STOPWORDS_EN
-    return frozenset(STOPWORDS_EN)
-
-
-@functools.cache
-def _english_stemmer() -> Any:
-    with optional_imports("retrieval", feature="BM25Retriever"):
-        import Stemmer
-    return Stemmer.Stemmer("english")
-
-
-def word_tokenize(text: str) -> list[str]:
-    """Lower-cased words of two or more characters without English stop words; no stemming."""
-    stop = _stop_words()
-    return [word for word in _TOKEN.findall(text.lower()) if word not in stop]
-
-
-def default_tokenize(text: str) -> list[str]:
-    """Lower-cased words without English stop words, Snowball-stemmed (`"flows"` -> `"flow"`).
-
-    The same terms bm25s indexes with `bm25s.tokenize(..., stopwords="en",
-    stemmer=Stemmer.Stemmer("english"))`. Stems are cached per word.
-    """
-    words = word_tokenize(text)
-    new = [word for word in set(words) if word not in _STEMS]
-    if new:
-        with _STEM_LOCK:
-            stems = _english_stemmer().stemWords(new)
-            if len(_STEMS) > _STEM_CACHE_LIMIT:
-                _STEMS.clear()
-            _STEMS.update(zip(new, stems, strict=True))
-    stems_of = _STEMS
-    return [stems_of.get(word) or _stem_one(word) for word in words]
-
-
-def _stem_one(word: str) -> str:
-    with _STEM_LOCK:  # the cache was cleared by another thread in between: stem it again
-        stem: str = _english_stemmer().stemWord(word)
-    return stem
-
-
-class BM25Retriever(_SyncSearch):
-    """Lexical BM25 ranking (bm25s) over chunks; rebuilt lazily after changes.
-
-    Args:
-        chunks: The initial chunks.
-        tokenize: Text to terms; default: `default_tokenize` (lower-cased words without English
-            stop words, Snowball-stemmed with PyStemmer). `word_tokenize` skips the stemming.
-        k1: BM25 term-frequency saturation.
-        b: BM25 length normalisation.
-    """
-
-    def __init__(
-        self,
-        chunks: Iterable[Chunk] = (),
-        *,
-        tokenize: Callable[[str], list[str]] = default_tokenize,
-        k1: float = 1.2,
-        b: float = 0.75,
-    ) -> None:
-        self.tokenize = tokenize
-        self.k1 = k1
-        self.b = b
-        self._table = ChunkTable()
-        self._model: object | None = None
-        self._documents: np.ndarray | None = None  # row -> document number, for search_documents
-        self.add(chunks)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def add(self, chunks: Iterable[Chunk]) -> None:
-        """Insert or replace (by id) chunks."""
-        table = self._table
-        for chunk in chunks:
-            if chunk.id in table.rows:
-                table.chunks[table.rows[chunk.id]] = chunk
-            else:
-                table.rows[chunk.id] = len(table.chunks)
-                table.chunks.append(chunk)
-        table.invalidate()
-        self._model = None
-        self._documents = None
-
-    def delete(self, ids: Iterable[str]) -> int:
-        """Remove chunks by id; return how many were removed."""
-        doomed = {i for i in ids if i in self._table.rows}
-        if doomed:
-            self._table.chunks = [c for c in self._table.chunks if c.id not in doomed]
-            self._table.rebuild_rows()
-            self._model = None
-            self._documents = None
-        return len(doomed)
-
-    def _index(self) -> object:
-        if self._model is None:
-            with optional_imports("retrieval", feature="BM25Retriever"):
-                import bm25s
-
-            model = bm25s.BM25(k1=self.k1, b=self.b)
-            corpus = [self.tokenize(chunk.text) for chunk in self._table.chunks]
-            model.index(corpus, show_progress=False)
-            self._model = model
-        return self._model
-
-    def scores(self, query: str) -> np.ndarray:
-        """The BM25 score of every chunk for `query`, in chunk order."""
-        terms = self.tokenize(query)
-        if not terms:
-            # A query of stop words or punctuation ("the", "?!", "") matches nothing lexically;
-            # bm25s would index an empty list (IndexError), so it is answered here.
-            return np.zeros(len(self._table), dtype=np.float32)
-        model = self._index()
-        return np.asarray(model.get_scores(terms), dtype=np.float32)  # type: ignore[attr-defined]
-
-    def search(
-        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
-    ) -> list[SearchHit]:
-        """The best BM25 matches, computed in the calling thread (no event loop needed)."""
-        rows, scores = _top(*self._matches(query, filter), k)
-        chunks = self._table.chunks
-        return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in rows]
-
-    def search_documents(
-        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
-    ) -> list[SearchHit]:
-        """The best chunk of each of the `k` best-matching documents, best first.
-
-        The same hits as `best_per_document(self.search(query, len(self)), k)`, but only the
-        returned hits are built: the top `k * 4` chunks are ranked, and four times more only
-        while those hold fewer than `k` documents (the chunks are scored once).
-        """
-        if k < 1:
-            return []
-        matched, scores = self._matches(query, filter)
-        documents = self._document_numbers()
-        fetch = k * _DOCUMENT_FETCH
-        while True:
-            rows, _ = _top(matched, scores, fetch)
-            # The first (best) row of each document, in rank order.
-            _, first = np.unique(documents[rows], return_index=True)
-            best = rows[np.sort(first)[:k]]
-            if len(best) >= k or len(rows) < fetch:
-                chunks = self._table.chunks
-                return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in best]
-            fetch *= _DOCUMENT_FETCH
-
-    def _matches(self, query: str, filter: MetadataFilter | None) -> tuple[np.ndarray, np.ndarray]:
-        """The rows that share a term with `query` (and pass `filter`), and every row's score."""
-        table = self._table
-        terms = self.tokenize(query)
-        if not len(table) or not terms:
-            return np.zeros(0, dtype=np.intp), np.zeros(len(table), dtype=np.float32)
-        model: Any = self._index()
-        mask = table.mask(filter)
-        # bm25s's scores with the filter as its weight mask (filtered-out chunks score 0); the
-        # top k is taken here, since bm25s's `retrieve` adds 0.1 ms of per-call bookkeeping to
-        # the 0.04 ms of scoring 1,000 chunks (profiled).
-        scores = np.asarray(
-            model.get_scores(terms, weight_mask=None if mask is None else mask.astype(np.float32)),
-            dtype=np.float32,
-        )
-        return np.flatnonzero(scores > 0), scores
-
-    def _document_numbers(self) -> np.ndarray:
-        """One integer per chunk row naming its document (see `document_key`)."""
-        if self._documents is None:
-            numbers: dict[tuple[str, object], int] = {}
-            self._documents = np.fromiter(
-                (
-                    numbers.setdefault(document_key(chunk), len(numbers))
-                    for chunk in self._table.chunks
-                ),
-                dtype=np.int64,
-                count=len(self._table),
-            )
-        return self._documents
-
-    async def asearch(
-        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
-    ) -> list[SearchHit]:
-        """The best BM25 matches; chunks sharing no term with the query are not returned."""
-        if len(self._table) <= _INLINE_ROWS:
-            # Small indexes answer in well under a millisecond: a thread hop would cost more.
-            return self.search(query, k, filter=filter)
-        return await asyncio.to_thread(self.search, query, k, filter=filter)
-
-    async def asearch_documents(
-        self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
-    ) -> list[SearchHit]:
-        """The best chunk of each of the `k` best-matching documents (see `search_documents`)."""
-        if len(self._table) <= _INLINE_ROWS:
-            return self.search_documents(query, k, filter=filter)
-        return await asyncio.to_thread(self.search_documents, query, k, filter=filter)
-
-
-def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` best of `rows` by `scores`, best first, ties to the earlier row; and `scores`."""
-    if k < 1:
-        return rows[:0], scores
-    if len(rows) > k:
-        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
-    return rows[np.lexsort((rows, -scores[rows]))], scores
-
-
-def document_key(chunk: Chunk) -> tuple[str, object]:
-    """Which document a chunk belongs to: its `source` and `page`; its own id without a source."""
-    metadata = chunk.metadata
-    source = metadata.get("source")
-    return (str(source), metadata.get("page")) if source else (chunk.id, None)
 
 
 def best_per_document(hits: Iterable[SearchHit], k: int | None = None) -> list[SearchHit]:
@@ -388,7 +141,7 @@ def reciprocal_rank_fusion(
     return [SearchHit(chunk=chunks[chunk_id], score=score) for chunk_id, score in ordered]
 
 
-class HybridRetriever(_SyncSearch):
+class HybridRetriever(SyncSearch):
     """Several retrievers fused by reciprocal rank (typically dense + BM25).
 
     Args:
@@ -429,8 +182,8 @@ class HybridRetriever(_SyncSearch):
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
     ) -> list[SearchHit]:
         """Synchronous `asearch`: one retriever after another when each has a `search` twin."""
-        if not all(isinstance(r, _SyncSearch) for r in self.retrievers):
-            return _run(self.asearch(query, k, filter=filter))
+        if not all(isinstance(r, SyncSearch) for r in self.retrievers):
+            return run_search(self.asearch(query, k, filter=filter))
         fetch = max(k, self.fetch_k)
         rankings = [
             r.search(query, fetch, filter=filter)  # type: ignore[attr-defined]
@@ -466,7 +219,7 @@ def maximal_marginal_relevance(
     return chosen
 
 
-class MMRRetriever(_SyncSearch):
+class MMRRetriever(SyncSearch):
     """Diversify another retriever's results by maximal marginal relevance.
 
     Args:
@@ -515,7 +268,7 @@ _HYDE_INSTRUCTIONS = (
 )
 
 
-class MultiQueryRetriever(_SyncSearch):
+class MultiQueryRetriever(SyncSearch):
     """Ask a model for paraphrases of the query, search them all, fuse by reciprocal rank.
 
     Args:
@@ -563,7 +316,7 @@ class MultiQueryRetriever(_SyncSearch):
         return reciprocal_rank_fusion(rankings)[:k]
 
 
-class HyDERetriever(_SyncSearch):
+class HyDERetriever(SyncSearch):
     """Hypothetical document embeddings: search with a model-written answer passage.
 
     The query's embedding and the passage's are averaged, so a wrong guess cannot pull the
@@ -636,7 +389,7 @@ class TermOverlapReranker:
         return sorted(scored, key=lambda hit: -hit.score)
 
 
-class RerankingRetriever(_SyncSearch):
+class RerankingRetriever(SyncSearch):
     """Fetch candidates from a retriever and re-order them with a `Reranker`.
 
     Args:
