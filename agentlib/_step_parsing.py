@@ -103,9 +103,9 @@ def parse(step_format: StepFormat, text: str, tools: Mapping[str, Tool]) -> Pars
     if step_format.parallel_calls > 1:
         if not isinstance(actions, list) or not actions:
             raise _invalid("'actions' must be a non-empty list of actions", text)
-        if len(actions) > step_format.parallel_calls:
+        if len(actions) > step_format.calls_per_step:
             raise _invalid(
-                f"at most {step_format.parallel_calls} actions per step, got {len(actions)}", text
+                f"at most {step_format.calls_per_step} actions per step, got {len(actions)}", text
             )
     else:
         actions = [actions]

@@ -60,7 +60,7 @@ def describe(step_format: StepFormat, example: WorkedExample | None = None) -> s
         shown = example or FORMAT_EXAMPLE
         arguments = [shown.arguments]
         if step_format.parallel_calls > 1:
-            arguments += shown.more_arguments[: step_format.parallel_calls - 1]
+            arguments += shown.more_arguments[: step_format.calls_per_step - 1]
         calls = [step_format.call_action(shown.tool, item) for item in arguments]
         if example is None:
             lines.append(f'For example, with a tool "{shown.tool}" and the task "{shown.task}":')
@@ -71,9 +71,10 @@ def describe(step_format: StepFormat, example: WorkedExample | None = None) -> s
     thought = (example or FORMAT_EXAMPLE).answer_thought if lines else "I know the answer."
     lines.append(step_format.render_step(thought, [step_format.final_action(answer)]))
     if step_format.parallel_calls > 1:
+        most = step_format.calls_per_step
         lines.append(
-            f"(at most {step_format.parallel_calls} tool calls per step; they run at the same "
-            "time; the final answer comes alone)"
+            f"(at most {most} tool call{'s' if most > 1 else ''} per step; they run at the "
+            "same time; the final answer comes alone)"
         )
     return "\n".join(lines)
 

@@ -61,6 +61,7 @@ from agentlib.tool import Tool
 
 __all__ = [
     "FINAL_ANSWER",
+    "MIN_CALL_STRING_LENGTH",
     "ParsedCall",
     "ParsedStep",
     "Rejection",
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 _SCHEMA_NAME = "agent_step"
+MIN_CALL_STRING_LENGTH = 16
+"""The shortest bound a call's strings get when a step may hold several calls: the step holds
+fewer calls rather than shorter strings (`StepFormat.calls_per_step`)."""
 _ToolKey = tuple[str, str, str]
 _HandoffKey = tuple[str, str]
 """A handoff branch: `(branch name, description)`."""
@@ -100,6 +104,7 @@ class StepFormat:
         "_tools",
         "action_key",
         "answer",
+        "calls_per_step",
         "handoff_names",
         "max_tokens",
         "name_key",
@@ -147,6 +152,10 @@ class StepFormat:
         self.name_key = "name" if options.tool_format == "tool_call" else options.key_shape
         self._excluded = excluded
         self._call_branches: tuple[list[dict[str, Any]], dict[str, Any]] = ([], {})
+        self.calls_per_step = parallel_calls
+        """The most tool calls the schema lets one step hold: `parallel_calls`, fewer when
+        that many would leave a call's strings shorter than `MIN_CALL_STRING_LENGTH` within
+        `max_tokens` (`_schemas`)."""
         schema, constraint = self._schemas()
         self.output = OutputSchema(
             _SCHEMA_NAME,
@@ -336,14 +345,34 @@ class StepFormat:
             bounds.append(min(strings, _fitting(room // max(1, calls * free))))
         return bounds
 
-    def _schemas(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The step's schema, and the stricter one for constraint engines (`tighten`)."""
-        payloads = [
-            (name, self._with_items(name, parameters, self.parallel_calls), self.parallel_calls)
+    def _fitted(
+        self, calls: int
+    ) -> tuple[list[tuple[str, Mapping[str, Any], int]], int, list[int]]:
+        """Each branch's payload with `calls` calls per step, and the bounds fitted to them."""
+        payloads: list[tuple[str, Mapping[str, Any], int]] = [
+            (name, self._with_items(name, parameters, calls), calls)
             for name, _, parameters in self._tools
         ]
         payloads.append((FINAL_ANSWER, self._with_items(FINAL_ANSWER, self._final_payload(), 1), 1))
         thought_bound, *string_bounds = self._bounds(payloads)
+        return payloads, thought_bound, string_bounds
+
+    def _schemas(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The step's schema, and the stricter one for constraint engines (`tighten`).
+
+        With several calls per step the budget is shared by all of them: eight calls of a tool
+        with two strings left one character for each under 512 tokens, and SmolLM2 wrote
+        `"artist": "T"` eight times (BFCL parallel). So the step holds fewer calls
+        (`calls_per_step`) until each call's strings get `MIN_CALL_STRING_LENGTH` characters
+        (or `max_string_length`, if smaller), and one call at least.
+        """
+        calls = self.parallel_calls
+        payloads, thought_bound, string_bounds = self._fitted(calls)
+        floor = min(self.options.max_string_length, MIN_CALL_STRING_LENGTH)
+        while calls > 1 and min(string_bounds[:-1], default=floor) < floor:
+            calls -= 1
+            payloads, thought_bound, string_bounds = self._fitted(calls)
+        self.calls_per_step = calls
         self.thought_length = thought_bound
         self.string_length = max(string_bounds)
         bounded = [
@@ -410,7 +439,7 @@ class StepFormat:
                         "type": "array",
                         "items": {"anyOf": calls},
                         "minItems": 1,
-                        "maxItems": self.parallel_calls,
+                        "maxItems": self.calls_per_step,
                     },
                 )
             action = {"anyOf": shapes}
@@ -434,7 +463,7 @@ class StepFormat:
             return None
         calls, final = self._call_branches
         answer = final["properties"]["arguments"]["properties"]["answer"]
-        return tool_call_format.grammar(calls, answer, parallel_calls=self.parallel_calls)
+        return tool_call_format.grammar(calls, answer, parallel_calls=self.calls_per_step)
 
     def _actions(self) -> StepActions:
         branches = [

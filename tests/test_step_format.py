@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from agentlib import Agent, ModelOutputError, ScriptedModel, Tool, tool
 from agentlib.models.profiles import FORMAT_EXAMPLE, PROFILES, StepOptions
 from agentlib.models.testing import call, final, parallel
-from agentlib.step_format import FINAL_ANSWER, StepFormat
+from agentlib.step_format import FINAL_ANSWER, MIN_CALL_STRING_LENGTH, StepFormat
 from agentlib.tools.calculator import calculator
 from tests._constraint import SmolLM2Constraint, as_generated, smollm2
 from tests.test_actions import Filter, search
@@ -197,6 +197,39 @@ def test_parallel_schema_refuses_a_final_answer_beside_calls() -> None:
             jsonschema.validate(step, schema)
         with pytest.raises(ModelOutputError, match="only action"):
             step_format.parse(json.dumps(step), TOOLS_BY_NAME)
+
+
+@tool
+def play(artist: str, duration: float) -> str:
+    """Play songs of an artist.
+
+    Args:
+        artist: The artist.
+        duration: Minutes to play.
+    """
+    return artist
+
+
+def test_a_parallel_step_holds_fewer_calls_rather_than_one_character_strings() -> None:
+    # Eight calls in 512 tokens once left one character per string: SmolLM2 wrote
+    # "artist": "T" eight times on BFCL parallel.
+    step_format = StepFormat.build([play], str, parallel_calls=8, max_tokens=512)
+    assert 1 < step_format.calls_per_step < 8
+    calls = step_format.output.schema["properties"]["actions"]["anyOf"][0]
+    assert calls["maxItems"] == step_format.calls_per_step
+    artist = calls["items"]["anyOf"][0]["properties"]["arguments"]["properties"]["artist"]
+    assert artist["maxLength"] >= MIN_CALL_STRING_LENGTH
+    assert _length_in_tokens_at_most(_longest(dict(step_format.output.schema))) <= 512
+    # The prompt and the parser say the same number.
+    assert f"at most {step_format.calls_per_step} tool calls" in step_format.describe()
+    one = {"tool": "play", "arguments": {"artist": "Adele", "duration": 20}}
+    too_many = json.dumps({"thought": "", "actions": [one] * (step_format.calls_per_step + 1)})
+    with pytest.raises(ModelOutputError, match=f"at most {step_format.calls_per_step} actions"):
+        step_format.parse(too_many, {"play": play})
+    step_format.parse(json.dumps({"thought": "", "actions": [one] * 2}), {"play": play})
+    # Without a budget, or with room for all of them, the step holds every call asked for.
+    assert StepFormat.build([play], str, parallel_calls=8).calls_per_step == 8
+    assert StepFormat.build([play], str, parallel_calls=8, max_tokens=4096).calls_per_step == 8
 
 
 def test_budgeted_bounds_snapshot() -> None:
