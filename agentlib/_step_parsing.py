@@ -110,7 +110,7 @@ def parse(step_format: StepFormat, text: str, tools: Mapping[str, Tool]) -> Pars
     else:
         actions = [actions]
     parsed = [_parse_action(step_format, action, tools, text) for action in actions]
-    return _step_of(thought, parsed, text)
+    return _step_of(thought, parsed, text, distinct=step_format.options.distinct_calls)
 
 
 def _parse_action(
@@ -175,7 +175,8 @@ def _parse_blocks(
             actions.append(_json.loads(block))
         except json.JSONDecodeError as exc:
             raise _invalid(f"a <tool_call> block is not JSON ({exc.msg})", raw) from exc
-    return _step_of("", [_parse_action(step_format, item, tools, raw) for item in actions], raw)
+    parsed = [_parse_action(step_format, item, tools, raw) for item in actions]
+    return _step_of("", parsed, raw, distinct=step_format.options.distinct_calls)
 
 
 def _parse_text_answer(step_format: StepFormat, text: str) -> Any:
@@ -217,8 +218,18 @@ def _parse_answer(step_format: StepFormat, action: dict[str, Any], raw: str) -> 
         raise _Rejected(f"invalid final answer: {exc}", raw_output=raw, rejected=rejected) from exc
 
 
-def _step_of(thought: str, parsed: Sequence[ParsedCall | tuple[Any] | str], raw: str) -> ParsedStep:
-    """The step from its parsed actions: a handoff or a final answer alone, or tool calls."""
+def _step_of(
+    thought: str,
+    parsed: Sequence[ParsedCall | tuple[Any] | str],
+    raw: str,
+    *,
+    distinct: bool = False,
+) -> ParsedStep:
+    """The step from its parsed actions: a handoff or a final answer alone, or tool calls.
+
+    With `distinct` (`StepOptions.distinct_calls`), a call identical to an earlier one of the
+    step (same tool, same arguments) is dropped: it would run the same call twice at once.
+    """
     handoffs = [item for item in parsed if isinstance(item, str)]
     if handoffs:
         if len(parsed) > 1:
@@ -230,6 +241,11 @@ def _step_of(thought: str, parsed: Sequence[ParsedCall | tuple[Any] | str], raw:
             raise _invalid("a final answer must be the only action of its step", raw)
         return ParsedStep(thought=thought, is_final=True, answer=finals[0][0])
     calls = tuple(item for item in parsed if isinstance(item, ParsedCall))
+    if distinct and len(calls) > 1:
+        seen: dict[str, ParsedCall] = {}
+        for item in calls:
+            seen.setdefault(json.dumps([item.name, item.arguments], sort_keys=True), item)
+        calls = tuple(seen.values())
     return ParsedStep(thought=thought, calls=calls)
 
 

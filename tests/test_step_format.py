@@ -232,6 +232,22 @@ def test_a_parallel_step_holds_fewer_calls_rather_than_one_character_strings() -
     assert StepFormat.build([play], str, parallel_calls=8, max_tokens=4096).calls_per_step == 8
 
 
+def test_identical_calls_of_a_step_run_once_when_the_options_say_so() -> None:
+    taylor = {"tool": "play", "arguments": {"artist": "Taylor Swift", "duration": 20}}
+    maroon = {"tool": "play", "arguments": {"duration": 15, "artist": "Maroon 5"}}
+    text = json.dumps({"thought": "", "actions": [taylor, maroon, taylor, dict(maroon)]})
+    distinct = StepFormat.build(
+        [play], str, parallel_calls=4, options=StepOptions(distinct_calls=True)
+    )
+    calls = distinct.parse(text, {"play": play}).calls
+    assert [call.arguments["artist"] for call in calls] == ["Taylor Swift", "Maroon 5"]
+    # By default every call runs, identical or not (a tool may be meant to run twice).
+    assert (
+        len(StepFormat.build([play], str, parallel_calls=4).parse(text, {"play": play}).calls) == 4
+    )
+    assert PROFILES["smollm2"].step.distinct_calls
+
+
 def test_budgeted_bounds_snapshot() -> None:
     step_format = StepFormat.build([search], str, max_tokens=256)
     schema = step_format.output.schema

@@ -85,6 +85,9 @@ class StepOptions:
     """The step's shape: JSON, or the chat template's `<tool_call>` blocks (no thought)."""
     decoding: Decoding = "joint"
     """One generation per step, or the tool first and then its arguments (two)."""
+    distinct_calls: bool = False
+    """A step's identical calls (same tool, same arguments) run once: small models repeat a
+    call to fill a parallel step (SmolLM2 wrote 3 calls for 2 on BFCL parallel)."""
 
     def __post_init__(self) -> None:
         if self.tool_format == "tool_call" and self.thought != "none":
@@ -190,7 +193,7 @@ PROFILES: dict[str, ModelProfile] = {
     # kept it from copying the observation's digits into its answer, 1.0 answered 391.
     "smollm2": ModelProfile(
         name="smollm2",
-        step=StepOptions(max_thought_length=100, max_string_length=200),
+        step=StepOptions(max_thought_length=100, max_string_length=200, distinct_calls=True),
         repeat_penalty=1.0,
         examples=(_CALCULATOR_EXAMPLE,),
     ),
