@@ -238,5 +238,9 @@ def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     if k < 1:
         return rows[:0], scores
     if len(rows) > k:
-        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
-    return rows[np.lexsort((rows, -scores[rows]))], scores
+        # Keep every row scoring at least the k-th best: `argpartition` alone picks among rows
+        # tied at the cut arbitrarily, so `search(q, k)` was not always a prefix of a longer one.
+        row_scores = scores[rows]
+        cut = np.partition(row_scores, len(rows) - k)[len(rows) - k]
+        rows = rows[row_scores >= cut]
+    return rows[np.lexsort((rows, -scores[rows]))[:k]], scores

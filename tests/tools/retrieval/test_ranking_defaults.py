@@ -183,3 +183,20 @@ def test_collection_defaults_are_the_tuned_values() -> None:
 # test half (benchmarks/retrieval.md, "Fusion defaults"); change them only with a new run.
 _TUNED_RRF_K = 10
 _TUNED_WEIGHTS = (1.0, 1.0)
+
+
+def test_bm25_ties_at_the_cut_go_to_the_earlier_chunk() -> None:
+    # Four texts, so hundreds of chunks tie on each score; the top k must be a prefix of the
+    # full ranking (ties to the earlier chunk), for chunks and for documents alike.
+    texts = ["alpha", "alpha beta", "alpha alpha gamma", "beta alpha delta"]
+    chance = random.Random(1)
+    chunks = [
+        Chunk(id=f"c{i:04d}", text=chance.choice(texts), metadata={"source": f"d{i // 3}"})
+        for i in range(600)
+    ]
+    retriever = BM25Retriever(chunks)
+    every = retriever.search("alpha", 600)
+    assert every == sorted(every, key=lambda hit: (-hit.score, hit.chunk.id))
+    for k in (1, 5, 50, 100, 250):
+        assert retriever.search("alpha", k) == every[:k]
+        assert retriever.search_documents("alpha", k) == best_per_document(every, k)
