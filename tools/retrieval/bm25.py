@@ -24,7 +24,6 @@ with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
 __all__ = ["BM25Retriever", "default_tokenize", "word_tokenize"]
 
 _INLINE_ROWS = 20_000  # BM25 indexes up to this many chunks are searched on the event loop
-_DOCUMENT_FETCH = 4  # search_documents asks bm25s for this many chunks per wanted document
 
 # bm25s's own token pattern (words of two or more characters), so agentlib's BM25 and bm25s
 # with the same stemmer index the same terms.
@@ -102,7 +101,8 @@ class BM25Retriever(SyncSearch):
         self.b = b
         self._table = ChunkTable()
         self._model: object | None = None
-        self._documents: np.ndarray | None = None  # row -> document number, for search_documents
+        # Rows grouped by document for search_documents (see `_document_groups`).
+        self._documents: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.add(chunks)
 
     def __len__(self) -> int:
@@ -166,46 +166,58 @@ class BM25Retriever(SyncSearch):
         """The best chunk of each of the `k` best-matching documents, best first.
 
         The same hits as `best_per_document(self.search(query, len(self)), k)`, but only the
-        returned hits are built: the top `k * 4` chunks are ranked, and four times more only
-        while those hold fewer than `k` documents (the chunks are scored once).
+        returned hits are built, and the chunks are ranked per document with array operations.
         """
-        if k < 1:
+        scores = self._scores(query, filter)
+        if k < 1 or scores is None:
             return []
-        matched, scores = self._matches(query, filter)
-        documents = self._document_numbers()
-        fetch = k * _DOCUMENT_FETCH
-        while True:
-            rows, _ = _top(matched, scores, fetch)
-            # The first (best) row of each document, in rank order.
-            _, first = np.unique(documents[rows], return_index=True)
-            best = rows[np.sort(first)[:k]]
-            if len(best) >= k or len(rows) < fetch:
-                chunks = self._table.chunks
-                return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in best]
-            fetch *= _DOCUMENT_FETCH
+        order, documents, starts = self._document_groups()
+        grouped = scores[order]  # the scores document by document, rows ascending in each
+        # Each document's best score, then its first chunk with that score (ties to the
+        # earlier row, as in the full ranking); documents with no matching chunk drop out.
+        best = np.maximum.reduceat(grouped, starts)
+        candidates = (grouped == best[documents]) & (grouped > 0)
+        rows = order[candidates]
+        owners = documents[candidates]
+        first = np.ones(len(rows), dtype=bool)
+        np.not_equal(owners[1:], owners[:-1], out=first[1:])
+        top, _ = _top(rows[first], scores, k)
+        chunks = self._table.chunks
+        return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in top]
 
     def _matches(self, query: str, filter: MetadataFilter | None) -> tuple[np.ndarray, np.ndarray]:
         """The rows that share a term with `query` (and pass `filter`), and every row's score."""
+        scores = self._scores(query, filter)
+        if scores is None:
+            return np.zeros(0, dtype=np.intp), np.zeros(len(self._table), dtype=np.float32)
+        return np.flatnonzero(scores > 0), scores
+
+    def _scores(self, query: str, filter: MetadataFilter | None) -> np.ndarray | None:
+        """Every row's score (0 where filtered out); None when no row can match."""
         table = self._table
         terms = self.tokenize(query)
         if not len(table) or not terms:
-            return np.zeros(0, dtype=np.intp), np.zeros(len(table), dtype=np.float32)
+            return None
         model: Any = self._index()
         mask = table.mask(filter)
         # bm25s's scores with the filter as its weight mask (filtered-out chunks score 0); the
         # top k is taken here, since bm25s's `retrieve` adds 0.1 ms of per-call bookkeeping to
         # the 0.04 ms of scoring 1,000 chunks (profiled).
-        scores = np.asarray(
+        return np.asarray(
             model.get_scores(terms, weight_mask=None if mask is None else mask.astype(np.float32)),
             dtype=np.float32,
         )
-        return np.flatnonzero(scores > 0), scores
 
-    def _document_numbers(self) -> np.ndarray:
-        """One integer per chunk row naming its document (see `document_key`)."""
+    def _document_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows grouped by document, and each grouped row's document number and group start.
+
+        Rows stay ascending within a document; documents (see `document_key`) are numbered from
+        0 in order of first appearance, so group `n` is document `n`. Cached until the next
+        `add` or `delete`.
+        """
         if self._documents is None:
             numbers: dict[tuple[str, object], int] = {}
-            self._documents = np.fromiter(
+            documents = np.fromiter(
                 (
                     numbers.setdefault(document_key(chunk), len(numbers))
                     for chunk in self._table.chunks
@@ -213,6 +225,10 @@ class BM25Retriever(SyncSearch):
                 dtype=np.int64,
                 count=len(self._table),
             )
+            order = np.argsort(documents, kind="stable")
+            grouped = documents[order]
+            starts = np.flatnonzero(np.diff(grouped, prepend=-1))
+            self._documents = (order, grouped, starts)
         return self._documents
 
     async def asearch(

@@ -200,3 +200,22 @@ def test_bm25_ties_at_the_cut_go_to_the_earlier_chunk() -> None:
     for k in (1, 5, 50, 100, 250):
         assert retriever.search("alpha", k) == every[:k]
         assert retriever.search_documents("alpha", k) == best_per_document(every, k)
+
+
+def test_bm25_per_document_search_follows_adds_and_deletes() -> None:
+    # The rows-by-document grouping is cached: each change must show in the next search.
+    retriever = BM25Retriever(_many_chunk_corpus())
+
+    def agrees() -> bool:
+        every = retriever.search("pump valve zebra", 1000)
+        return retriever.search_documents("pump valve zebra", 5) == best_per_document(every, 5)
+
+    def zebra_sources() -> list[str]:
+        return [hit.chunk.source for hit in retriever.search_documents("zebra", 3)]
+
+    assert agrees() and zebra_sources() == []
+    # c3 moves from doc3 to a new document.
+    retriever.add([Chunk(id="c3", text="pump valve zebra", metadata={"source": "new"})])
+    assert agrees() and zebra_sources() == ["new"]
+    retriever.delete(["c3"])
+    assert agrees() and zebra_sources() == []
