@@ -15,7 +15,13 @@ from typing import Any
 
 from agentlib._optional import optional_imports
 from agentlib.tools.retrieval._sync_search import SyncSearch
-from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit, document_key
+from agentlib.tools.retrieval.documents import (
+    Chunk,
+    MetadataFilter,
+    SearchHit,
+    document_key,
+    new_hits,
+)
 from agentlib.tools.retrieval.indexes import ChunkTable
 
 with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
@@ -266,7 +272,4 @@ def _hits(chunks: list[Chunk], rows: np.ndarray, scores: np.ndarray) -> list[Sea
     numpy's `tolist` makes the Python ints and floats in one call: indexing and converting each
     numpy scalar took 0.03 of the 0.08 ms that building 100 hits took (profiled, man pages).
     """
-    return [
-        SearchHit(chunk=chunks[row], score=score)
-        for row, score in zip(rows.tolist(), scores[rows].tolist(), strict=True)
-    ]
+    return new_hits([chunks[row] for row in rows.tolist()], scores[rows].tolist())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 import bm25s
+import pytest
 import Stemmer
 
 from agentlib.tools.retrieval import (
@@ -219,3 +221,14 @@ def test_bm25_per_document_search_follows_adds_and_deletes() -> None:
     assert agrees() and zebra_sources() == ["new"]
     retriever.delete(["c3"])
     assert agrees() and zebra_sources() == []
+
+
+def test_bm25_hits_are_ordinary_frozen_search_hits() -> None:
+    chunks = _many_chunk_corpus()
+    hits = BM25Retriever(chunks).search_documents("pump", 3)
+    by_id = {chunk.id: chunk for chunk in chunks}
+    rebuilt = [SearchHit(chunk=by_id[hit.chunk.id], score=hit.score) for hit in hits]
+    assert hits == rebuilt and len(hits) == 3
+    assert [repr(hit) for hit in hits] == [repr(hit) for hit in rebuilt]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hits[0].score = 0.0  # type: ignore[misc]
