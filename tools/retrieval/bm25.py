@@ -15,7 +15,13 @@ from typing import Any
 
 from agentlib._optional import optional_imports
 from agentlib.tools.retrieval._sync_search import SyncSearch
-from agentlib.tools.retrieval.documents import Chunk, MetadataFilter, SearchHit, document_key
+from agentlib.tools.retrieval.documents import (
+    Chunk,
+    MetadataFilter,
+    SearchHit,
+    document_key,
+    new_hits,
+)
 from agentlib.tools.retrieval.indexes import ChunkTable
 
 with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
@@ -24,7 +30,6 @@ with optional_imports("retrieval", feature="agentlib.tools.retrieval"):
 __all__ = ["BM25Retriever", "default_tokenize", "word_tokenize"]
 
 _INLINE_ROWS = 20_000  # BM25 indexes up to this many chunks are searched on the event loop
-_DOCUMENT_FETCH = 4  # search_documents asks bm25s for this many chunks per wanted document
 
 # bm25s's own token pattern (words of two or more characters), so agentlib's BM25 and bm25s
 # with the same stemmer index the same terms.
@@ -102,7 +107,8 @@ class BM25Retriever(SyncSearch):
         self.b = b
         self._table = ChunkTable()
         self._model: object | None = None
-        self._documents: np.ndarray | None = None  # row -> document number, for search_documents
+        # Rows grouped by document for search_documents (see `_document_groups`).
+        self._documents: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.add(chunks)
 
     def __len__(self) -> int:
@@ -157,8 +163,7 @@ class BM25Retriever(SyncSearch):
     ) -> list[SearchHit]:
         """The best BM25 matches, computed in the calling thread (no event loop needed)."""
         rows, scores = _top(*self._matches(query, filter), k)
-        chunks = self._table.chunks
-        return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in rows]
+        return _hits(self._table.chunks, rows, scores)
 
     def search_documents(
         self, query: str, k: int = 5, *, filter: MetadataFilter | None = None
@@ -166,46 +171,57 @@ class BM25Retriever(SyncSearch):
         """The best chunk of each of the `k` best-matching documents, best first.
 
         The same hits as `best_per_document(self.search(query, len(self)), k)`, but only the
-        returned hits are built: the top `k * 4` chunks are ranked, and four times more only
-        while those hold fewer than `k` documents (the chunks are scored once).
+        returned hits are built, and the chunks are ranked per document with array operations.
         """
-        if k < 1:
+        scores = self._scores(query, filter)
+        if k < 1 or scores is None:
             return []
-        matched, scores = self._matches(query, filter)
-        documents = self._document_numbers()
-        fetch = k * _DOCUMENT_FETCH
-        while True:
-            rows, _ = _top(matched, scores, fetch)
-            # The first (best) row of each document, in rank order.
-            _, first = np.unique(documents[rows], return_index=True)
-            best = rows[np.sort(first)[:k]]
-            if len(best) >= k or len(rows) < fetch:
-                chunks = self._table.chunks
-                return [SearchHit(chunk=chunks[int(row)], score=float(scores[row])) for row in best]
-            fetch *= _DOCUMENT_FETCH
+        order, documents, starts = self._document_groups()
+        grouped = scores[order]  # the scores document by document, rows ascending in each
+        # Each document's best score, then its first chunk with that score (ties to the
+        # earlier row, as in the full ranking); documents with no matching chunk drop out.
+        best = np.maximum.reduceat(grouped, starts)
+        candidates = (grouped == best[documents]) & (grouped > 0)
+        rows = order[candidates]
+        owners = documents[candidates]
+        first = np.ones(len(rows), dtype=bool)
+        np.not_equal(owners[1:], owners[:-1], out=first[1:])
+        top, _ = _top(rows[first], scores, k)
+        return _hits(self._table.chunks, top, scores)
 
     def _matches(self, query: str, filter: MetadataFilter | None) -> tuple[np.ndarray, np.ndarray]:
         """The rows that share a term with `query` (and pass `filter`), and every row's score."""
+        scores = self._scores(query, filter)
+        if scores is None:
+            return np.zeros(0, dtype=np.intp), np.zeros(len(self._table), dtype=np.float32)
+        return np.flatnonzero(scores > 0), scores
+
+    def _scores(self, query: str, filter: MetadataFilter | None) -> np.ndarray | None:
+        """Every row's score (0 where filtered out); None when no row can match."""
         table = self._table
         terms = self.tokenize(query)
         if not len(table) or not terms:
-            return np.zeros(0, dtype=np.intp), np.zeros(len(table), dtype=np.float32)
+            return None
         model: Any = self._index()
         mask = table.mask(filter)
         # bm25s's scores with the filter as its weight mask (filtered-out chunks score 0); the
         # top k is taken here, since bm25s's `retrieve` adds 0.1 ms of per-call bookkeeping to
         # the 0.04 ms of scoring 1,000 chunks (profiled).
-        scores = np.asarray(
+        return np.asarray(
             model.get_scores(terms, weight_mask=None if mask is None else mask.astype(np.float32)),
             dtype=np.float32,
         )
-        return np.flatnonzero(scores > 0), scores
 
-    def _document_numbers(self) -> np.ndarray:
-        """One integer per chunk row naming its document (see `document_key`)."""
+    def _document_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows grouped by document, and each grouped row's document number and group start.
+
+        Rows stay ascending within a document; documents (see `document_key`) are numbered from
+        0 in order of first appearance, so group `n` is document `n`. Cached until the next
+        `add` or `delete`.
+        """
         if self._documents is None:
             numbers: dict[tuple[str, object], int] = {}
-            self._documents = np.fromiter(
+            documents = np.fromiter(
                 (
                     numbers.setdefault(document_key(chunk), len(numbers))
                     for chunk in self._table.chunks
@@ -213,6 +229,10 @@ class BM25Retriever(SyncSearch):
                 dtype=np.int64,
                 count=len(self._table),
             )
+            order = np.argsort(documents, kind="stable")
+            grouped = documents[order]
+            starts = np.flatnonzero(np.diff(grouped, prepend=-1))
+            self._documents = (order, grouped, starts)
         return self._documents
 
     async def asearch(
@@ -238,5 +258,18 @@ def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     if k < 1:
         return rows[:0], scores
     if len(rows) > k:
-        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
-    return rows[np.lexsort((rows, -scores[rows]))], scores
+        # Keep every row scoring at least the k-th best: `argpartition` alone picks among rows
+        # tied at the cut arbitrarily, so `search(q, k)` was not always a prefix of a longer one.
+        row_scores = scores[rows]
+        cut = np.partition(row_scores, len(rows) - k)[len(rows) - k]
+        rows = rows[row_scores >= cut]
+    return rows[np.lexsort((rows, -scores[rows]))[:k]], scores
+
+
+def _hits(chunks: list[Chunk], rows: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
+    """`SearchHit`s for `rows`, in order.
+
+    numpy's `tolist` makes the Python ints and floats in one call: indexing and converting each
+    numpy scalar took 0.03 of the 0.08 ms that building 100 hits took (profiled, man pages).
+    """
+    return new_hits([chunks[row] for row in rows.tolist()], scores[rows].tolist())

@@ -9,6 +9,7 @@ of strings, so every index can store and filter on them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -93,6 +94,24 @@ class SearchHit:
     """The chunk found."""
     score: float
     """Cosine similarity (dense), BM25 score, fused RRF score or reranker score."""
+
+
+# The slot setters the frozen `__init__` calls through `object.__setattr__`; `new_hits` calls
+# them directly: building 100 BM25 hits took 0.04 ms through `__init__`, 0.015 ms this way
+# (man pages, issue 22). A new `SearchHit` field must be set here too (a test compares).
+_SET_CHUNK = vars(SearchHit)["chunk"].__set__
+_SET_SCORE = vars(SearchHit)["score"].__set__
+
+
+def new_hits(chunks: Iterable[Chunk], scores: Iterable[float]) -> list[SearchHit]:
+    """`SearchHit(chunk=c, score=s)` for each pair, faster than calling the constructor."""
+    hits = []
+    for chunk, score in zip(chunks, scores, strict=True):
+        hit = object.__new__(SearchHit)
+        _SET_CHUNK(hit, chunk)
+        _SET_SCORE(hit, score)
+        hits.append(hit)
+    return hits
 
 
 def document_key(chunk: Chunk) -> tuple[str, object]:

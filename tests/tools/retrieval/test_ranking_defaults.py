@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 import bm25s
+import pytest
 import Stemmer
 
 from agentlib.tools.retrieval import (
@@ -183,3 +185,50 @@ def test_collection_defaults_are_the_tuned_values() -> None:
 # test half (benchmarks/retrieval.md, "Fusion defaults"); change them only with a new run.
 _TUNED_RRF_K = 10
 _TUNED_WEIGHTS = (1.0, 1.0)
+
+
+def test_bm25_ties_at_the_cut_go_to_the_earlier_chunk() -> None:
+    # Four texts, so hundreds of chunks tie on each score; the top k must be a prefix of the
+    # full ranking (ties to the earlier chunk), for chunks and for documents alike.
+    texts = ["alpha", "alpha beta", "alpha alpha gamma", "beta alpha delta"]
+    chance = random.Random(1)
+    chunks = [
+        Chunk(id=f"c{i:04d}", text=chance.choice(texts), metadata={"source": f"d{i // 3}"})
+        for i in range(600)
+    ]
+    retriever = BM25Retriever(chunks)
+    every = retriever.search("alpha", 600)
+    assert every == sorted(every, key=lambda hit: (-hit.score, hit.chunk.id))
+    for k in (1, 5, 50, 100, 250):
+        assert retriever.search("alpha", k) == every[:k]
+        assert retriever.search_documents("alpha", k) == best_per_document(every, k)
+
+
+def test_bm25_per_document_search_follows_adds_and_deletes() -> None:
+    # The rows-by-document grouping is cached: each change must show in the next search.
+    retriever = BM25Retriever(_many_chunk_corpus())
+
+    def agrees() -> bool:
+        every = retriever.search("pump valve zebra", 1000)
+        return retriever.search_documents("pump valve zebra", 5) == best_per_document(every, 5)
+
+    def zebra_sources() -> list[str]:
+        return [hit.chunk.source for hit in retriever.search_documents("zebra", 3)]
+
+    assert agrees() and zebra_sources() == []
+    # c3 moves from doc3 to a new document.
+    retriever.add([Chunk(id="c3", text="pump valve zebra", metadata={"source": "new"})])
+    assert agrees() and zebra_sources() == ["new"]
+    retriever.delete(["c3"])
+    assert agrees() and zebra_sources() == []
+
+
+def test_bm25_hits_are_ordinary_frozen_search_hits() -> None:
+    chunks = _many_chunk_corpus()
+    hits = BM25Retriever(chunks).search_documents("pump", 3)
+    by_id = {chunk.id: chunk for chunk in chunks}
+    rebuilt = [SearchHit(chunk=by_id[hit.chunk.id], score=hit.score) for hit in hits]
+    assert hits == rebuilt and len(hits) == 3
+    assert [repr(hit) for hit in hits] == [repr(hit) for hit in rebuilt]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hits[0].score = 0.0  # type: ignore[misc]
