@@ -3,8 +3,7 @@ r"""What constrained decoding may write in a free string: no placeholder, bounde
 A *free* string is one whose schema says only `type: string` (and perhaps a `maxLength`): no
 `pattern`, `format`, `enum` or `const` of its own. The step format gives the schemas it hands
 to token-level constraint engines three extra patterns for free strings and a range for every
-number (`tighten`), and checks
-the first after parsing on every path (`find_placeholder`):
+number (`tighten`), and checks the first after parsing on every path (`find_placeholder`):
 
 - **No placeholder** (tool arguments only): small models copy a template's placeholders as
   values (`"{{city}}"`, `"<city>"`, `"..."`, issue 25 item 4). `NOT_PLACEHOLDER` matches every
